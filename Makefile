@@ -1,0 +1,45 @@
+# diffmig's entry points. `make demo` and `make test` set up everything they need.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The test suite's control database (pytest-django creates test_<name> from it).
+TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/diffmig
+
+.PHONY: demo test lint format serve worker bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py demo
+
+test: $(VENV)/.installed lint
+	@echo "make test needs PostgreSQL (127.0.0.1:5432), MariaDB (127.0.0.1:3306) and Redis (127.0.0.1:6379); see README."
+	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest
+	@echo "Again on the embedded default (SQLite control database): the tests marked 'embedded'."
+	DATABASE_URL= $(VENV)/bin/pytest -m embedded
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+serve: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py runserver
+
+worker: $(VENV)/.installed
+	$(PY) manage.py diffmig worker
+
+bench: $(VENV)/.installed
+	$(PY) bench/run.py
+
+clean:
+	rm -rf var/*.sqlite3* var/demo

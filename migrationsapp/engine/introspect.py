@@ -1,0 +1,219 @@
+"""What a table looks like: columns, their kind, nullability, defaults and primary key.
+
+Introspection goes through SQLAlchemy's inspector, the same for MySQL/MariaDB, PostgreSQL
+and SQLite, and folds each database's types into a small set of *kinds* that the rest of
+the engine reasons about (``text``, ``integer``, ``datetime`` …). The SQL type as the
+database spells it is kept alongside, for messages and for people.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql
+
+KINDS = (
+    "text",
+    "integer",
+    "numeric",
+    "float",
+    "boolean",
+    "date",
+    "datetime",
+    "datetime_tz",
+    "time",
+    "uuid",
+    "json",
+    "bytes",
+    "other",
+)
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One column as introspected. ``kind`` is one of ``KINDS``."""
+
+    name: str
+    kind: str
+    sql_type: str
+    nullable: bool
+    has_default: bool
+    primary_key: bool
+    scale: int | None = None
+    autoincrement: bool = False
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """One table (or view): its columns in table order and its primary key."""
+
+    name: str
+    schema: str | None
+    columns: dict[str, ColumnInfo]
+    primary_key: tuple[str, ...]
+
+    def column(self, name: str) -> ColumnInfo | None:
+        return self.columns.get(name)
+
+
+def kind_of(dialect: str, sa_type: sa.types.TypeEngine[Any]) -> str:
+    """The kind of a reflected SQLAlchemy type on the given dialect."""
+    # Order matters: Float subclasses Numeric, Boolean flags hide in integer types.
+    if isinstance(sa_type, sa.Boolean):
+        return "boolean"
+    if dialect == "mysql":
+        # MySQL has no boolean type: BOOLEAN is an alias of TINYINT(1), and legacy schemas
+        # also flag with BIT(1). Both are read as 0/1.
+        if isinstance(sa_type, mysql.TINYINT) and sa_type.display_width == 1:
+            return "boolean"
+        if isinstance(sa_type, mysql.BIT):
+            return "boolean" if sa_type.length == 1 else "integer"
+        if isinstance(sa_type, mysql.YEAR):
+            return "integer"
+        # MySQL TIMESTAMP is stored in UTC and converted to the session zone, which
+        # diffmig pins to '+00:00': the values are UTC instants, read back as aware.
+        if isinstance(sa_type, mysql.TIMESTAMP):
+            return "datetime_tz"
+    if isinstance(sa_type, sa.Integer):
+        return "integer"
+    if isinstance(sa_type, sa.Float):
+        return "float"
+    if isinstance(sa_type, sa.Numeric):
+        return "numeric"
+    if isinstance(sa_type, sa.DateTime):
+        return "datetime_tz" if getattr(sa_type, "timezone", False) else "datetime"
+    if isinstance(sa_type, sa.Date):
+        return "date"
+    if isinstance(sa_type, sa.Time):
+        return "time"
+    if isinstance(sa_type, sa.Uuid | postgresql.UUID):
+        return "uuid"
+    if isinstance(sa_type, sa.JSON):
+        return "json"
+    if isinstance(sa_type, sa.LargeBinary | sa.types._Binary):
+        return "bytes"
+    if isinstance(sa_type, sa.String):
+        return "text"
+    return "other"
+
+
+def _sql_type(sa_type: sa.types.TypeEngine[Any], dialect: sa.engine.Dialect) -> str:
+    try:
+        return str(sa_type.compile(dialect=dialect))
+    except sa.exc.CompileError:
+        # NullType (an SQLite column without a declared type) has no DDL spelling.
+        return "" if isinstance(sa_type, sa.types.NullType) else type(sa_type).__name__
+
+
+def _mariadb_json_columns(conn: sa.Connection, schema: str | None, table: str) -> set[str]:
+    """MariaDB's JSON is LONGTEXT plus a ``json_valid()`` check: find those columns."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = COALESCE(:schema, DATABASE()) "
+            "AND TABLE_NAME = :table AND LEVEL = 'Column'"
+        ),
+        {"schema": schema, "table": table},
+    )
+    found = set()
+    for (clause,) in rows:
+        text = str(clause).strip()
+        if text.startswith("json_valid(`") and text.endswith("`)"):
+            found.add(text[len("json_valid(`") : -2].replace("``", "`"))
+    return found
+
+
+def _declared_types(conn: sa.Connection, dialect_name: str, schema: str | None, table: str) -> dict:
+    """Column -> type as declared, for types SQLAlchemy does not know (POINT, PostGIS …)."""
+    if dialect_name == "mysql":
+        sql = (
+            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table"
+        )
+    elif dialect_name == "postgresql":
+        sql = (
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "WHERE a.attrelid = CAST(CAST(:qualified AS text) AS regclass) "
+            "AND a.attnum > 0 AND NOT a.attisdropped"
+        )
+    else:
+        return {}
+    preparer = conn.dialect.identifier_preparer
+    qualified = (
+        preparer.quote(table)
+        if schema is None
+        else preparer.quote_schema(schema) + "." + preparer.quote(table)
+    )
+    rows = conn.execute(sa.text(sql), {"schema": schema, "table": table, "qualified": qualified})
+    return {str(name): str(declared).upper() for name, declared in rows}
+
+
+def _sqlite_uuid_columns(conn: sa.Connection, table: str) -> set[str]:
+    """SQLite columns whose declared type is UUID (PRAGMA table_info keeps the declaration)."""
+    quoted = conn.dialect.identifier_preparer.quote(table)
+    rows = conn.exec_driver_sql(f"PRAGMA table_info({quoted})").fetchall()
+    return {row[1] for row in rows if str(row[2]).strip().upper() == "UUID"}
+
+
+def introspect_table(
+    conn: sa.Connection, dialect_name: str, name: str, schema: str | None
+) -> TableInfo | None:
+    """The table (or view) ``name`` in ``schema``, or None when it does not exist."""
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(name, schema=schema):  # views count as tables here
+        return None
+    with warnings.catch_warnings():
+        # "Did not recognize type 'point'": such columns are kind "other", by design.
+        warnings.filterwarnings("ignore", "Did not recognize type", sa.exc.SAWarning)
+        reflected = inspector.get_columns(name, schema=schema)
+    declared: dict[str, str] | None = None
+    try:
+        pk = tuple(inspector.get_pk_constraint(name, schema=schema)["constrained_columns"] or ())
+    except NotImplementedError:  # views on some dialects
+        pk = ()
+    json_columns: set[str] = set()
+    declared_uuid: set[str] = set()
+    if dialect_name == "sqlite":
+        declared_uuid = _sqlite_uuid_columns(conn, name)
+    if dialect_name == "mysql" and getattr(conn.dialect, "is_mariadb", False):
+        json_columns = _mariadb_json_columns(conn, schema, name)
+
+    columns: dict[str, ColumnInfo] = {}
+    for col in reflected:
+        sa_type = col["type"]
+        col_name = col["name"]
+        kind = kind_of(dialect_name, sa_type)
+        sql_type = _sql_type(sa_type, conn.dialect)
+        if dialect_name == "sqlite" and col_name in declared_uuid:
+            # SQLite has no UUID type: a column declared UUID holds the text form, and
+            # SQLAlchemy would reflect it as NUMERIC (its affinity).
+            kind, sql_type = "uuid", "UUID"
+        if isinstance(sa_type, sa.types.NullType) and dialect_name != "sqlite":
+            if declared is None:
+                declared = _declared_types(conn, dialect_name, schema, name)
+            sql_type = declared.get(col_name, sql_type)
+        if col_name in json_columns:
+            kind, sql_type = "json", "JSON"
+        autoincrement = col.get("autoincrement") is True or bool(col.get("identity"))
+        nullable = bool(col["nullable"])
+        if dialect_name == "sqlite" and pk == (col_name,) and sql_type.upper() == "INTEGER":
+            # An INTEGER PRIMARY KEY is SQLite's rowid: never null, assigned when omitted.
+            autoincrement, nullable = True, False
+        if col_name in pk and dialect_name != "sqlite":
+            nullable = False
+        columns[col_name] = ColumnInfo(
+            name=col_name,
+            kind=kind,
+            sql_type=sql_type,
+            nullable=nullable,
+            has_default=(
+                col.get("default") is not None or autoincrement or bool(col.get("computed"))
+            ),
+            primary_key=col_name in pk,
+            scale=getattr(sa_type, "scale", None) if kind == "numeric" else None,
+            autoincrement=autoincrement,
+        )
+    return TableInfo(name=name, schema=schema, columns=columns, primary_key=pk)

@@ -1,0 +1,265 @@
+"""Destination writers: idempotent upserts keyed by destination UUID, and deletes.
+
+PostgreSQL: the batch is COPYed into a temporary table and merged with
+``INSERT … ON CONFLICT (key) DO UPDATE``, in one transaction that commits before the control
+database records the batch (the two-commit protocol: a replay writes the same rows).
+SQLite: an ``executemany`` upsert. A batch the database refuses as a whole (a foreign key,
+a NOT NULL) is retried row by row in savepoints so that only the offending rows fail, each
+with the database's reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from .connectors import Database, TableInfo
+
+Row = Mapping[str, Any]
+
+
+class DestinationWriter:
+    """Writes one destination table; every call runs and commits its own transaction."""
+
+    def __init__(self, database: Database, table: TableInfo, key_column: str) -> None:
+        self.database = database
+        self.table = table
+        self.key_column = key_column
+        preparer = database.engine.dialect.identifier_preparer
+        self._quote = preparer.quote
+        self._qualified = (
+            f"{self._quote(table.schema)}.{self._quote(table.name)}"
+            if table.schema
+            else self._quote(table.name)
+        )
+
+    # -- upserts ---------------------------------------------------------------------------
+
+    def upsert(self, rows: Sequence[Row], columns: Sequence[str]) -> dict[uuid.UUID, str]:
+        """Insert or update ``rows`` (each holding the key column and ``columns``).
+
+        Returns the rows the database refused, by UUID, with its reason; the others are
+        committed.
+        """
+        if not rows:
+            return {}
+        all_columns = [self.key_column, *columns]
+        try:
+            with self._connect() as conn:
+                self._upsert_rows(conn, rows, all_columns)
+                conn.commit()
+            return {}
+        except sa.exc.DBAPIError as exc:
+            if not _is_row_error(exc):
+                raise
+        # The batch as a whole was refused: find the rows at fault, one savepoint each.
+        failures: dict[uuid.UUID, str] = {}
+        with self._connect() as conn:
+            for row in rows:
+                savepoint = conn.begin_nested()
+                try:
+                    self._upsert_rows(conn, [row], all_columns)
+                    savepoint.commit()
+                except sa.exc.DBAPIError as exc:
+                    savepoint.rollback()
+                    if not _is_row_error(exc):
+                        raise
+                    failures[row[self.key_column]] = _database_reason(exc)
+            conn.commit()
+        return failures
+
+    def _upsert_rows(self, conn: sa.Connection, rows: Sequence[Row], columns: list[str]) -> None:
+        if self.database.dialect == "postgresql":
+            self._upsert_postgresql(conn, rows, columns)
+        else:
+            self._upsert_generic(conn, rows, columns)
+
+    def _upsert_postgresql(
+        self, conn: sa.Connection, rows: Sequence[Row], columns: list[str]
+    ) -> None:
+        quoted = ", ".join(self._quote(c) for c in columns)
+        stage = self._quote("diffmig_stage")
+        # LIKE copies the column types, so COPY converts every value exactly as the target would.
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{stage}")
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {stage} (LIKE {self._qualified} INCLUDING DEFAULTS) "
+            "ON COMMIT DROP"
+        )
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cursor, cursor.copy(f"COPY {stage} ({quoted}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row.get(c) for c in columns])
+        updates = ", ".join(
+            f"{self._quote(c)} = EXCLUDED.{self._quote(c)}" for c in columns if c != self.key_column
+        )
+        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        conn.exec_driver_sql(
+            f"INSERT INTO {self._qualified} ({quoted}) SELECT {quoted} FROM {stage} "
+            f"ON CONFLICT ({self._quote(self.key_column)}) {action}"
+        )
+        conn.exec_driver_sql(f"DROP TABLE {stage}")
+
+    def _upsert_generic(self, conn: sa.Connection, rows: Sequence[Row], columns: list[str]) -> None:
+        quoted = ", ".join(self._quote(c) for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        updates = ", ".join(
+            f"{self._quote(c)} = excluded.{self._quote(c)}" for c in columns if c != self.key_column
+        )
+        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        sql = (
+            f"INSERT INTO {self._qualified} ({quoted}) VALUES ({marks}) "
+            f"ON CONFLICT ({self._quote(self.key_column)}) {action}"
+        )
+        params = [tuple(_sqlite_value(row.get(c)) for c in columns) for row in rows]
+        conn.exec_driver_sql(sql, params)
+
+    # -- reads used by the runner --------------------------------------------------------------
+
+    def owners_of_values(self, column: str, values: Iterable[Any]) -> dict[Any, uuid.UUID]:
+        """For a `unique` rule: which destination record holds each value now."""
+        wanted = [v for v in set(values) if v is not None]
+        found: dict[Any, uuid.UUID] = {}
+        key, col = self._quote(self.key_column), self._quote(column)
+        with self._connect() as conn:
+            for chunk in _chunks(wanted, 1000):
+                marks = ", ".join(self._mark() for _ in chunk)
+                params = tuple(_sqlite_value(v) for v in chunk) if self._is_sqlite else tuple(chunk)
+                rows = conn.exec_driver_sql(
+                    f"SELECT {key}, {col} FROM {self._qualified} WHERE {col} IN ({marks})", params
+                )
+                for owner, value in rows:
+                    found[value] = _as_uuid(owner)
+        return found
+
+    def existing_keys(self, uuids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these UUIDs have a row in the destination."""
+        wanted = list(uuids)
+        found: set[uuid.UUID] = set()
+        key = self._quote(self.key_column)
+        with self._connect() as conn:
+            for chunk in _chunks(wanted, 1000):
+                marks = ", ".join(self._mark() for _ in chunk)
+                params = tuple(self._key_param(u) for u in chunk)
+                rows = conn.exec_driver_sql(
+                    f"SELECT {key} FROM {self._qualified} WHERE {key} IN ({marks})", params
+                )
+                found.update(_as_uuid(v) for (v,) in rows)
+        return found
+
+    # -- deletes -----------------------------------------------------------------------------
+
+    def delete(self, uuids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Hard-delete rows; rows the destination still references fail with the reason."""
+        return self._apply_each(uuids, self._delete_sql())
+
+    def soft_delete(
+        self, uuids: Sequence[uuid.UUID], column: str, when: dt.datetime
+    ) -> dict[uuid.UUID, str]:
+        """Mark rows deleted by setting ``column`` (kept if already set)."""
+        sql = (
+            f"UPDATE {self._qualified} SET {self._quote(column)} = COALESCE({self._quote(column)}, "
+            f"{self._mark()}) WHERE {self._quote(self.key_column)} = {self._mark()}"
+        )
+        value = _sqlite_value(when) if self._is_sqlite else when
+        return self._apply_each(uuids, sql, leading=(value,))
+
+    def _delete_sql(self) -> str:
+        return (
+            f"DELETE FROM {self._qualified} WHERE {self._quote(self.key_column)} = {self._mark()}"
+        )
+
+    def _apply_each(
+        self, uuids: Sequence[uuid.UUID], sql: str, leading: tuple[Any, ...] = ()
+    ) -> dict[uuid.UUID, str]:
+        if not uuids:
+            return {}
+        params = [(*leading, self._key_param(u)) for u in uuids]
+        try:
+            # One statement-set for the batch: rows of one table that reference each other
+            # go together, and foreign keys are checked once all are gone.
+            with self._connect() as conn:
+                conn.exec_driver_sql(sql, params)
+                conn.commit()
+            return {}
+        except sa.exc.DBAPIError as exc:
+            if not _is_row_error(exc):
+                raise
+        failures: dict[uuid.UUID, str] = {}
+        with self._connect() as conn:
+            for u, param in zip(uuids, params, strict=True):
+                savepoint = conn.begin_nested()
+                try:
+                    conn.exec_driver_sql(sql, [param])
+                    savepoint.commit()
+                except sa.exc.DBAPIError as exc:
+                    savepoint.rollback()
+                    if not _is_row_error(exc):
+                        raise
+                    failures[u] = _database_reason(exc)
+            conn.commit()
+        return failures
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @property
+    def _is_sqlite(self) -> bool:
+        return self.database.dialect == "sqlite"
+
+    def _mark(self) -> str:
+        return "?" if self._is_sqlite else "%s"
+
+    def _key_param(self, value: uuid.UUID) -> Any:
+        return str(value) if self._is_sqlite else value
+
+    def _connect(self) -> sa.Connection:
+        conn = self.database.engine.connect()
+        if self._is_sqlite:
+            # SQLite enforces foreign keys only when asked, per connection, outside a transaction.
+            conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+        return conn
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _sqlite_value(value: Any) -> Any:
+    """Python values SQLite's driver cannot bind, as the text the schema expects."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return value
+
+
+def _is_row_error(exc: sa.exc.DBAPIError) -> bool:
+    """True for errors a single row can cause (constraint, data); False for lost connections."""
+    if exc.connection_invalidated:
+        return False
+    return isinstance(exc, sa.exc.IntegrityError | sa.exc.DataError) or (
+        "constraint" in str(exc.orig).lower()
+    )
+
+
+def _database_reason(exc: sa.exc.DBAPIError) -> str:
+    text = str(exc.orig).strip().splitlines()
+    return "destination refused the row: " + " ".join(line.strip() for line in text[:2])

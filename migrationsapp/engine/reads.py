@@ -1,0 +1,466 @@
+"""Reading rows out of a database: snapshot streams, content hashes and fetch-by-key.
+
+* ``stream_key_hashes`` streams every row's key and a content hash from one consistent
+  snapshot. On MySQL/MariaDB and PostgreSQL the hash is computed by the server (md5 over
+  a NULL-safe, length-prefixed concatenation of each column's text) so only keys and
+  32-character hashes cross the wire; on SQLite it is computed here from the values.
+* ``stream_rows`` streams chosen columns from one snapshot.
+* ``fetch_rows`` fetches rows by key and keeps only exact (binary) key matches, whatever
+  the source's collation thinks is equal.
+
+Every stream reads in batches through a server-side cursor, so memory stays constant in
+the size of the table, and a read that ends early raises SourceUnavailableError instead
+of returning a shorter stream.
+
+Values come back as the driver gives them (PyMySQL, psycopg, sqlite3), with a few MySQL
+types made regular: BIT -> int, TIME -> datetime.time, TIMESTAMP -> aware UTC datetime,
+JSON text -> Python objects, UUID text -> uuid.UUID. Values the types cannot hold (zero
+dates such as ``'0000-00-00'``, impossible dates, TIME beyond 24h) stay as raw strings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from migrationsapp.engine.errors import ConfigurationError, TerminalError
+from migrationsapp.engine.ids import encode_key, value_text
+from migrationsapp.engine.introspect import ColumnInfo, TableInfo
+
+if TYPE_CHECKING:
+    from migrationsapp.engine.connectors import Database
+
+FETCH_CHUNK = 1000  # keys per statement in fetch_rows
+
+Converter = Callable[[Any], Any]
+
+
+# --- columns ----------------------------------------------------------------------------
+
+
+def _columns(db: Database, info: TableInfo, names: Sequence[str]) -> list[ColumnInfo]:
+    missing = [n for n in names if info.column(n) is None]
+    if missing:
+        raise ConfigurationError(
+            f"table {info.name!r} of database {db.name!r} has no column "
+            + ", ".join(repr(n) for n in missing)
+        )
+    return [info.columns[n] for n in names]
+
+
+def _table_clause(info: TableInfo, names: Sequence[str]) -> sa.TableClause:
+    # Untyped columns: SQLAlchemy quotes the (introspected) names but adds no result
+    # processing, so values arrive exactly as the driver reads them.
+    return sa.table(info.name, *(sa.column(n) for n in dict.fromkeys(names)), schema=info.schema)
+
+
+# --- value conversion -------------------------------------------------------------------
+
+
+def _mysql_time(value: Any) -> Any:
+    # PyMySQL reads TIME as timedelta because MySQL TIME spans -838:59:59..838:59:59.
+    if not isinstance(value, dt.timedelta):
+        return value
+    if dt.timedelta(0) <= value < dt.timedelta(days=1):
+        return (dt.datetime.min + value).time()
+    total = abs(value)
+    hours, rest = divmod(total, dt.timedelta(hours=1))
+    minutes, rest = divmod(rest, dt.timedelta(minutes=1))
+    text = f"{'-' if value < dt.timedelta(0) else ''}{hours:02d}:{minutes:02d}:{rest.seconds:02d}"
+    return text + (f".{rest.microseconds:06d}" if rest.microseconds else "")
+
+
+def _mysql_utc(value: Any) -> Any:
+    return value.replace(tzinfo=dt.UTC) if isinstance(value, dt.datetime) else value
+
+
+def _bits(value: Any) -> Any:
+    return int.from_bytes(value, "big") if isinstance(value, bytes) else value
+
+
+def _json(value: Any) -> Any:
+    if not isinstance(value, str | bytes):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value  # legacy text that is not JSON is read, not refused
+
+
+def _uuid(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _converter(dialect: str, column: ColumnInfo) -> Converter | None:
+    """How a driver value of this column becomes the engine's value (None: as it is)."""
+    if dialect != "mysql":
+        return None  # psycopg already returns the right types; SQLite values stay raw
+    if column.sql_type.upper().split("(")[0].strip() == "BIT":
+        return _bits
+    return {
+        "time": _mysql_time,
+        "datetime_tz": _mysql_utc,
+        "json": _json,
+        "uuid": _uuid,
+    }.get(column.kind)
+
+
+def _row_converter(dialect: str, columns: Sequence[ColumnInfo]) -> Callable[[Sequence], tuple]:
+    converters = [_converter(dialect, c) for c in columns]
+    if not any(converters):
+        return tuple
+
+    def convert(row: Sequence) -> tuple:
+        return tuple(
+            v if (fn is None or v is None) else fn(v) for fn, v in zip(converters, row, strict=True)
+        )
+
+    return convert
+
+
+# --- content hash -----------------------------------------------------------------------
+
+_COLON = sa.literal_column("':'")
+_NULL_MARK = sa.literal_column("'N'")
+_MYSQL_BINARY = ("BINARY", "VARBINARY", "TINYBLOB", "BLOB", "MEDIUMBLOB", "LONGBLOB", "BIT")
+
+
+def _mysql_text(col: sa.ColumnClause, info: ColumnInfo) -> sa.ColumnElement:
+    base = info.sql_type.upper().split("(")[0].strip()
+    if info.kind in ("bytes", "other") or base in _MYSQL_BINARY:
+        # Bytes are not text in any charset, and geometry cannot even be CAST to CHAR:
+        # hex keeps every byte.
+        return sa.func.hex(col)
+    if base == "FLOAT":
+        # A single-precision FLOAT casts to 6 significant digits, hiding a change in the
+        # 7th; as a DOUBLE (`+ 0e0` works on every MySQL version) it prints exactly.
+        col = col + sa.literal_column("0e0")
+    # One charset for every column, or CONCAT fails on an "illegal mix of collations".
+    return sa.cast(col, mysql.CHAR(charset="utf8mb4"))
+
+
+def _mysql_hash(cols: Sequence[sa.ColumnClause], infos: Sequence[ColumnInfo]) -> sa.ColumnElement:
+    # Each value becomes "<length>:<text>", NULL becomes "N": unambiguous once concatenated.
+    pieces = []
+    for col, info in zip(cols, infos, strict=True):
+        text = _mysql_text(col, info)
+        pieces.append(
+            sa.func.coalesce(sa.func.concat(sa.func.char_length(text), _COLON, text), _NULL_MARK)
+        )
+    return sa.func.md5(sa.func.concat(*pieces) if pieces else sa.literal_column("''"))
+
+
+def _postgresql_hash(cols: Sequence[sa.ColumnClause]) -> sa.ColumnElement:
+    # `||` rather than concat(): concat() skips NULLs and takes at most 100 arguments.
+    pieces: list[sa.ColumnElement] = []
+    for col in cols:
+        text = sa.cast(col, sa.Text)
+        piece = sa.cast(sa.func.length(text), sa.Text).op("||")(_COLON).op("||")(text)
+        pieces.append(sa.func.coalesce(piece, _NULL_MARK))
+    if not pieces:
+        return sa.func.md5(sa.literal_column("''"))
+    joined = pieces[0]
+    for piece in pieces[1:]:
+        joined = joined.op("||")(piece)
+    return sa.func.md5(joined)
+
+
+def _encode_value(value: Any) -> bytes:
+    # Type tag + length + payload: 1 and '1' differ, as do ('a|b','c') and ('a','b|c').
+    if value is None:
+        return b"N"
+    if isinstance(value, bytes | bytearray | memoryview):
+        tag, payload = b"b", bytes(value)
+    elif isinstance(value, bool):
+        tag, payload = b"?", b"1" if value else b"0"
+    elif isinstance(value, int):
+        tag, payload = b"i", str(value).encode()
+    elif isinstance(value, float):
+        tag, payload = b"f", repr(value).encode()
+    elif isinstance(value, str):
+        tag, payload = b"s", value.encode("utf-8", "surrogatepass")
+    else:
+        tag, payload = b"o", repr(value).encode("utf-8", "surrogatepass")
+    return tag + str(len(payload)).encode() + b":" + payload
+
+
+def python_row_hash(values: Sequence[Any]) -> str:
+    """The content hash of a row computed in Python (SQLite), hex md5."""
+    digest = hashlib.md5(usedforsecurity=False)
+    for value in values:
+        digest.update(_encode_value(value))
+    return digest.hexdigest()
+
+
+# --- streams ----------------------------------------------------------------------------
+
+
+def _stream(db: Database, stmt: sa.Select, batch_size: int) -> Iterator[Sequence[sa.Row[Any]]]:
+    """Batches of ``stmt``'s rows from one snapshot, through a server-side cursor."""
+    with db.snapshot() as conn:
+        result = conn.execution_options(yield_per=batch_size).execute(stmt)
+        finished = False
+        try:
+            yield from result.partitions(batch_size)
+            finished = True
+        finally:
+            if not finished and db.dialect == "mysql":
+                _abandon_mysql_stream(result)
+                result.close()
+                if not conn.invalidated:
+                    conn.invalidate()
+            else:
+                result.close()
+
+
+def _abandon_mysql_stream(result: sa.CursorResult[Any]) -> None:
+    """Let a consumer stop reading a MySQL stream without reading the rest of it.
+
+    The protocol has no way to stop a result half-way: PyMySQL's streaming cursor reads
+    (and discards) every remaining row on close, which on a large table takes as long as
+    the whole read. Marking its pending result as finished and then dropping the
+    connection (the caller invalidates it) ends the read at once; the server sees the
+    client gone and stops.
+    """
+    pending = getattr(getattr(result, "cursor", None), "_result", None)
+    if pending is not None and getattr(pending, "unbuffered_active", False):
+        pending.unbuffered_active = False
+
+
+def stream_key_hashes(
+    db: Database,
+    table: str,
+    key_columns: Sequence[str],
+    hashed_columns: Sequence[str],
+    *,
+    batch_size: int = 10_000,
+) -> Iterator[list[tuple[tuple, str]]]:
+    """Batches of ``(typed key, content hash)`` for every row of ``table``.
+
+    The hash covers ``hashed_columns`` in the given order; it is the same for unchanged
+    data and differs when any of those columns' values changes (case, trailing spaces,
+    NULL vs empty included).
+    """
+    # Checked now, not at the first next(): a bad table or column fails the call itself.
+    if not key_columns:
+        raise ConfigurationError(f"reading {table!r} from {db.name!r}: no key columns given")
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    info = db.require_table(table)
+    key_infos = _columns(db, info, key_columns)
+    hashed_infos = _columns(db, info, hashed_columns)
+    t = _table_clause(info, [*key_columns, *hashed_columns])
+    keys = [t.c[n] for n in key_columns]
+    hashed = [t.c[n] for n in hashed_columns]
+    convert_key = _row_converter(db.dialect, key_infos)
+    if db.dialect == "sqlite":
+        return _python_hashes(db, sa.select(*keys, *hashed), len(keys), convert_key, batch_size)
+    if db.dialect == "mysql":
+        digest = _mysql_hash(hashed, hashed_infos)
+    else:
+        digest = _postgresql_hash(hashed)
+    stmt = sa.select(*keys, digest)
+    return _server_hashes(db, table, stmt, len(keys), convert_key, batch_size)
+
+
+def _python_hashes(
+    db: Database, stmt: sa.Select, n_keys: int, convert_key: Callable, batch_size: int
+) -> Iterator[list[tuple[tuple, str]]]:
+    for batch in _stream(db, stmt, batch_size):
+        yield [(convert_key(row[:n_keys]), python_row_hash(row[n_keys:])) for row in batch]
+
+
+def _server_hashes(
+    db: Database,
+    table: str,
+    stmt: sa.Select,
+    n_keys: int,
+    convert_key: Callable,
+    batch_size: int,
+) -> Iterator[list[tuple[tuple, str]]]:
+    for batch in _stream(db, stmt, batch_size):
+        out = []
+        for row in batch:
+            if row[n_keys] is None:
+                # MySQL's CONCAT gives NULL past max_allowed_packet: never hash that as "".
+                raise TerminalError(
+                    f"table {table!r} of database {db.name!r}: key "
+                    f"{encode_key(convert_key(row[:n_keys]))!r} is too large to hash on the "
+                    "server; raise max_allowed_packet or hash fewer columns"
+                )
+            out.append((convert_key(row[:n_keys]), row[n_keys]))
+        yield out
+
+
+def stream_rows(
+    db: Database, table: str, columns: Sequence[str], *, batch_size: int = 10_000
+) -> Iterator[list[dict[str, Any]]]:
+    """Batches of ``{column: value}`` for every row of ``table``, from one snapshot."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    info = db.require_table(table)
+    infos = _columns(db, info, columns)
+    t = _table_clause(info, columns)
+    stmt = sa.select(*(t.c[n] for n in columns))
+    return _dict_rows(db, stmt, list(columns), _row_converter(db.dialect, infos), batch_size)
+
+
+def _dict_rows(
+    db: Database, stmt: sa.Select, names: list[str], convert: Callable, batch_size: int
+) -> Iterator[list[dict[str, Any]]]:
+    for batch in _stream(db, stmt, batch_size):
+        yield [dict(zip(names, convert(row), strict=True)) for row in batch]
+
+
+# --- fetch by key -----------------------------------------------------------------------
+
+
+class _NoMatch(Exception):
+    """A requested key value that no row of this column can hold."""
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in {"1", "t", "true", "y", "yes"}:
+            return True
+        if word in {"0", "f", "false", "n", "no"}:
+            return False
+        raise ValueError(value)
+    return bool(value)
+
+
+def _bind_value(dialect: str, column: ColumnInfo, value: Any) -> Any:
+    """A requested key value in the Python type the driver binds for this column.
+
+    Keys may arrive typed (from a stream) or in their stored text form (ids.storage_values):
+    "12.50", "2024-01-31T10:00:00", hex for bytes.
+    """
+    if value is None:
+        return value
+    if dialect == "sqlite":
+        # SQLite compares stored values by its own affinity rules; sqlite3 binds only
+        # int, float, str and bytes.
+        return str(value) if isinstance(value, Decimal | uuid.UUID) else value
+    kind = column.kind
+    try:
+        if isinstance(value, str):
+            if kind == "integer":
+                return int(value)
+            if kind == "numeric":
+                return Decimal(value)
+            if kind == "float":
+                return float(value)
+            if kind == "date":
+                return dt.date.fromisoformat(value)
+            if kind in ("datetime", "datetime_tz"):
+                value = dt.datetime.fromisoformat(value)
+            elif kind == "time":
+                return dt.time.fromisoformat(value)
+            elif kind == "uuid" and dialect == "postgresql":
+                return uuid.UUID(value)
+            elif kind == "bytes":
+                return bytes.fromhex(value)
+            elif kind == "boolean":
+                value = _boolean(value)
+        elif kind == "text":
+            return value_text(value)  # the text a non-text value reads as
+        if kind == "boolean" and dialect == "mysql":
+            return int(value)
+        if dialect == "mysql" and isinstance(value, dt.datetime) and value.tzinfo is not None:
+            # The session zone is UTC and PyMySQL binds naive values.
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+    except (ValueError, InvalidOperation, TypeError) as exc:
+        if dialect == "mysql" and kind in ("date", "datetime", "datetime_tz", "time"):
+            return value  # zero and impossible dates are stored, and read, as text
+        raise _NoMatch from exc
+
+
+def _identity(key: Sequence[Any]) -> tuple[str | None, ...]:
+    # The exact identity of a key: each value's text (ids.value_text), NULL kept apart
+    # from the text 'None'. Compared in Python, so no collation has a say.
+    return tuple(None if v is None else value_text(v) for v in key)
+
+
+def _key_condition(key_cols: list[sa.ColumnClause], chunk: list[tuple]) -> sa.ColumnElement:
+    with_null = [values for values in chunk if None in values]
+    plain = [values for values in chunk if None not in values]
+    conditions: list[sa.ColumnElement] = []
+    if plain:
+        if len(key_cols) == 1:
+            conditions.append(key_cols[0].in_([values[0] for values in plain]))
+        else:
+            conditions.append(sa.tuple_(*key_cols).in_(plain))
+    # NULL never equals anything, in IN lists too: such keys need IS NULL, one by one.
+    for values in with_null:
+        parts = zip(key_cols, values, strict=True)
+        conditions.append(sa.and_(*(c.is_(None) if v is None else c == v for c, v in parts)))
+    return sa.or_(*conditions)
+
+
+def fetch_rows(
+    db: Database,
+    table: str,
+    key_columns: Sequence[str],
+    keys: Sequence[tuple],
+    columns: Sequence[str],
+) -> dict[tuple, dict[str, Any]]:
+    """The rows of ``table`` whose key is exactly one of ``keys``.
+
+    Returns ``{key as stored in the source: {column: value}}``. A key matches only if each
+    of its values has the same text (ids.value_text) as the row's: MySQL's default
+    collations would also return 'ABC' for 'abc' and 'a' for 'a ', and those rows are
+    left out. Keys may be given typed or in their stored text form ("12.50", ISO dates).
+    """
+    if not key_columns:
+        raise ConfigurationError(f"reading {table!r} from {db.name!r}: no key columns given")
+    info = db.require_table(table)
+    key_infos = _columns(db, info, key_columns)
+    infos = _columns(db, info, columns)
+    wanted: set[tuple[str | None, ...]] = set()
+    bound: list[tuple] = []
+    for key in keys:
+        if len(key) != len(key_columns):
+            raise ValueError(f"key {key!r} does not have {len(key_columns)} values")
+        identity = _identity(key)
+        if identity in wanted:
+            continue
+        try:
+            values = tuple(
+                _bind_value(db.dialect, c, v) for c, v in zip(key_infos, key, strict=True)
+            )
+        except _NoMatch:
+            continue
+        wanted.add(identity)
+        bound.append(values)
+
+    selected = list(dict.fromkeys([*key_columns, *columns]))
+    t = _table_clause(info, selected)
+    by_name = {c.name: c for c in [*key_infos, *infos]}
+    convert = _row_converter(db.dialect, [by_name[n] for n in selected])
+    key_cols = [t.c[n] for n in key_columns]
+    found: dict[tuple, dict[str, Any]] = {}
+    with db.connect() as conn:
+        for start in range(0, len(bound), FETCH_CHUNK):
+            where = _key_condition(key_cols, bound[start : start + FETCH_CHUNK])
+            stmt = sa.select(*(t.c[n] for n in selected)).where(where)
+            for row in conn.execute(stmt):
+                record = dict(zip(selected, convert(row), strict=True))
+                key = tuple(record[n] for n in key_columns)
+                if _identity(key) in wanted:
+                    found[key] = {n: record[n] for n in columns}
+    return found

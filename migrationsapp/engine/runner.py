@@ -1,0 +1,348 @@
+"""The batch loop of one entity: read → transform → validate → write → checkpoint.
+
+The runner knows nothing of Django, RQ or the web: it is handed its ports (where the change
+set is read from, the record map, the batch commit with its checkpoint and lease, the
+pause/cancel check). A batch's destination writes commit first; then ``commit_batch``
+records the batch in the control database in one transaction. A crash between the two
+replays the batch, which writes the same rows (same UUIDs), so nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .compile import CompiledEntity, ReferenceValue
+from .connectors import Database
+from .errors import RowError
+from .ids import destination_uuid, encode_key
+from .load import DestinationWriter
+from .validation import CompiledRule, batch_unique_violations, unique_rules, validate_row
+
+UPSERT = "upsert"
+DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One key of the change set."""
+
+    id: int
+    kind: str  # new | modified | retry | deleted
+    key: list[Any]
+    key_text: str
+    content_hash: str
+
+
+@dataclass
+class RecordOutcome:
+    key_text: str
+    key: list[Any]
+    action: str  # created | updated | deleted | failed | skipped
+    uuid: uuid.UUID | None
+    content_hash: str
+    error: RowError | None = None
+
+
+@dataclass
+class BatchResult:
+    entity: str
+    phase: str
+    last_change_id: int
+    outcomes: list[RecordOutcome]
+    seconds: float
+    dry_run: bool = False
+
+    def count(self, *actions: str) -> int:
+        return sum(1 for o in self.outcomes if o.action in actions)
+
+    @property
+    def processed(self) -> int:
+        return self.count("created", "updated", "deleted")
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+    @property
+    def skipped(self) -> int:
+        return self.count("skipped")
+
+
+@dataclass
+class UnitOutcome:
+    """How a unit of work ended: ``done``, ``paused``, ``cancelled`` or ``slice`` (more to do)."""
+
+    status: str
+    last_change_id: int
+    batches: int = 0
+    processed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+class RunPorts(Protocol):
+    def read_changes(self, *, after_id: int, phase: str, limit: int) -> list[Change]:
+        """The next changes of this entity's change set, by ascending id."""
+
+    def lookup_uuids(
+        self, entity: str, key_texts: Collection[str], *, include_deleted: bool
+    ) -> dict[str, uuid.UUID]:
+        """Destination UUIDs from the record map."""
+
+    def commit_batch(self, result: BatchResult) -> None:
+        """Record the batch (map, events, quarantine, checkpoint, counters) atomically."""
+
+    def stop_requested(self) -> str | None:
+        """``pause`` or ``cancel`` when an operator asked to stop, else None."""
+
+
+FaultHook = Callable[[str], None]
+
+
+@dataclass
+class EntityRunner:
+    compiled: CompiledEntity
+    source: Database
+    writer: DestinationWriter
+    ports: RunPorts
+    rules: Sequence[CompiledRule] = ()
+    batch_size: int = 1000
+    dry_run: bool = False
+    today: dt.date = field(default_factory=dt.date.today)
+    soft_delete_column: str | None = None
+    # Called at named points; tests inject crashes here (e.g. "after_destination_commit").
+    fault: FaultHook | None = None
+
+    @property
+    def entity(self) -> str:
+        return self.compiled.spec.name
+
+    def run(self, *, phase: str, after_id: int, max_batches: int | None = None) -> UnitOutcome:
+        outcome = UnitOutcome(status="done", last_change_id=after_id)
+        while True:
+            stop = self.ports.stop_requested()
+            if stop:
+                outcome.status = "paused" if stop == "pause" else "cancelled"
+                return outcome
+            if max_batches is not None and outcome.batches >= max_batches:
+                outcome.status = "slice"
+                return outcome
+            changes = self.ports.read_changes(
+                after_id=outcome.last_change_id, phase=phase, limit=self.batch_size
+            )
+            if not changes:
+                return outcome
+            started = time.monotonic()
+            if phase == UPSERT:
+                outcomes = self._upsert_batch(changes)
+            else:
+                outcomes = self._delete_batch(changes)
+            result = BatchResult(
+                entity=self.entity,
+                phase=phase,
+                last_change_id=changes[-1].id,
+                outcomes=outcomes,
+                seconds=time.monotonic() - started,
+                dry_run=self.dry_run,
+            )
+            self._fault("after_destination_commit")
+            self.ports.commit_batch(result)
+            self._fault("after_control_commit")
+            outcome.last_change_id = result.last_change_id
+            outcome.batches += 1
+            outcome.processed += result.processed
+            outcome.failed += result.failed
+            outcome.skipped += result.skipped
+
+    # -- upserts -----------------------------------------------------------------------------
+
+    def _upsert_batch(self, changes: Sequence[Change]) -> list[RecordOutcome]:
+        spec = self.compiled.spec
+        fetched = self.source.fetch_rows(
+            spec.source_table,
+            spec.source_key,
+            [tuple(c.key) for c in changes],
+            self.compiled.source_columns,
+        )
+        rows_by_text = {encode_key(list(key)): row for key, row in fetched.items()}
+        known = self.ports.lookup_uuids(
+            self.entity, [c.key_text for c in changes], include_deleted=True
+        )
+        outcomes: dict[str, RecordOutcome] = {}
+        candidates: list[tuple[Change, uuid.UUID, dict[str, Any]]] = []
+        for change in changes:
+            record_uuid = known.get(change.key_text) or destination_uuid(
+                self.entity, change.key_text
+            )
+            row = rows_by_text.get(change.key_text)
+            if row is None:
+                # Gone from the source since the analysis: the next analysis sees the delete.
+                outcomes[change.key_text] = self._outcome(
+                    change,
+                    "skipped",
+                    record_uuid,
+                    RowError("gone from the source since the analysis", rule="source"),
+                )
+                continue
+            try:
+                values = self.compiled.transform(row)
+                error = validate_row(self.rules, values, today=self.today)
+                if error:
+                    raise error
+            except RowError as error:
+                outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, error)
+                continue
+            candidates.append((change, record_uuid, values))
+
+        candidates = self._resolve_references(candidates, outcomes)
+        candidates = self._check_unique(candidates, outcomes)
+
+        rows = [{self.compiled.spec.destination_key: u, **values} for _, u, values in candidates]
+        refused: dict[uuid.UUID, str] = {}
+        if not self.dry_run:
+            refused = self.writer.upsert(rows, self.compiled.destination_columns)
+        for change, record_uuid, _ in candidates:
+            if record_uuid in refused:
+                error = RowError(refused[record_uuid], rule="destination")
+                outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, error)
+            else:
+                action = "updated" if change.key_text in known else "created"
+                outcomes[change.key_text] = self._outcome(change, action, record_uuid)
+        return [outcomes[c.key_text] for c in changes]
+
+    def _resolve_references(
+        self,
+        candidates: list[tuple[Change, uuid.UUID, dict[str, Any]]],
+        outcomes: dict[str, RecordOutcome],
+    ) -> list[tuple[Change, uuid.UUID, dict[str, Any]]]:
+        if not self.compiled.reference_fields:
+            return candidates
+        wanted: dict[str, set[str]] = {}
+        for _, _, values in candidates:
+            for column in self.compiled.reference_fields:
+                ref = values.get(column)
+                if isinstance(ref, ReferenceValue):
+                    wanted.setdefault(ref.entity, set()).add(ref.key_text)
+        resolved = {
+            parent: self.ports.lookup_uuids(parent, keys, include_deleted=False)
+            for parent, keys in wanted.items()
+        }
+        # A row may point at another row of the same batch (reference: self).
+        batch_uuids = {change.key_text: u for change, u, _ in candidates}
+        kept = []
+        for change, record_uuid, values in candidates:
+            try:
+                for column, parent in self.compiled.reference_fields.items():
+                    ref = values.get(column)
+                    if not isinstance(ref, ReferenceValue):
+                        continue
+                    parent_uuid = resolved.get(ref.entity, {}).get(ref.key_text)
+                    if parent_uuid is None and ref.entity == self.entity:
+                        parent_uuid = batch_uuids.get(ref.key_text)
+                    if parent_uuid is None:
+                        raise RowError(
+                            f"missing parent: {parent} {ref.key_text!r} has not been migrated",
+                            field=column,
+                            rule="reference",
+                            value=ref.key_text,
+                        )
+                    values[column] = parent_uuid
+            except RowError as error:
+                outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, error)
+                continue
+            kept.append((change, record_uuid, values))
+        return kept
+
+    def _check_unique(
+        self,
+        candidates: list[tuple[Change, uuid.UUID, dict[str, Any]]],
+        outcomes: dict[str, RecordOutcome],
+    ) -> list[tuple[Change, uuid.UUID, dict[str, Any]]]:
+        rules = unique_rules(self.rules)
+        if not rules:
+            return candidates
+        in_batch = batch_unique_violations(rules, [(c.key_text, v) for c, _, v in candidates])
+        kept = []
+        owners = {
+            rule.field: self.writer.owners_of_values(
+                rule.field, [v.get(rule.field) for _, _, v in candidates]
+            )
+            for rule in rules
+        }
+        for change, record_uuid, values in candidates:
+            error = in_batch.get(change.key_text)
+            if error is None:
+                for rule in rules:
+                    value = values.get(rule.field)
+                    owner = owners[rule.field].get(value)
+                    if value is not None and owner is not None and owner != record_uuid:
+                        error = RowError(
+                            f"unique: {value!r} is already used by another destination record",
+                            field=rule.field,
+                            rule="unique",
+                            value=value,
+                        )
+                        break
+            if error:
+                outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, error)
+            else:
+                kept.append((change, record_uuid, values))
+        return kept
+
+    # -- deletes -----------------------------------------------------------------------------
+
+    def _delete_batch(self, changes: Sequence[Change]) -> list[RecordOutcome]:
+        spec = self.compiled.spec
+        known = self.ports.lookup_uuids(
+            self.entity, [c.key_text for c in changes], include_deleted=False
+        )
+        outcomes: list[RecordOutcome] = []
+        targets = [(c, known[c.key_text]) for c in changes if c.key_text in known]
+        if spec.deletes == "report":
+            return [self._outcome(c, "skipped", known.get(c.key_text)) for c in changes]
+        refused: dict[uuid.UUID, str] = {}
+        if not self.dry_run:
+            uuids = [u for _, u in targets]
+            if spec.deletes == "soft":
+                column = spec.soft_delete_column or ""
+                refused = self.writer.soft_delete(uuids, column, dt.datetime.now(dt.UTC))
+            else:
+                refused = self.writer.delete(uuids)
+        for change in changes:
+            record_uuid = known.get(change.key_text)
+            if record_uuid is None:
+                # Already marked deleted by a replayed batch: nothing left to do.
+                outcomes.append(self._outcome(change, "skipped", None))
+            elif record_uuid in refused:
+                error = RowError(refused[record_uuid], rule="delete")
+                outcomes.append(self._outcome(change, "failed", record_uuid, error))
+            else:
+                outcomes.append(self._outcome(change, "deleted", record_uuid))
+        return outcomes
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _outcome(
+        self,
+        change: Change,
+        action: str,
+        record_uuid: uuid.UUID | None,
+        error: RowError | None = None,
+    ) -> RecordOutcome:
+        return RecordOutcome(
+            key_text=change.key_text,
+            key=change.key,
+            action=action,
+            uuid=record_uuid,
+            content_hash=change.content_hash,
+            error=error,
+        )
+
+    def _fault(self, point: str) -> None:
+        if self.fault:
+            self.fault(point)

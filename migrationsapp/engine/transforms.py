@@ -1,0 +1,455 @@
+"""The function library of mappings, and compiling transforms, expressions and named functions.
+
+The library is what a field's ``transform:`` or ``expression:`` may call (CONTRACT.md §2):
+text clean-up, conversions, dates, phone numbers and a few helpers. Every function returns
+``None`` for a ``None`` input (except ``coalesce``, ``default`` and ``concat``) and raises
+``RowError`` naming itself and the value it could not handle, so the row is quarantined.
+
+Named functions (the mapping file's ``functions:``) are expressions too; each sees only its
+keyword parameters, the free names of its body, and is called with keywords only. The
+expression language itself lives in ``expressions.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import inspect
+import keyword
+import re
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+import phonenumbers
+
+from migrationsapp.engine.convert import as_bool, as_decimal, as_int, as_text
+from migrationsapp.engine.convert import show_value as show
+from migrationsapp.engine.errors import ExpressionError, RowError
+from migrationsapp.engine.expressions import (
+    MAX_STRING_LENGTH,
+    UNKNOWN,
+    Expression,
+    called_functions,
+    compile_tree,
+    parse_expression,
+)
+
+
+def _text_function(name: str, clean: Callable[[str], str]) -> Callable[[Any], str | None]:
+    def function(v: Any) -> str | None:
+        if v is None:
+            return None
+        if not isinstance(v, str):
+            raise RowError(f"{name}: expected text, got {show(v)}", value=v)
+        return clean(v)
+
+    function.__name__ = name
+    return function
+
+
+def _converter(name: str, convert: Callable[[Any], Any], what: str) -> Callable[[Any], Any]:
+    def function(v: Any) -> Any:
+        if v is None:
+            return None
+        try:
+            return convert(v)
+        except (ValueError, TypeError, ArithmeticError):
+            raise RowError(f"{name}: {show(v)} is not {what}", value=v) from None
+
+    function.__name__ = name
+    return function
+
+
+def _checked(name: str, text: str) -> str:
+    if len(text) > MAX_STRING_LENGTH:
+        raise RowError(f"{name}: the result would be longer than {MAX_STRING_LENGTH} characters")
+    return text
+
+
+def parse_date(v: Any, fmt: str) -> dt.date | None:
+    """Strict: ``v`` must match the ``strptime`` format exactly."""
+    if v is None:
+        return None
+    if not isinstance(fmt, str):
+        raise RowError(f"parse_date: the format must be text, not {show(fmt)}", value=v)
+    if isinstance(v, dt.datetime):
+        return v.date()
+    if isinstance(v, dt.date):
+        return v
+    if isinstance(v, str):
+        try:
+            return dt.datetime.strptime(v, fmt).date()
+        except ValueError:
+            pass
+    raise RowError(f"parse_date: {show(v)} does not match the format {fmt!r}", value=v)
+
+
+# Each form may be followed by a time part (" 10:30", "T10:30:00"), which is dropped.
+_LEGACY_FORMS = tuple(
+    re.compile(rf"{form}(?:[T\s].*)?", re.ASCII | re.DOTALL)
+    for form in (
+        r"(?P<y>\d{4})(?P<sep>[-/.])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})",  # 2021-03-07
+        r"(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})",  # 03/07/2021
+        r"(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})",  # 07.03.2021
+    )
+)
+
+
+def legacy_date(v: Any) -> dt.date | None:
+    """Lenient: YYYY-MM-DD, MM/DD/YYYY, DD.MM.YYYY, unpadded; zero, empty or impossible -> None."""
+    if v is None:
+        return None
+    if isinstance(v, dt.datetime):
+        return v.date()
+    if isinstance(v, dt.date):
+        return v
+    if not isinstance(v, str):
+        raise RowError(f"legacy_date: {show(v)} is not a date", value=v)
+    text = v.strip()
+    if not text:
+        return None
+    for pattern in _LEGACY_FORMS:
+        match = pattern.fullmatch(text)
+        if match is not None:
+            try:
+                # MySQL's '0000-00-00' and impossible dates like 2021-02-30 mean "no date".
+                return dt.date(int(match["y"]), int(match["m"]), int(match["d"]))
+            except ValueError:
+                return None
+    raise RowError(
+        f"legacy_date: {show(v)} is not a date (expected YYYY-MM-DD, MM/DD/YYYY or DD.MM.YYYY)",
+        value=v,
+    )
+
+
+def phone_e164(v: Any, region: str) -> str | None:
+    """``v`` in E.164 form (+15555550123); a number libphonenumber finds invalid fails the row."""
+    if v is None:
+        return None
+    if not isinstance(region, str):
+        raise RowError(f"phone_e164: the region must be text, not {show(region)}", value=v)
+    region = region.strip().upper()
+    text = str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+    if isinstance(text, str):
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is not None and phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    raise RowError(f"phone_e164: invalid phone number {show(v)} for region {region}", value=v)
+
+
+def map_value(v: Any, mapping: Mapping[Any, Any], default: Any = None) -> Any:
+    """``mapping[v]``, or ``default`` when ``v`` is not a key."""
+    if v is None:
+        return None
+    if not isinstance(mapping, Mapping):
+        raise RowError(f"map: the second argument must be a dict, not {show(mapping)}", value=v)
+    try:
+        return mapping.get(v, default)
+    except TypeError:
+        raise RowError(f"map: {show(v)} cannot be looked up", value=v) from None
+
+
+def coalesce(*values: Any) -> Any:
+    """The first value that is not None."""
+    for v in values:
+        if v is not None:
+            return v
+    return None
+
+
+def default(v: Any, d: Any) -> Any:
+    """``d`` when ``v`` is None or blank text, else ``v``."""
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return d
+    return v
+
+
+def concat(*values: Any) -> str:
+    """The non-None values as text (as ``str()`` renders them), joined without a separator."""
+    parts = []
+    for v in values:
+        if v is not None:
+            try:
+                parts.append(as_text(v))
+            except (ValueError, TypeError):
+                raise RowError(f"concat: {show(v)} has no text form", value=v) from None
+    return _checked("concat", "".join(parts))
+
+
+@functools.lru_cache(maxsize=256)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def regex_replace(v: Any, pattern: str, repl: str) -> str | None:
+    """``re.sub(pattern, repl, v)``, its result bounded like any string an expression builds."""
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise RowError(f"regex_replace: expected text, got {show(v)}", value=v)
+    if not isinstance(pattern, str) or not isinstance(repl, str):
+        raise RowError("regex_replace: the pattern and the replacement must be text", value=v)
+    try:
+        compiled = _regex(pattern)
+    except re.error as exc:
+        raise RowError(f"regex_replace: invalid pattern {pattern!r}: {exc}", value=v) from None
+    try:
+        if "\\" not in repl and len(v) + (len(v) + 1) * len(repl) <= MAX_STRING_LENGTH:
+            return compiled.sub(repl, v)  # a literal replacement that cannot grow too long
+        built = 0
+
+        def expand(match: re.Match[str]) -> str:
+            # Group references can copy the input once per match: stop before it balloons.
+            nonlocal built
+            piece = match.expand(repl)
+            built += len(piece)
+            if built > MAX_STRING_LENGTH:
+                raise RowError(
+                    f"regex_replace: the result would be longer than {MAX_STRING_LENGTH} characters"
+                )
+            return piece
+
+        return _checked("regex_replace", compiled.sub(expand, v))
+    except re.error as exc:
+        raise RowError(f"regex_replace: invalid replacement {repl!r}: {exc}", value=v) from None
+
+
+BUILTIN_FUNCTIONS: Mapping[str, Callable[..., Any]] = MappingProxyType(
+    {
+        "trim": _text_function("trim", str.strip),
+        "lower": _text_function("lower", str.lower),
+        "upper": _text_function("upper", str.upper),
+        "title": _text_function("title", str.title),
+        "collapse_spaces": _text_function("collapse_spaces", lambda v: " ".join(v.split())),
+        "email": _text_function("email", lambda v: v.strip().lower()),
+        "str": _converter("str", as_text, "convertible to text"),
+        "to_int": _converter("to_int", as_int, "an integer"),
+        "to_decimal": _converter("to_decimal", as_decimal, "a decimal number"),
+        "to_bool": _converter(
+            "to_bool", as_bool, "a boolean (expected 1/0, Y/N, yes/no or true/false)"
+        ),
+        "parse_date": parse_date,
+        "legacy_date": legacy_date,
+        "phone_e164": phone_e164,
+        "map": map_value,
+        "coalesce": coalesce,
+        "default": default,
+        "concat": concat,
+        "regex_replace": regex_replace,
+    }
+)
+_SIGNATURES = {name: inspect.signature(fn) for name, fn in BUILTIN_FUNCTIONS.items()}
+
+
+def _literal_text(what: str) -> Callable[[Any], str | None]:
+    return lambda v: None if isinstance(v, str) else f"{what} must be text, not {show(v)}"
+
+
+def _literal_pattern(pattern: Any) -> str | None:
+    if not isinstance(pattern, str):
+        return f"the pattern must be text, not {show(pattern)}"
+    try:
+        _regex(pattern)
+    except re.error as exc:
+        return f"invalid pattern {pattern!r}: {exc}"
+    return None
+
+
+def _literal_region(region: Any) -> str | None:
+    known = isinstance(region, str) and region.strip().upper() in phonenumbers.SUPPORTED_REGIONS
+    return None if known else f"unknown region {show(region)}"
+
+
+# Arguments written as literals that can never work are refused at import, not on every row.
+_LITERAL_CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
+    ("regex_replace", "pattern"): _literal_pattern,
+    ("regex_replace", "repl"): _literal_text("the replacement"),
+    ("parse_date", "fmt"): _literal_text("the format"),
+    ("phone_e164", "region"): _literal_region,
+    ("map", "mapping"): lambda v: (
+        None if isinstance(v, Mapping) else f"the second argument must be a dict, not {show(v)}"
+    ),
+}
+
+
+class _NamedFunction:
+    """A user's named function: its body evaluated with exactly its keyword parameters."""
+
+    __slots__ = ("expression", "name", "params")
+
+    def __init__(self, name: str, expression: Expression) -> None:
+        self.name = name
+        self.expression = expression
+        self.params = expression.names
+
+    def usage(self) -> str:
+        return f"{self.name}({', '.join(f'{p}=…' for p in sorted(self.params))})"
+
+    def problem(self, nargs: int, keywords: Sequence[str]) -> str | None:
+        if nargs:
+            return f"{self.name}() takes keyword arguments only: {self.usage()}"
+        missing = sorted(self.params - set(keywords))
+        unknown = sorted(set(keywords) - self.params)
+        if unknown:
+            return f"{self.name}() has no parameter {', '.join(unknown)}: {self.usage()}"
+        if missing:
+            return f"{self.name}() is missing {', '.join(missing)}: {self.usage()}"
+        return None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs.keys() != self.params:
+            raise RowError(self.problem(len(args), list(kwargs)) or f"{self.name}() bad call")
+        return self.expression.evaluate(kwargs)
+
+
+class FunctionLibrary:
+    """The builtin functions plus a mapping file's named functions."""
+
+    def __init__(self) -> None:
+        self._functions: dict[str, Callable[..., Any]] = dict(BUILTIN_FUNCTIONS)
+        self._named: dict[str, _NamedFunction] = {}
+        self.names: frozenset[str] = frozenset(self._functions)
+
+    def _register(self, function: _NamedFunction) -> None:
+        # Only compile_functions calls this, while it builds the library.
+        self._functions[function.name] = function
+        self._named[function.name] = function
+        self.names = frozenset(self._functions)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._functions
+
+    def function(self, name: str) -> Callable[..., Any]:
+        """The callable behind ``name``; an unknown name raises ExpressionError."""
+        try:
+            return self._functions[name]
+        except KeyError:
+            raise ExpressionError(f"unknown function {name!r}") from None
+
+    def parameters(self, name: str) -> frozenset[str] | None:
+        """A named function's keyword parameters; None for a builtin."""
+        named = self._named.get(name)
+        return named.params if named else None
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a function directly; a failure raises RowError as inside an expression."""
+        fn = self.function(name)
+        try:
+            return fn(*args, **kwargs)
+        except RowError:
+            raise
+        except Exception as exc:
+            raise RowError(f"{name}: {exc}", value=args[0] if args else None) from exc
+
+    def check_call(self, name: str, args: Sequence[Any], keywords: Mapping[str, Any]) -> str | None:
+        """Why a call can never work (arity, keywords, a bad literal argument), or None."""
+        named = self._named.get(name)
+        if named is not None:
+            return named.problem(len(args), list(keywords))
+        try:
+            bound = _SIGNATURES[name].bind(*args, **keywords)
+        except TypeError as exc:
+            return f"{name}(): {exc}"
+        for param, value in bound.arguments.items():
+            check = _LITERAL_CHECKS.get((name, param))
+            reason = check(value) if check is not None and value is not UNKNOWN else None
+            if reason:
+                return f"{name}(): {reason}"
+        return None
+
+
+def _find_cycle(calls: Mapping[str, set[str]]) -> list[str] | None:
+    """A cycle among named functions, as a path whose first and last names are the same."""
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        if name in path:
+            return [*path[path.index(name) :], name]
+        if name in done:
+            return None
+        for callee in sorted(calls[name]):
+            cycle = visit(callee, [*path, name])
+            if cycle:
+                return cycle
+        done.add(name)
+        return None
+
+    for name in calls:
+        cycle = visit(name, [])
+        if cycle:
+            return cycle
+    return None
+
+
+def compile_functions(definitions: Mapping[str, str]) -> FunctionLibrary:
+    """The library with the mapping file's named functions compiled in (callees first)."""
+    trees = {}
+    for name, text in definitions.items():
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ExpressionError(f"function {name!r}: a function name must be an identifier")
+        if name in BUILTIN_FUNCTIONS:
+            raise ExpressionError(
+                f"function {name!r}: shadows the library function of that name; rename it"
+            )
+        trees[name] = parse_expression(text, label=f"function {name!r}")
+    calls = {name: called_functions(tree) & trees.keys() for name, tree in trees.items()}
+    cycle = _find_cycle(calls)
+    if cycle:
+        raise ExpressionError(f"named functions call each other in a cycle: {' -> '.join(cycle)}")
+    library = FunctionLibrary()
+    compiled: set[str] = set()
+
+    def build(name: str) -> None:
+        if name in compiled:
+            return
+        for callee in sorted(calls[name]):
+            build(callee)
+        expression = compile_tree(
+            trees[name], text=definitions[name], library=library, label=f"function {name!r}"
+        )
+        library._register(_NamedFunction(name, expression))
+        compiled.add(name)
+
+    for name in trees:
+        build(name)
+    return library
+
+
+def _label(kind: str, text: Any) -> str:
+    shown = text if not isinstance(text, str) or len(text) <= 80 else text[:79] + "…"
+    return f"{kind} {shown!r}"
+
+
+def compile_expression(text: str, library: FunctionLibrary) -> Expression:
+    """An ``expression:`` field; its ``names`` are the source columns it reads."""
+    label = _label("expression", text)
+    return compile_tree(
+        parse_expression(text, label=label), text=text, library=library, label=label
+    )
+
+
+def compile_transform(text: str, library: FunctionLibrary) -> Expression:
+    """A ``transform:`` field: a bare function name ``trim`` means ``trim(value)``."""
+    label = _label("transform", text)
+    source = text
+    bare = text.strip() if isinstance(text, str) else ""
+    if bare.isidentifier() and not keyword.iskeyword(bare) and bare != "value":
+        if bare not in library:
+            raise ExpressionError(f"{label}: unknown function {bare!r}")
+        params = library.parameters(bare)
+        # A one-parameter named function reads naturally as a bare name too.
+        if params is not None and len(params) == 1:
+            source = f"{bare}({next(iter(params))}=value)"
+        else:
+            source = f"{bare}(value)"
+    expression = compile_tree(
+        parse_expression(source, label=label), text=text, library=library, label=label
+    )
+    others = sorted(expression.names - {"value"})
+    if others:
+        raise ExpressionError(f"{label}: a transform sees only `value`, not {', '.join(others)}")
+    return expression

@@ -1,0 +1,141 @@
+"""What diffmig knows of each record: its destination UUID, its history, its quarantine.
+
+* ``RecordMap`` (``migration_mappings``): legacy key → destination UUID, content hash and
+  mapping version of what was last written. A UUID never changes once given.
+* ``RecordEvent`` (``migration_record_events``): one row per record per run that created,
+  updated, deleted, failed or skipped it — the auditors' history, written in bulk per batch.
+* ``QuarantinedRecord`` (``migration_quarantine``): a record a rule, transform or missing
+  parent refused, with the reason; tried again next run while unresolved.
+
+Keys are stored twice: typed (JSON list, to fetch the row again) and as ``/`` text (exact,
+binary identity; see ``engine.ids``).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from .choices import RecordAction, check_in
+
+
+class RecordMap(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    entity_type = models.CharField(max_length=100)
+    legacy_key = models.JSONField()
+    legacy_key_text = models.TextField()
+    destination_uuid = models.UUIDField()
+    content_hash = models.CharField(max_length=64, blank=True, default="")
+    mapping_version = models.PositiveIntegerField(default=1)
+    first_session = models.ForeignKey(
+        "migrationsapp.MigrationStatus",
+        on_delete=models.SET_NULL,
+        to_field="migration_session_id",
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    last_session = models.ForeignKey(
+        "migrationsapp.MigrationStatus",
+        on_delete=models.SET_NULL,
+        to_field="migration_session_id",
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    first_migrated_at = models.DateTimeField(default=timezone.now)
+    last_migrated_at = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "migration_mappings"
+        verbose_name = "record map entry"
+        verbose_name_plural = "record map"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entity_type", "legacy_key_text"], name="map_entity_key_uniq"
+            ),
+        ]
+        indexes = [models.Index(fields=["destination_uuid"], name="map_uuid_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.entity_type} {self.legacy_key_text} → {self.destination_uuid}"
+
+
+class RecordEvent(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    entity_type = models.CharField(max_length=100)
+    legacy_key_text = models.TextField()
+    session = models.ForeignKey(
+        "migrationsapp.MigrationStatus",
+        on_delete=models.CASCADE,
+        to_field="migration_session_id",
+        db_column="migration_session_id",
+        related_name="record_events",
+    )
+    action = models.CharField(max_length=16, choices=RecordAction.choices)
+    destination_uuid = models.UUIDField(null=True, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True, default="")
+    mapping_version = models.PositiveIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True, default="")
+    occurred_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "migration_record_events"
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["entity_type", "legacy_key_text", "occurred_at"], name="event_record_idx"
+            ),
+            models.Index(fields=["occurred_at"], name="event_time_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=check_in("action", RecordAction), name="event_action_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity_type} {self.legacy_key_text} {self.action}"
+
+
+class QuarantinedRecord(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    entity_type = models.CharField(max_length=100)
+    legacy_key = models.JSONField()
+    legacy_key_text = models.TextField()
+    rule = models.CharField(max_length=32)
+    field = models.CharField(max_length=200, blank=True, default="")
+    value = models.TextField(blank=True, default="")
+    reason = models.TextField()
+    content_hash = models.CharField(max_length=64, blank=True, default="")
+    mapping_version = models.PositiveIntegerField(null=True, blank=True)
+    last_session = models.ForeignKey(
+        "migrationsapp.MigrationStatus",
+        on_delete=models.SET_NULL,
+        to_field="migration_session_id",
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "migration_quarantine"
+        verbose_name = "quarantined record"
+        constraints = [
+            # One open quarantine entry per record; a resolved one may be followed by another.
+            models.UniqueConstraint(
+                fields=["entity_type", "legacy_key_text"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="quarantine_open_once",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["entity_type", "resolved_at"], name="quarantine_entity_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity_type} {self.legacy_key_text}: {self.reason[:60]}"

@@ -1,0 +1,54 @@
+"""Reads of the execution log: filtered, and only after the last entry a reader has."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import QuerySet
+
+from migrationsapp.models import MigrationExecutionLog
+from migrationsapp.models.choices import LOG_LEVEL_RANK, LogLevel
+
+LEVEL_ALIASES = {"warning": "warn", "err": "error"}
+
+
+def parse_level(text: str) -> str:
+    """A level name as users type it (any case, `warning` for `warn`)."""
+    word = LEVEL_ALIASES.get(text.strip().lower(), text.strip().lower())
+    if word not in LogLevel.values:
+        raise ValueError(f"unknown level {text!r}: use one of {', '.join(LogLevel.values)}")
+    return word
+
+
+def session_logs(
+    *,
+    session_id: uuid.UUID,
+    level: str | None = None,
+    entity: str | None = None,
+    after_id: int = 0,
+    limit: int | None = None,
+) -> QuerySet[MigrationExecutionLog]:
+    query = MigrationExecutionLog.objects.filter(session_id=session_id, id__gt=after_id)
+    if level:
+        threshold = LOG_LEVEL_RANK[level]
+        query = query.filter(
+            log_level__in=[name for name, rank in LOG_LEVEL_RANK.items() if rank >= threshold]
+        )
+    if entity:
+        query = query.filter(entity_type=entity)
+    query = query.order_by("id")
+    return query[:limit] if limit else query
+
+
+def format_log_line(entry: MigrationExecutionLog) -> str:
+    """time, level, operation, entity, key (or -), message."""
+    return "  ".join(
+        [
+            entry.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+            entry.log_level.upper().ljust(5),
+            entry.operation_type,
+            entry.entity_type or "-",
+            entry.record_id or "-",
+            entry.message,
+        ]
+    )

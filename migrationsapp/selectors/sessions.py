@@ -1,0 +1,95 @@
+"""Reads about sessions for the CLI and the pages: the session document, progress, ETA."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.utils import timezone
+
+from migrationsapp.engine.errors import ConfigurationError
+from migrationsapp.models import MigrationControl, MigrationStatus
+
+
+class SessionNotFoundError(ConfigurationError):
+    """No session with that id (or no session at all)."""
+
+
+def get_session(session_id: str | uuid.UUID | None = None) -> MigrationStatus:
+    """The session with this id (a prefix of at least 8 characters works), or the latest."""
+    if session_id is None:
+        session = MigrationStatus.objects.order_by("-created_at").first()
+        if session is None:
+            raise SessionNotFoundError("there is no session yet", hint="Start one: diffmig run")
+        return session
+    text = str(session_id).strip().lower()
+    try:
+        return MigrationStatus.objects.get(migration_session_id=uuid.UUID(text))
+    except (ValueError, MigrationStatus.DoesNotExist):
+        pass
+    if len(text) >= 8:
+        matches = [
+            s
+            for s in MigrationStatus.objects.order_by("-created_at")[:500]
+            if str(s.migration_session_id).startswith(text)
+        ]
+        if len(matches) == 1:
+            return matches[0]
+    raise SessionNotFoundError(
+        f"unknown session {session_id}", hint="List sessions with: diffmig status"
+    )
+
+
+def entity_counts(control: MigrationControl) -> dict[str, Any]:
+    return {
+        "status": control.state,
+        "new": control.new_count,
+        "modified": control.modified_count,
+        "deleted": control.deleted_count,
+        "unchanged": control.unchanged_count,
+        "retry": control.retry_count,
+        "processed": control.processed_count,
+        "failed": control.failed_count,
+        "skipped": control.skipped_count,
+    }
+
+
+def session_document(session: MigrationStatus) -> dict[str, Any]:
+    """The `--json` document of CONTRACT.md §4."""
+    controls = list(session.controls.order_by("position"))
+    entities = {c.entity_type: entity_counts(c) for c in controls}
+    processed = sum(c.processed_count for c in controls)
+    failed = sum(c.failed_count for c in controls)
+    skipped = sum(c.skipped_count for c in controls)
+    changes = sum(
+        c.new_count + c.modified_count + c.deleted_count + c.retry_count for c in controls
+    )
+    remaining = max(changes - processed - failed - skipped, 0)
+    end = session.completed_at or timezone.now()
+    elapsed = (end - session.started_at).total_seconds() if session.started_at else 0.0
+    rate = round(processed / elapsed, 1) if elapsed > 0 else 0.0
+    eta = None
+    if not session.is_finished and rate > 0 and remaining:
+        eta = (timezone.now() + timezone.timedelta(seconds=remaining / rate)).isoformat()
+    return {
+        "session": {
+            "id": str(session.migration_session_id),
+            "status": session.overall_status,
+            "started_at": session.started_at.isoformat() if session.started_at else None,
+            "finished_at": session.completed_at.isoformat() if session.completed_at else None,
+            "processed": processed,
+            "failed": failed,
+            "skipped": skipped,
+            "remaining": remaining,
+            "rows_per_s": rate,
+            "eta": eta,
+            "baseline": bool((session.options or {}).get("baseline")),
+            "dry_run": bool((session.options or {}).get("dry_run")),
+            "errors": (session.error_summary or {}).get("entities", {}),
+        },
+        "entities": entities,
+    }
+
+
+def was_refused(session: MigrationStatus) -> bool:
+    return bool((session.error_summary or {}).get("refused"))

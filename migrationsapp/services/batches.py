@@ -1,0 +1,314 @@
+"""The runner's ports on the control database: change set, record map, batch commit, stop check.
+
+``commit_batch`` is the control half of the two-commit protocol: in one transaction it
+checks the unit's lease (compare-and-set: a second copy of a job stops here without
+writing), then writes the record map, the record events, the quarantine, the checkpoint,
+the counters and the batch's log lines.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from migrationsapp.engine.errors import LeaseLostError
+from migrationsapp.engine.runner import DELETE, BatchResult, Change, RecordOutcome
+from migrationsapp.models import (
+    AnalysisChange,
+    MigrationCheckpoint,
+    MigrationControl,
+    MigrationStatus,
+    QuarantinedRecord,
+    RecordEvent,
+    RecordMap,
+)
+from migrationsapp.models.choices import (
+    ChangeKind,
+    CheckpointState,
+    OperationType,
+    RecordAction,
+)
+from migrationsapp.services.logs import bulk_log, log_event, record_entry
+
+CHUNK = 1000
+UPSERT_KINDS = (ChangeKind.NEW, ChangeKind.MODIFIED, ChangeKind.RETRY)
+
+
+@dataclass
+class ControlRunPorts:
+    control_id: uuid.UUID
+    run_id: uuid.UUID
+    session_id: uuid.UUID
+    analysis_id: uuid.UUID
+    entity: str
+    lease_owner: str
+    mapping_version: int
+    dry_run: bool = False
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def read_changes(self, *, after_id: int, phase: str, limit: int) -> list[Change]:
+        kinds = (ChangeKind.DELETED,) if phase == DELETE else UPSERT_KINDS
+        rows = (
+            AnalysisChange.objects.filter(
+                analysis_id=self.analysis_id, id__gt=after_id, kind__in=kinds
+            )
+            .order_by("id")
+            .values_list("id", "kind", "legacy_key", "legacy_key_text", "content_hash")[:limit]
+        )
+        return [
+            Change(id=i, kind=k, key=list(key), key_text=t, content_hash=h)
+            for i, k, key, t, h in rows
+        ]
+
+    def lookup_uuids(
+        self, entity: str, key_texts: Collection[str], *, include_deleted: bool
+    ) -> dict[str, uuid.UUID]:
+        found: dict[str, uuid.UUID] = {}
+        texts = list(key_texts)
+        for start in range(0, len(texts), CHUNK):
+            query = RecordMap.objects.filter(
+                entity_type=entity, legacy_key_text__in=texts[start : start + CHUNK]
+            )
+            if not include_deleted:
+                query = query.filter(deleted_at__isnull=True)
+            found.update(query.values_list("legacy_key_text", "destination_uuid"))
+        return found
+
+    def stop_requested(self) -> str | None:
+        pause, cancel = (
+            MigrationStatus.objects.filter(migration_session_id=self.session_id)
+            .values_list("pause_requested_at", "cancel_requested_at")
+            .get()
+        )
+        if cancel:
+            return "cancel"
+        if pause:
+            return "pause"
+        return None
+
+    # -- the control commit ------------------------------------------------------------------
+
+    def commit_batch(self, result: BatchResult) -> None:
+        now = timezone.now()
+        with transaction.atomic():
+            held = MigrationControl.objects.filter(
+                pk=self.control_id, lease_owner=self.lease_owner
+            ).update(lease_heartbeat=now)
+            if held != 1:
+                raise LeaseLostError(
+                    f"entity {self.entity!r}: another worker holds the lease; this copy stops",
+                )
+            if not result.dry_run:
+                self._write_record_map(result.outcomes, now)
+                self._write_events(result.outcomes, now)
+                self._write_quarantine(result.outcomes, now)
+            self._write_checkpoint(result)
+            MigrationControl.objects.filter(pk=self.control_id).update(
+                processed_count=F("processed_count") + result.processed,
+                failed_count=F("failed_count") + result.failed,
+                skipped_count=F("skipped_count") + result.skipped,
+                updated_at=now,
+            )
+            done = result.processed + result.failed + result.skipped
+            MigrationStatus.objects.filter(migration_session_id=self.session_id).update(
+                total_records_processed=F("total_records_processed") + result.processed,
+                total_records_remaining=Greatest(F("total_records_remaining") - done, 0),
+                updated_at=now,
+            )
+            self._write_logs(result)
+
+    def _write_record_map(self, outcomes: list[RecordOutcome], now) -> None:
+        written = [o for o in outcomes if o.action in (RecordAction.CREATED, RecordAction.UPDATED)]
+        if written:
+            RecordMap.objects.bulk_create(
+                [
+                    RecordMap(
+                        entity_type=self.entity,
+                        legacy_key=o.key,
+                        legacy_key_text=o.key_text,
+                        destination_uuid=o.uuid,
+                        content_hash=o.content_hash,
+                        mapping_version=self.mapping_version,
+                        first_session_id=self.session_id,
+                        last_session_id=self.session_id,
+                        first_migrated_at=now,
+                        last_migrated_at=now,
+                        deleted_at=None,
+                    )
+                    for o in written
+                ],
+                update_conflicts=True,
+                unique_fields=["entity_type", "legacy_key_text"],
+                update_fields=[
+                    "content_hash",
+                    "mapping_version",
+                    "last_session",
+                    "last_migrated_at",
+                    "deleted_at",
+                    "legacy_key",
+                ],
+                batch_size=CHUNK,
+            )
+        deleted = [o.key_text for o in outcomes if o.action == RecordAction.DELETED]
+        for start in range(0, len(deleted), CHUNK):
+            RecordMap.objects.filter(
+                entity_type=self.entity, legacy_key_text__in=deleted[start : start + CHUNK]
+            ).update(deleted_at=now, last_session_id=self.session_id, last_migrated_at=now)
+
+    def _write_events(self, outcomes: list[RecordOutcome], now) -> None:
+        RecordEvent.objects.bulk_create(
+            [
+                RecordEvent(
+                    entity_type=self.entity,
+                    legacy_key_text=o.key_text,
+                    session_id=self.session_id,
+                    action=o.action,
+                    destination_uuid=o.uuid,
+                    content_hash=o.content_hash,
+                    mapping_version=self.mapping_version,
+                    reason=str(o.error) if o.error else "",
+                    occurred_at=now,
+                )
+                for o in outcomes
+            ],
+            batch_size=CHUNK,
+        )
+
+    def _write_quarantine(self, outcomes: list[RecordOutcome], now) -> None:
+        failed = {o.key_text: o for o in outcomes if o.action == RecordAction.FAILED}
+        succeeded = [
+            o.key_text
+            for o in outcomes
+            if o.action in (RecordAction.CREATED, RecordAction.UPDATED, RecordAction.DELETED)
+        ]
+        for start in range(0, len(succeeded), CHUNK):
+            QuarantinedRecord.objects.filter(
+                entity_type=self.entity,
+                legacy_key_text__in=succeeded[start : start + CHUNK],
+                resolved_at__isnull=True,
+            ).update(resolved_at=now)
+        if not failed:
+            return
+        existing = {
+            q.legacy_key_text: q
+            for q in QuarantinedRecord.objects.filter(
+                entity_type=self.entity, legacy_key_text__in=list(failed), resolved_at__isnull=True
+            )
+        }
+        to_update, to_create = [], []
+        for key_text, outcome in failed.items():
+            error = outcome.error
+            values = {
+                "rule": (error.rule if error else "") or "transform",
+                "field": (error.field if error else "") or "",
+                "value": "" if error is None or error.value is None else str(error.value)[:2000],
+                "reason": str(error) if error else "failed",
+                "content_hash": outcome.content_hash,
+                "mapping_version": self.mapping_version,
+                "last_session_id": self.session_id,
+                "last_seen_at": now,
+            }
+            record = existing.get(key_text)
+            if record is None:
+                to_create.append(
+                    QuarantinedRecord(
+                        entity_type=self.entity,
+                        legacy_key=outcome.key,
+                        legacy_key_text=key_text,
+                        first_seen_at=now,
+                        **values,
+                    )
+                )
+            else:
+                for name, value in values.items():
+                    setattr(record, name, value)
+                to_update.append(record)
+        QuarantinedRecord.objects.bulk_create(to_create, batch_size=CHUNK)
+        QuarantinedRecord.objects.bulk_update(
+            to_update,
+            [
+                "rule",
+                "field",
+                "value",
+                "reason",
+                "content_hash",
+                "mapping_version",
+                "last_session_id",
+                "last_seen_at",
+            ],
+            batch_size=CHUNK,
+        )
+
+    def _write_checkpoint(self, result: BatchResult) -> None:
+        checkpoint, _ = MigrationCheckpoint.objects.get_or_create(
+            migration_run_id=self.run_id,
+            unit=result.phase,
+            defaults={"entity_type": self.entity, "state": CheckpointState.ACTIVE},
+        )
+        done = result.processed + result.failed + result.skipped
+        remaining = AnalysisChange.objects.filter(
+            analysis_id=self.analysis_id,
+            id__gt=result.last_change_id,
+            kind__in=(ChangeKind.DELETED,) if result.phase == DELETE else UPSERT_KINDS,
+        ).count()
+        MigrationCheckpoint.objects.filter(pk=checkpoint.pk).update(
+            state=CheckpointState.ACTIVE,
+            last_processed_id=str(result.last_change_id),
+            batch_position=result.last_change_id,
+            records_processed=F("records_processed") + done,
+            records_remaining=remaining,
+            checkpoint_data={"phase": result.phase, "last_change_id": result.last_change_id},
+            updated_at=timezone.now(),
+        )
+
+    def _write_logs(self, result: BatchResult) -> None:
+        entries = []
+        for outcome in result.outcomes:
+            if outcome.action == RecordAction.FAILED:
+                error = outcome.error
+                entries.append(
+                    record_entry(
+                        session_id=self.session_id,
+                        entity=self.entity,
+                        record_id=outcome.key_text,
+                        operation=OperationType.VALIDATION
+                        if error is not None
+                        and error.rule in {"required", "unique", "format", "range"}
+                        else OperationType.RECORD_MIGRATION,
+                        message=f"{self.entity} {outcome.key_text}: {error}",
+                        error_details={
+                            "rule": getattr(error, "rule", ""),
+                            "field": getattr(error, "field", None),
+                            "value": None
+                            if error is None or error.value is None
+                            else str(error.value)[:500],
+                        },
+                    )
+                )
+        bulk_log(entries)
+        seconds = max(result.seconds, 1e-6)
+        total = len(result.outcomes)
+        verb = "deleted" if result.phase == DELETE else "written"
+        log_event(
+            session_id=self.session_id,
+            entity=self.entity,
+            operation=OperationType.CHECKPOINT_SAVE,
+            message=(
+                f"{self.entity}: batch of {total} ({result.phase}): {result.processed} {verb}, "
+                f"{result.failed} failed, {result.skipped} skipped, {total / seconds:,.0f} rows/s"
+                + (" (dry run: nothing written)" if result.dry_run else "")
+            ),
+            performance_data={
+                "rows": total,
+                "seconds": round(result.seconds, 4),
+                "rows_per_s": round(total / seconds, 1),
+            },
+            context={"phase": result.phase, "last_change_id": result.last_change_id},
+        )

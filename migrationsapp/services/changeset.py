@@ -1,0 +1,130 @@
+"""The change-set store: the source's keys and hashes, compared set-wise in the control database.
+
+The source's ``(key_text, key_json, hash)`` rows go into a temporary table of the control
+database (COPY on PostgreSQL, ``executemany`` on SQLite); one INSERT … SELECT per kind then
+joins it with the record map and the open quarantine and writes the analysis's change set.
+Python never holds more than one batch, and key equality is the database's exact text
+equality, whatever the source's collation says.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import IntegrityError, connection
+
+from migrationsapp.engine.diff import AnalysisCounts
+from migrationsapp.models import AnalysisChange, RecordMap
+
+STAGE = "diffmig_source_keys"
+COLUMNS = "key_text text PRIMARY KEY, key_json text NOT NULL, hash text NOT NULL"
+
+
+class ControlChangeSetStore:
+    """A ``ChangeSetStore`` on the control database; use inside ``transaction.atomic()``."""
+
+    def __init__(self, *, analysis_id: uuid.UUID, entity: str) -> None:
+        self.analysis_id = analysis_id
+        self.entity = entity
+        self.vendor = connection.vendor
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
+            if self.vendor == "postgresql":
+                cursor.execute(f"CREATE TEMPORARY TABLE {STAGE} ({COLUMNS}) ON COMMIT DROP")
+            else:
+                cursor.execute(f"CREATE TEMPORARY TABLE {STAGE} ({COLUMNS})")
+
+    def add_source(self, rows: list[tuple[str, str, str]]) -> None:
+        if not rows:
+            return
+        with connection.cursor() as cursor:
+            if self.vendor == "postgresql":
+                import psycopg
+
+                try:
+                    with cursor.cursor.copy(
+                        f"COPY {STAGE} (key_text, key_json, hash) FROM STDIN"
+                    ) as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                except psycopg.IntegrityError as exc:
+                    raise IntegrityError(str(exc)) from exc
+            else:
+                cursor.executemany(
+                    f"INSERT INTO {STAGE} (key_text, key_json, hash) VALUES (%s, %s, %s)", rows
+                )
+
+    def classify(self, *, baseline: bool, mapping_version: int) -> AnalysisCounts:
+        changes = AnalysisChange._meta.db_table
+        record_map = RecordMap._meta.db_table
+        json_cast = "::jsonb" if self.vendor == "postgresql" else ""
+        analysis = self.analysis_id.hex if self.vendor == "sqlite" else self.analysis_id
+        with connection.cursor() as cursor:
+            # new / modified / retry: source keys that are not in the map as they are now.
+            cursor.execute(
+                f"""
+                INSERT INTO {changes} (analysis_id, kind, legacy_key, legacy_key_text, content_hash)
+                SELECT %s,
+                       CASE
+                         WHEN NOT %s AND q.id IS NOT NULL AND q.content_hash = s.hash
+                              AND q.mapping_version = %s THEN 'retry'
+                         WHEN m.id IS NULL THEN 'new'
+                         ELSE 'modified'
+                       END,
+                       s.key_json{json_cast}, s.key_text, s.hash
+                FROM {STAGE} s
+                LEFT JOIN {record_map} m
+                       ON m.entity_type = %s AND m.legacy_key_text = s.key_text
+                LEFT JOIN migration_quarantine q
+                       ON q.entity_type = %s AND q.legacy_key_text = s.key_text
+                      AND q.resolved_at IS NULL
+                WHERE %s OR m.id IS NULL OR m.deleted_at IS NOT NULL
+                   OR m.content_hash <> s.hash OR m.mapping_version <> %s
+                ORDER BY s.key_text
+                """,
+                [
+                    analysis,
+                    baseline,
+                    mapping_version,
+                    self.entity,
+                    self.entity,
+                    baseline,
+                    mapping_version,
+                ],
+            )
+            # deleted: records in the map (not already deleted) that the source no longer has.
+            cursor.execute(
+                f"""
+                INSERT INTO {changes} (analysis_id, kind, legacy_key, legacy_key_text, content_hash)
+                SELECT %s, 'deleted', m.legacy_key, m.legacy_key_text, m.content_hash
+                FROM {record_map} m
+                WHERE m.entity_type = %s AND m.deleted_at IS NULL
+                  AND NOT EXISTS (SELECT 1 FROM {STAGE} s WHERE s.key_text = m.legacy_key_text)
+                ORDER BY m.legacy_key_text
+                """,
+                [analysis, self.entity],
+            )
+            cursor.execute(f"SELECT count(*) FROM {STAGE}")
+            source_count = cursor.fetchone()[0]
+            cursor.execute(
+                f"SELECT kind, count(*) FROM {changes} WHERE analysis_id = %s GROUP BY kind",
+                [analysis],
+            )
+            by_kind = dict(cursor.fetchall())
+            cursor.execute(
+                f"SELECT count(*) FROM {record_map} WHERE entity_type = %s AND deleted_at IS NULL",
+                [self.entity],
+            )
+            mapped = cursor.fetchone()[0]
+            if self.vendor != "postgresql":
+                cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
+        counts = AnalysisCounts(
+            new=by_kind.get("new", 0),
+            modified=by_kind.get("modified", 0),
+            deleted=by_kind.get("deleted", 0),
+            retry=by_kind.get("retry", 0),
+            source_count=source_count,
+            mapped_count=mapped,
+        )
+        counts.unchanged = source_count - counts.new - counts.modified - counts.retry
+        return counts

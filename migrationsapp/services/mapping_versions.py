@@ -1,0 +1,240 @@
+"""Versions of a schema mapping definition: drafts, clones and activation.
+
+A definition that is active, or has ever been active (``activated_at`` set), is frozen: the
+record map and record events name its version, so its content must keep meaning what it
+meant. An edit is a new version: ``clone_definition`` copies a definition and its rows into
+a new inactive draft (next integer version of the entity), the draft is edited, and
+``activate_definition`` makes it the one active definition of its entity.
+
+No check-then-act: the database decides. Every write first locks the entity's definitions
+(``select_for_update``), so activations, clones and draft edits of one entity run one after
+the other; the unique constraints on ``(entity_type, version)`` and on the active row per
+entity catch whatever escapes the lock (SQLite, which has no row locks, serializes writers
+with ``BEGIN IMMEDIATE`` instead).
+
+Version numbers are never reused: a version is the entity's highest version + 1, and the
+admin never deletes a definition (see ``migrationsapp.admin.mappings``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from migrationsapp.engine.errors import TerminalError
+from migrationsapp.models import (
+    FieldMapping,
+    SchemaMappingDefinition,
+    TransformationFunction,
+    ValidationRule,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+# A concurrent writer may take the version we computed between our read and our insert
+# (only possible for a brand-new entity, which has no row to lock); we then try again.
+VERSION_ATTEMPTS = 3
+
+# Columns of a definition that are its content (copied by a clone); the rest is
+# bookkeeping of one version (id, version, is_active, activated_at, created_by, times).
+CONTENT_FIELDS = (
+    "entity_type",
+    "source_connection",
+    "destination_connection",
+    "source_table",
+    "source_key",
+    "destination_table",
+    "destination_key",
+    "depends_on",
+    "detection",
+    "timestamp_column",
+    "deletes",
+    "soft_delete_column",
+    "max_delete_share",
+    "match_on",
+    "content_fingerprint",
+    "description",
+)
+ROW_MODELS = (FieldMapping, ValidationRule, TransformationFunction)
+
+
+class MappingVersionError(TerminalError):
+    """A version operation is refused (frozen definition, already active, lost race)."""
+
+
+@dataclass(frozen=True)
+class Activation:
+    """What an activation did: the definition now active and the one it replaced."""
+
+    activated: SchemaMappingDefinition
+    deactivated: SchemaMappingDefinition | None
+
+
+def is_frozen(definition: SchemaMappingDefinition) -> bool:
+    """True when the definition's content may no longer change (active or once active)."""
+    return definition.is_active or definition.activated_at is not None
+
+
+def _username(user: AbstractBaseUser | None) -> str:
+    return getattr(user, "get_username", lambda: "")() if user is not None else ""
+
+
+def _lock_entity(entity_type: str) -> list[SchemaMappingDefinition]:
+    """Lock every definition of an entity, in a fixed order so that lockers never deadlock."""
+    return list(
+        SchemaMappingDefinition.objects.select_for_update()
+        .filter(entity_type=entity_type)
+        .order_by("version")
+    )
+
+
+def _next_version(entity_type: str) -> int:
+    # A fresh statement after the lock: under READ COMMITTED it sees versions committed by
+    # whoever held the lock before us.
+    highest = SchemaMappingDefinition.objects.filter(entity_type=entity_type).aggregate(
+        highest=Max("version")
+    )["highest"]
+    return (highest or 0) + 1
+
+
+def _insert_next_version(definition: SchemaMappingDefinition) -> SchemaMappingDefinition:
+    """Insert an unsaved draft under the entity's next version number."""
+    for _attempt in range(VERSION_ATTEMPTS):
+        _lock_entity(definition.entity_type)
+        definition.version = _next_version(definition.entity_type)
+        try:
+            with (
+                transaction.atomic()
+            ):  # a savepoint: a lost race leaves the outer transaction usable
+                definition.save(force_insert=True)
+        except IntegrityError:
+            taken = SchemaMappingDefinition.objects.filter(
+                entity_type=definition.entity_type, version=definition.version
+            ).exists()
+            if not taken:  # another constraint refused the row: not a race, say so
+                raise
+            continue
+        return definition
+    raise MappingVersionError(
+        f"entity {definition.entity_type!r}: another version was created at the same time",
+        hint="Try again.",
+    )
+
+
+def lock_draft(*, definition_id: uuid.UUID) -> SchemaMappingDefinition:
+    """Lock a definition for an edit of its content; refused once it is (or was) active.
+
+    Call inside a transaction: the lock holds until it commits, so an activation of the same
+    entity waits for the edit instead of activating half-edited content.
+    """
+    definition = SchemaMappingDefinition.objects.select_for_update().get(pk=definition_id)
+    if is_frozen(definition):
+        raise MappingVersionError(
+            f"{definition} has been active: its content cannot change",
+            hint="Clone it into a new draft version and edit the draft.",
+        )
+    return definition
+
+
+@transaction.atomic
+def create_draft_definition(
+    *, definition: SchemaMappingDefinition, user: AbstractBaseUser | None
+) -> SchemaMappingDefinition:
+    """Store a new (unsaved) definition as an inactive draft under the next version."""
+    definition.is_active = False
+    definition.activated_at = None
+    definition.created_by = _username(user)
+    return _insert_next_version(definition)
+
+
+@transaction.atomic
+def save_draft_definition(
+    *, definition: SchemaMappingDefinition, user: AbstractBaseUser | None
+) -> SchemaMappingDefinition:
+    """Save the edited content of an existing draft; refused if it has been activated since."""
+    stored = lock_draft(definition_id=definition.pk)
+    # Only content changes here: version, activation and authorship stay as stored, and
+    # the entity stays put (its version numbers belong to that entity).
+    fields = [name for name in CONTENT_FIELDS if name != "entity_type"]
+    for name in fields:
+        setattr(stored, name, getattr(definition, name))
+    stored.save(update_fields=[*fields, "updated_at"])
+    return stored
+
+
+@transaction.atomic
+def clone_definition(
+    *, definition_id: uuid.UUID, user: AbstractBaseUser | None
+) -> SchemaMappingDefinition:
+    """Copy a definition and its rows into a new inactive draft (the next version)."""
+    source = SchemaMappingDefinition.objects.get(pk=definition_id)
+    clone = SchemaMappingDefinition(
+        **{name: getattr(source, name) for name in CONTENT_FIELDS},
+        is_active=False,
+        activated_at=None,
+        created_by=_username(user),
+    )
+    _insert_next_version(clone)
+    for model in ROW_MODELS:
+        rows = list(model.objects.filter(definition_id=source.pk).order_by("pk"))
+        for row in rows:
+            row.pk = None
+            row.definition_id = clone.pk
+            row._state.adding = True
+        model.objects.bulk_create(rows)
+    return clone
+
+
+@transaction.atomic
+def switch_active_definition(
+    *, definition_id: uuid.UUID, user: AbstractBaseUser | None
+) -> Activation:
+    """Make a definition the one active definition of its entity, in one transaction.
+
+    The previously active one (if any) is deactivated; it keeps ``activated_at`` and stays
+    frozen. Activating an older version again is how an editor rolls back.
+    """
+    entity_type = (
+        SchemaMappingDefinition.objects.filter(pk=definition_id)
+        .values_list("entity_type", flat=True)
+        .get()
+    )
+    locked = {row.pk: row for row in _lock_entity(entity_type)}
+    target = locked.get(definition_id)
+    if target is None:  # deleted (or moved) between the two reads
+        raise MappingVersionError(
+            "the mapping definition no longer exists", hint="Reload the page."
+        )
+    if target.is_active:
+        raise MappingVersionError(f"{target} is already the active definition of {entity_type!r}")
+    previous = next((row for row in locked.values() if row.is_active), None)
+    now = timezone.now()
+    if previous is not None:
+        # Deactivate first: the partial unique constraint allows one active row per entity.
+        SchemaMappingDefinition.objects.filter(pk=previous.pk, is_active=True).update(
+            is_active=False, updated_at=now
+        )
+    changed = SchemaMappingDefinition.objects.filter(pk=target.pk, is_active=False).update(
+        is_active=True, activated_at=now, updated_at=now
+    )
+    if changed != 1:
+        raise MappingVersionError(
+            f"{target} changed while it was being activated", hint="Reload the page and retry."
+        )
+    target.refresh_from_db()
+    if previous is not None:
+        previous.refresh_from_db()
+    return Activation(activated=target, deactivated=previous)
+
+
+def activate_definition(
+    *, definition_id: uuid.UUID, user: AbstractBaseUser | None
+) -> SchemaMappingDefinition:
+    """Make a definition the one active definition of its entity; returns it."""
+    return switch_active_definition(definition_id=definition_id, user=user).activated

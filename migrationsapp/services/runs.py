@@ -1,0 +1,609 @@
+"""Launching and executing migration sessions: the use-cases behind `diffmig run` and the web.
+
+A session covers the entities asked for and those they depend on. Execution goes entity by
+entity in dependency order: analyse (the change set; the delete guard), then upsert in
+batches; once every entity's upserts are done, deletes run in reverse dependency order.
+Every batch is checkpointed; a paused, cancelled or crashed session resumes from its
+checkpoints with the same change sets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from migrationsapp.engine.compile import CompiledEntity, compile_entity
+from migrationsapp.engine.connectors import Database
+from migrationsapp.engine.diff import check_delete_guard
+from migrationsapp.engine.errors import (
+    DeleteGuardError,
+    DiffmigError,
+    StateTransitionError,
+    TerminalError,
+)
+from migrationsapp.engine.load import DestinationWriter
+from migrationsapp.engine.mapping import EntitySpec, dependency_order
+from migrationsapp.engine.runner import DELETE, UPSERT, EntityRunner, FaultHook
+from migrationsapp.engine.validation import compile_rules
+from migrationsapp.models import MigrationCheckpoint, MigrationControl, MigrationStatus
+from migrationsapp.models.choices import (
+    ACTIVE_ENTITY_STATES,
+    EntityState,
+    LogLevel,
+    OperationType,
+    RunMode,
+    SessionStatus,
+)
+from migrationsapp.services.analysis import analyze_into_result
+from migrationsapp.services.batches import ControlRunPorts
+from migrationsapp.services.databases import open_named
+from migrationsapp.services.logs import log_event
+from migrationsapp.services.mappings import ActiveMapping, load_active_mapping
+from migrationsapp.services.state import (
+    FINISHED_ENTITY,
+    refresh_entity_lists,
+    transition_entity,
+    transition_session,
+)
+
+PHASE_ANALYZE = "analyze"
+PHASE_DONE = "done"
+
+
+class LaunchRefusedError(TerminalError):
+    """A launch that cannot start: an entity is already running, or unknown."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    baseline: bool = False
+    dry_run: bool = False
+    batch_size: int = 1000
+    max_delete_share: float | None = None
+
+
+# -- launch ------------------------------------------------------------------------------------
+
+
+def entities_with_dependencies(active: ActiveMapping, entities: Sequence[str] | None) -> list[str]:
+    """The entities asked for and those they depend on, in dependency order."""
+    specs = {spec.name: spec for spec in active.mapping.entities}
+    if not entities:
+        return dependency_order(list(specs.values()))
+    wanted: set[str] = set()
+    pending = list(entities)
+    while pending:
+        name = pending.pop()
+        if name in wanted:
+            continue
+        wanted.add(name)
+        pending.extend(active.entity(name).depends_on)
+    return [name for name in dependency_order(list(specs.values())) if name in wanted]
+
+
+def launch_session(
+    *, entities: Sequence[str] | None = None, options: RunOptions | None = None, user: str = ""
+) -> MigrationStatus:
+    """Create a pending session with one control row per entity.
+
+    A second launch of an entity that is already active fails at the database (partial
+    unique index), and the refusal names the session that holds it.
+    """
+    options = options or RunOptions()
+    if options.batch_size < 1:
+        raise LaunchRefusedError("--batch-size must be at least 1")
+    active = load_active_mapping()
+    names = entities_with_dependencies(active, entities)
+    if not names:
+        raise LaunchRefusedError(
+            "there is no active mapping to run",
+            hint="Import one first: diffmig mappings import FILE",
+        )
+    mode = RunMode.BASELINE if options.baseline else RunMode.DIFFERENTIAL
+    try:
+        with transaction.atomic():
+            session = MigrationStatus.objects.create(
+                options={
+                    **asdict(options),
+                    "entities": names,
+                    "today": timezone.localdate().isoformat(),
+                },
+                launched_by=user,
+                entities_pending=names,
+            )
+            for position, name in enumerate(names):
+                spec = active.entity(name)
+                MigrationControl.objects.create(
+                    session=session,
+                    entity_type=name,
+                    mode=mode,
+                    position=position,
+                    depends_on=[d for d in spec.depends_on if d in names],
+                    mapping_version=active.versions[name],
+                    phase=PHASE_ANALYZE,
+                )
+    except IntegrityError as exc:
+        holder = (
+            MigrationControl.objects.filter(entity_type__in=names, state__in=ACTIVE_ENTITY_STATES)
+            .values_list("entity_type", "session_id")
+            .first()
+        )
+        if holder is None:
+            raise
+        raise LaunchRefusedError(
+            f"entity {holder[0]!r} is already running in session {holder[1]}",
+            hint=f"Wait for it, or pause/cancel it: diffmig cancel {holder[1]}",
+        ) from exc
+    log_event(
+        session_id=session.migration_session_id,
+        operation=OperationType.CHECKPOINT_SAVE,
+        message=f"session launched for {', '.join(names)}"
+        + (" (baseline)" if options.baseline else "")
+        + (" (dry run)" if options.dry_run else ""),
+        context={"options": session.options, "user": user},
+    )
+    return session
+
+
+# -- control -----------------------------------------------------------------------------------
+
+
+def _lease_is_fresh(session_id: uuid.UUID) -> bool:
+    horizon = timezone.now() - dt.timedelta(seconds=settings.DIFFMIG_LEASE_TIMEOUT)
+    return MigrationControl.objects.filter(
+        session_id=session_id, state=EntityState.RUNNING, lease_heartbeat__gte=horizon
+    ).exists()
+
+
+def request_pause(*, session_id: uuid.UUID, user: str = "") -> MigrationStatus:
+    """Ask a running session to pause; it stops after its current batch."""
+    session = MigrationStatus.objects.get(migration_session_id=session_id)
+    if session.overall_status != SessionStatus.RUNNING:
+        raise StateTransitionError(
+            f"session {session_id} is {session.overall_status}: "
+            "only a running session can be paused"
+        )
+    MigrationStatus.objects.filter(
+        migration_session_id=session_id, overall_status=SessionStatus.RUNNING
+    ).update(pause_requested_at=timezone.now())
+    log_event(
+        session_id=session_id,
+        operation=OperationType.CHECKPOINT_SAVE,
+        message=f"pause requested by {user or 'cli'}",
+    )
+    if not _lease_is_fresh(session_id):
+        # Nobody is executing it (the process is gone): pause it now.
+        _stop_controls(session_id, EntityState.PAUSED)
+        session = transition_session(
+            session_id=session_id, to=SessionStatus.PAUSED, expected=SessionStatus.RUNNING
+        )
+    return MigrationStatus.objects.get(migration_session_id=session_id)
+
+
+def request_cancel(*, session_id: uuid.UUID, user: str = "") -> MigrationStatus:
+    """Cancel a session: at once when nothing executes it, else after the current batch."""
+    session = MigrationStatus.objects.get(migration_session_id=session_id)
+    status = session.overall_status
+    if status not in (SessionStatus.PENDING, SessionStatus.RUNNING, SessionStatus.PAUSED):
+        raise StateTransitionError(f"session {session_id} is {status}: it cannot be cancelled")
+    MigrationStatus.objects.filter(migration_session_id=session_id).update(
+        cancel_requested_at=timezone.now()
+    )
+    log_event(
+        session_id=session_id,
+        operation=OperationType.CHECKPOINT_SAVE,
+        message=f"cancel requested by {user or 'cli'}",
+    )
+    if status != SessionStatus.RUNNING or not _lease_is_fresh(session_id):
+        _finish_cancelled(session_id, expected=status)
+    return MigrationStatus.objects.get(migration_session_id=session_id)
+
+
+def prepare_resume(*, session_id: uuid.UUID, user: str = "") -> MigrationStatus:
+    """Move a paused or failed session back to running; its entities continue from checkpoints."""
+    session = transition_session(
+        session_id=session_id,
+        to=SessionStatus.RUNNING,
+        expected=(SessionStatus.PAUSED, SessionStatus.FAILED),
+        pause_requested_at=None,
+    )
+    for control in MigrationControl.objects.filter(session_id=session_id).exclude(
+        state__in=(EntityState.COMPLETED, EntityState.CANCELLED, EntityState.PENDING)
+    ):
+        transition_entity(
+            control_id=control.pk, to=EntityState.PENDING, expected=control.state, lease_owner=""
+        )
+    MigrationStatus.objects.filter(migration_session_id=session_id).update(error_summary={})
+    refresh_entity_lists(session_id=session_id)
+    log_event(
+        session_id=session_id,
+        operation=OperationType.CHECKPOINT_RESTORE,
+        message=f"session resumed by {user or 'cli'}: continuing from the last checkpoints",
+    )
+    return session
+
+
+# -- execution ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    session: MigrationStatus
+    active: ActiveMapping
+    source: Database
+    destination: Database
+    options: RunOptions
+    today: dt.date
+    owner: str
+    fault: FaultHook | None
+
+
+def execute_session(*, session_id: uuid.UUID, fault: FaultHook | None = None) -> MigrationStatus:
+    """Run a session in this process until it completes, fails, pauses or is cancelled."""
+    session = MigrationStatus.objects.get(migration_session_id=session_id)
+    if session.overall_status == SessionStatus.PENDING:
+        session = transition_session(
+            session_id=session_id, to=SessionStatus.RUNNING, expected=SessionStatus.PENDING
+        )
+    if session.overall_status != SessionStatus.RUNNING:
+        raise StateTransitionError(
+            f"session {session_id} is {session.overall_status}: it cannot run"
+        )
+    saved = session.options or {}
+    options = RunOptions(
+        baseline=bool(saved.get("baseline")),
+        dry_run=bool(saved.get("dry_run")),
+        batch_size=int(saved.get("batch_size") or 1000),
+        max_delete_share=saved.get("max_delete_share"),
+    )
+    active = load_active_mapping()
+    source = open_named(active.mapping.source)
+    destination = open_named(active.mapping.destination)
+    context = _Context(
+        session=session,
+        active=active,
+        source=source,
+        destination=destination,
+        options=options,
+        today=dt.date.fromisoformat(saved["today"]) if saved.get("today") else timezone.localdate(),
+        owner=uuid.uuid4().hex,
+        fault=fault,
+    )
+    try:
+        return _execute(context)
+    finally:
+        source.close()
+        destination.close()
+
+
+def _controls(session_id: uuid.UUID) -> list[MigrationControl]:
+    return list(MigrationControl.objects.filter(session_id=session_id).order_by("position"))
+
+
+def _execute(ctx: _Context) -> MigrationStatus:
+    session_id = ctx.session.migration_session_id
+    runners: dict[str, EntityRunner] = {}
+    for control in _controls(session_id):
+        if control.state in FINISHED_ENTITY or control.phase in (DELETE, PHASE_DONE):
+            continue
+        if _blocked_by(control):
+            transition_entity(
+                control_id=control.pk,
+                to=EntityState.BLOCKED,
+                message="a parent entity did not complete",
+            )
+            continue
+        stopped = _run_entity_upserts(ctx, control, runners)
+        if stopped:
+            return _finish_stopped(session_id, stopped)
+    for control in reversed(_controls(session_id)):
+        if control.state in FINISHED_ENTITY or control.phase != DELETE:
+            continue
+        stopped = _run_entity_deletes(ctx, control, runners)
+        if stopped:
+            return _finish_stopped(session_id, stopped)
+    return _finish(session_id)
+
+
+def _blocked_by(control: MigrationControl) -> bool:
+    if not control.depends_on:
+        return False
+    return MigrationControl.objects.filter(
+        session_id=control.session_id,
+        entity_type__in=control.depends_on,
+        state__in=(EntityState.FAILED, EntityState.BLOCKED, EntityState.CANCELLED),
+    ).exists()
+
+
+def _take_lease(ctx: _Context, control: MigrationControl) -> bool:
+    return (
+        transition_entity(
+            control_id=control.pk,
+            to=EntityState.RUNNING,
+            expected=(EntityState.PENDING, EntityState.PAUSED),
+            lease_owner=ctx.owner,
+            lease_heartbeat=timezone.now(),
+        )
+        or MigrationControl.objects.filter(
+            pk=control.pk, state=EntityState.RUNNING, lease_owner=ctx.owner
+        ).exists()
+    )
+
+
+def _unexpected(error: Exception) -> DiffmigError:
+    """Wrap an error no one foresaw, keeping its traceback for the log."""
+    wrapped = DiffmigError(
+        f"unexpected {type(error).__name__}: {error}",
+        hint="The entity stopped at its last checkpoint; `diffmig resume` retries it. "
+        "The log entry holds the traceback.",
+    )
+    wrapped.traceback = "".join(traceback.format_exception(error))
+    return wrapped
+
+
+def _fail_entity(
+    ctx: _Context, control: MigrationControl, error: DiffmigError, *, refused: bool = False
+) -> None:
+    message = ("refused: " if refused else "") + str(error)
+    transition_entity(control_id=control.pk, to=EntityState.FAILED, message=message)
+    summary = dict(
+        MigrationStatus.objects.get(migration_session_id=control.session_id).error_summary or {}
+    )
+    summary.setdefault("entities", {})[control.entity_type] = message
+    if refused:
+        summary.setdefault("refused", []).append(control.entity_type)
+    MigrationStatus.objects.filter(migration_session_id=control.session_id).update(
+        error_summary=summary
+    )
+    log_event(
+        session_id=control.session_id,
+        entity=control.entity_type,
+        operation=OperationType.DIFFERENTIAL_DETECTION
+        if refused
+        else OperationType.RECORD_MIGRATION,
+        level=LogLevel.ERROR,
+        message=f"{control.entity_type}: {message}" + (f" — {error.hint}" if error.hint else ""),
+        error_details={
+            "error": type(error).__name__,
+            "traceback": getattr(error, "traceback", None),
+        },
+    )
+
+
+def _runner(
+    ctx: _Context, control: MigrationControl, runners: dict[str, EntityRunner]
+) -> EntityRunner:
+    if control.entity_type in runners:
+        return runners[control.entity_type]
+    spec = ctx.active.entity(control.entity_type)
+    compiled = _compile(ctx, spec)
+    rules = compile_rules(spec.name, list(spec.validation), [f.destination for f in spec.fields])
+    writer = DestinationWriter(
+        ctx.destination, ctx.destination.require_table(spec.destination_table), spec.destination_key
+    )
+    ports = ControlRunPorts(
+        control_id=control.pk,
+        run_id=control.run_id,
+        session_id=control.session_id,
+        analysis_id=control.analysis_id,
+        entity=spec.name,
+        lease_owner=ctx.owner,
+        mapping_version=control.mapping_version or ctx.active.versions[spec.name],
+        dry_run=ctx.options.dry_run,
+    )
+    runners[spec.name] = EntityRunner(
+        compiled=compiled,
+        source=ctx.source,
+        writer=writer,
+        ports=ports,
+        rules=rules,
+        batch_size=ctx.options.batch_size,
+        dry_run=ctx.options.dry_run,
+        today=ctx.today,
+        fault=ctx.fault,
+    )
+    return runners[spec.name]
+
+
+def _compile(ctx: _Context, spec: EntitySpec) -> CompiledEntity:
+    return compile_entity(
+        spec,
+        ctx.source.require_table(spec.source_table),
+        ctx.destination.require_table(spec.destination_table),
+        timezone=ctx.source.timezone,
+    )
+
+
+def _checkpoint(control: MigrationControl, phase: str) -> int:
+    position = (
+        MigrationCheckpoint.objects.filter(migration_run_id=control.run_id, unit=phase)
+        .values_list("batch_position", flat=True)
+        .first()
+    )
+    if position:
+        log_event(
+            session_id=control.session_id,
+            entity=control.entity_type,
+            operation=OperationType.CHECKPOINT_RESTORE,
+            message=f"{control.entity_type}: {phase} continues after change {position}",
+        )
+    return position or 0
+
+
+def _run_entity_upserts(
+    ctx: _Context, control: MigrationControl, runners: dict[str, EntityRunner]
+) -> str | None:
+    if not _take_lease(ctx, control):
+        return None
+    control.refresh_from_db()
+    spec = ctx.active.entity(control.entity_type)
+    try:
+        if control.phase == PHASE_ANALYZE or control.analysis_id is None:
+            analysis = analyze_into_result(
+                source=ctx.source,
+                entity=spec,
+                mapping_version=control.mapping_version or ctx.active.versions[spec.name],
+                session_id=control.session_id,
+                baseline=ctx.options.baseline,
+            )
+            counts = analysis.counts
+            try:
+                check_delete_guard(spec, counts, max_delete_share=ctx.options.max_delete_share)
+            except DeleteGuardError as error:
+                _fail_entity(ctx, control, error, refused=True)
+                return None
+            MigrationControl.objects.filter(pk=control.pk).update(
+                analysis=analysis.result,
+                phase=UPSERT,
+                new_count=counts.new,
+                modified_count=counts.modified,
+                deleted_count=counts.deleted,
+                unchanged_count=counts.unchanged,
+                retry_count=counts.retry,
+            )
+            MigrationStatus.objects.filter(migration_session_id=control.session_id).update(
+                total_records_remaining=_remaining(control.session_id)
+            )
+            control.refresh_from_db()
+        runner = _runner(ctx, control, runners)
+        outcome = runner.run(phase=UPSERT, after_id=_checkpoint(control, UPSERT))
+    except DiffmigError as error:
+        _fail_entity(ctx, control, error)
+        return None
+    except Exception as error:  # a bug or an unforeseen driver error: fail, resumable
+        _fail_entity(ctx, control, _unexpected(error))
+        return None
+    if outcome.status in ("paused", "cancelled"):
+        return outcome.status
+    MigrationControl.objects.filter(pk=control.pk).update(phase=DELETE)
+    return None
+
+
+def _run_entity_deletes(
+    ctx: _Context, control: MigrationControl, runners: dict[str, EntityRunner]
+) -> str | None:
+    if control.state != EntityState.RUNNING and not _take_lease(ctx, control):
+        return None
+    try:
+        runner = _runner(ctx, control, runners)
+        outcome = runner.run(phase=DELETE, after_id=_checkpoint(control, DELETE))
+    except DiffmigError as error:
+        _fail_entity(ctx, control, error)
+        return None
+    except Exception as error:  # a bug or an unforeseen driver error: fail, resumable
+        _fail_entity(ctx, control, _unexpected(error))
+        return None
+    if outcome.status in ("paused", "cancelled"):
+        return outcome.status
+    MigrationControl.objects.filter(pk=control.pk).update(phase=PHASE_DONE)
+    transition_entity(control_id=control.pk, to=EntityState.COMPLETED, expected=EntityState.RUNNING)
+    control.refresh_from_db()
+    log_event(
+        session_id=control.session_id,
+        entity=control.entity_type,
+        operation=OperationType.RECORD_MIGRATION,
+        message=(
+            f"{control.entity_type}: completed: {control.processed_count} processed, "
+            f"{control.failed_count} failed, {control.skipped_count} skipped"
+        ),
+    )
+    return None
+
+
+def _remaining(session_id: uuid.UUID) -> int:
+    total = 0
+    for c in MigrationControl.objects.filter(session_id=session_id):
+        changes = c.new_count + c.modified_count + c.deleted_count + c.retry_count
+        total += max(changes - c.processed_count - c.failed_count - c.skipped_count, 0)
+    return total
+
+
+def _stop_controls(session_id: uuid.UUID, state: str) -> None:
+    for control in MigrationControl.objects.filter(session_id=session_id).exclude(
+        state__in=FINISHED_ENTITY
+    ):
+        if control.state != state:
+            transition_entity(
+                control_id=control.pk, to=state, expected=control.state, lease_owner=""
+            )
+
+
+def _finish_cancelled(session_id: uuid.UUID, *, expected: str) -> MigrationStatus:
+    _stop_controls(session_id, EntityState.CANCELLED)
+    session = transition_session(
+        session_id=session_id, to=SessionStatus.CANCELLED, expected=expected
+    )
+    refresh_entity_lists(session_id=session_id)
+    log_event(
+        session_id=session_id,
+        operation=OperationType.CHECKPOINT_SAVE,
+        level=LogLevel.WARN,
+        message="session cancelled: what was written stays in the destination, with its record map "
+        "entries; the next run continues from there",
+    )
+    return session
+
+
+def _finish_stopped(session_id: uuid.UUID, how: str) -> MigrationStatus:
+    if how == "cancelled":
+        return _finish_cancelled(session_id, expected=SessionStatus.RUNNING)
+    _stop_controls(session_id, EntityState.PAUSED)
+    transition_session(
+        session_id=session_id, to=SessionStatus.PAUSED, expected=SessionStatus.RUNNING
+    )
+    refresh_entity_lists(session_id=session_id)
+    log_event(
+        session_id=session_id,
+        operation=OperationType.CHECKPOINT_SAVE,
+        message="session paused after its last checkpoint; resume continues from there",
+    )
+    return MigrationStatus.objects.get(migration_session_id=session_id)
+
+
+def _finish(session_id: uuid.UUID) -> MigrationStatus:
+    states = set(
+        MigrationControl.objects.filter(session_id=session_id).values_list("state", flat=True)
+    )
+    final = SessionStatus.COMPLETED if states <= {EntityState.COMPLETED} else SessionStatus.FAILED
+    MigrationStatus.objects.filter(migration_session_id=session_id).update(
+        total_records_remaining=_remaining(session_id),
+        performance_metrics=_metrics(session_id),
+    )
+    session = transition_session(session_id=session_id, to=final, expected=SessionStatus.RUNNING)
+    refresh_entity_lists(session_id=session_id)
+    log_event(
+        session_id=session_id,
+        operation=OperationType.RECORD_MIGRATION,
+        level=LogLevel.INFO if final == SessionStatus.COMPLETED else LogLevel.ERROR,
+        message=f"session {final}: {session.total_records_processed} records processed",
+    )
+    return session
+
+
+def _metrics(session_id: uuid.UUID) -> dict:
+    session = MigrationStatus.objects.get(migration_session_id=session_id)
+    elapsed = (timezone.now() - (session.started_at or timezone.now())).total_seconds()
+    rows = session.total_records_processed
+    return {
+        "elapsed_s": round(elapsed, 3),
+        "rows_per_s": round(rows / elapsed, 1) if elapsed > 0 else 0.0,
+    }
+
+
+def run_session(
+    *,
+    entities: Sequence[str] | None = None,
+    options: RunOptions | None = None,
+    user: str = "",
+    fault: Callable[[str], None] | None = None,
+) -> MigrationStatus:
+    """Launch and execute in this process (the embedded default, and tests)."""
+    session = launch_session(entities=entities, options=options, user=user)
+    return execute_session(session_id=session.migration_session_id, fault=fault)
