@@ -26,13 +26,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from migrationsapp.engine.errors import TerminalError
+from migrationsapp.engine.errors import MappingError, TerminalError
+from migrationsapp.engine.mapping import check_entity, content_fingerprint
 from migrationsapp.models import (
     FieldMapping,
     SchemaMappingDefinition,
     TransformationFunction,
     ValidationRule,
 )
+from migrationsapp.services.mappings import definition_to_entity
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -109,9 +111,8 @@ def _insert_next_version(definition: SchemaMappingDefinition) -> SchemaMappingDe
         _lock_entity(definition.entity_type)
         definition.version = _next_version(definition.entity_type)
         try:
-            with (
-                transaction.atomic()
-            ):  # a savepoint: a lost race leaves the outer transaction usable
+            # A savepoint: losing the race leaves the outer transaction usable for a retry.
+            with transaction.atomic():
                 definition.save(force_insert=True)
         except IntegrityError:
             taken = SchemaMappingDefinition.objects.filter(
@@ -161,10 +162,13 @@ def save_draft_definition(
     stored = lock_draft(definition_id=definition.pk)
     # Only content changes here: version, activation and authorship stay as stored, and
     # the entity stays put (its version numbers belong to that entity).
-    fields = [name for name in CONTENT_FIELDS if name != "entity_type"]
+    fields = [name for name in CONTENT_FIELDS if name not in {"entity_type", "content_fingerprint"}]
     for name in fields:
         setattr(stored, name, getattr(definition, name))
-    stored.save(update_fields=[*fields, "updated_at"])
+    # The edit (of these columns or of the rows) outdates the fingerprint copied by a clone;
+    # activation computes it again from what is stored then.
+    stored.content_fingerprint = ""
+    stored.save(update_fields=[*fields, "content_fingerprint", "updated_at"])
     return stored
 
 
@@ -197,8 +201,12 @@ def switch_active_definition(
 ) -> Activation:
     """Make a definition the one active definition of its entity, in one transaction.
 
-    The previously active one (if any) is deactivated; it keeps ``activated_at`` and stays
-    frozen. Activating an older version again is how an editor rolls back.
+    The definition must pass the engine's structural checks (``MappingError`` lists every
+    problem; nothing changes). Its content fingerprint is recomputed from its rows, so that
+    an import of the same content later sees it as unchanged and an import of other content
+    does not. The previously active one (if any) is deactivated; it keeps ``activated_at``
+    and stays frozen. Activating an older version again is how an editor rolls back.
+    ``user`` is who asked (the admin writes the LogEntry naming them).
     """
     entity_type = (
         SchemaMappingDefinition.objects.filter(pk=definition_id)
@@ -214,6 +222,7 @@ def switch_active_definition(
     if target.is_active:
         raise MappingVersionError(f"{target} is already the active definition of {entity_type!r}")
     previous = next((row for row in locked.values() if row.is_active), None)
+    fingerprint = _checked_fingerprint(target)
     now = timezone.now()
     if previous is not None:
         # Deactivate first: the partial unique constraint allows one active row per entity.
@@ -221,7 +230,7 @@ def switch_active_definition(
             is_active=False, updated_at=now
         )
     changed = SchemaMappingDefinition.objects.filter(pk=target.pk, is_active=False).update(
-        is_active=True, activated_at=now, updated_at=now
+        is_active=True, activated_at=now, updated_at=now, content_fingerprint=fingerprint
     )
     if changed != 1:
         raise MappingVersionError(
@@ -231,6 +240,19 @@ def switch_active_definition(
     if previous is not None:
         previous.refresh_from_db()
     return Activation(activated=target, deactivated=previous)
+
+
+def _checked_fingerprint(definition: SchemaMappingDefinition) -> str:
+    """The fingerprint of a definition that the engine accepts; else ``MappingError``."""
+    entity = definition_to_entity(definition)  # refuses what cannot even be read
+    # A parent must be active to be depended on: a run orders the active definitions.
+    known = set(
+        SchemaMappingDefinition.objects.filter(is_active=True).values_list("entity_type", flat=True)
+    )
+    problems = check_entity(entity, known_entities=sorted(known | {definition.entity_type}))
+    if problems:
+        raise MappingError(problems)
+    return content_fingerprint(entity)
 
 
 def activate_definition(

@@ -119,6 +119,7 @@ def store_entity(
         list(
             SchemaMappingDefinition.objects.select_for_update()
             .filter(entity_type=entity.name)
+            .order_by("version")  # the same lock order as mapping_versions: no deadlock
             .values_list("pk", flat=True)
         )
         active = _active(entity.name)

@@ -1,0 +1,14 @@
+"""diffmig's admin: connections and mapping definitions for editors, the rest read-only.
+
+Importing the modules registers every model of the app with the default admin site.
+"""
+
+from django.contrib import admin
+
+from . import connections, mappings, records, sessions
+
+__all__ = ["connections", "mappings", "records", "sessions"]
+
+admin.site.site_header = "diffmig"
+admin.site.site_title = "diffmig admin"
+admin.site.index_title = "Connections, mappings and what the runs did"

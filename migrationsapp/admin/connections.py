@@ -1,0 +1,114 @@
+"""Connections admin: the password is write-only and never leaves the server.
+
+The list and the pages show whether a password is stored, never the password nor its
+ciphertext. The form's password field renders empty (empty = keep the stored one, or tick
+"clear"); a password typed into the URL is moved out of it before the form is even
+validated, so not even a form with errors echoes it back. Saving goes through
+``services.connections.save_connection``, which encrypts it.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django import forms
+from django.contrib import admin
+
+from migrationsapp.models import Connection
+from migrationsapp.services.connections import save_connection, split_password
+
+from .base import WriteGuardMixin
+
+PASSWORD_FIELDS = ("password", "clear_password")
+
+
+class ConnectionForm(forms.ModelForm):
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Write-only: stored encrypted, never shown. Leave empty to keep the stored one.",
+    )
+    clear_password = forms.BooleanField(required=False, label="Clear the stored password")
+
+    class Meta:
+        model = Connection
+        fields = ("name", "url", "timezone", "schema")
+
+    def __init__(self, data=None, *args, **kwargs):
+        if data is not None and data.get("url"):
+            clean_url, url_password = split_password(data["url"])
+            if url_password:
+                # Move the password out of the URL now: a re-rendered form must not echo it.
+                data = data.copy()
+                data["url"] = clean_url
+                if not data.get("password"):
+                    data["password"] = url_password
+        super().__init__(data, *args, **kwargs)
+
+    def clean_timezone(self) -> str:
+        name = self.cleaned_data["timezone"]
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise forms.ValidationError(
+                f"{name!r} is not a time zone name (e.g. UTC, Europe/Paris)."
+            ) from exc
+        return name
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("clear_password") and cleaned.get("password"):
+            raise forms.ValidationError("Either type a new password or clear it, not both.")
+        return cleaned
+
+    @property
+    def password_to_store(self) -> str | None:
+        """``None`` keeps the stored password, ``""`` clears it, anything else replaces it."""
+        if self.cleaned_data.get("clear_password"):
+            return ""
+        return self.cleaned_data.get("password") or None
+
+
+@admin.register(Connection)
+class ConnectionAdmin(WriteGuardMixin, admin.ModelAdmin):
+    form = ConnectionForm
+    list_display = ("name", "host", "database", "timezone", "schema", "password_set")
+    search_fields = ("name",)
+    ordering = ("name",)
+
+    @admin.display(description="password set")
+    def password_set(self, obj: Connection) -> str:
+        return "yes" if obj.has_password else "no"
+
+    def get_fields(self, request, obj=None):
+        fields = ["name", "url", "timezone", "schema"]
+        # The write-only fields exist only for whoever may write; a viewer sees "password set".
+        if obj is None and self.has_add_permission(request):
+            fields.append("password")
+        elif obj is not None and self.has_change_permission(request, obj):
+            fields.extend(PASSWORD_FIELDS)
+        if obj is not None:
+            fields.extend(["password_set", "created_at", "updated_at"])
+        return fields
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        # Mappings name their connections: a rename would silently orphan them.
+        return ("name", "password_set", "created_at", "updated_at")
+
+    def save_model(self, request, obj, form, change):
+        saved = save_connection(
+            name=obj.name,
+            url=obj.url,
+            timezone=obj.timezone,
+            schema=obj.schema,
+            password=form.password_to_store,
+        )
+        # The admin logs and redirects with the instance it holds: make it the stored row.
+        obj.pk = saved.pk
+        obj.password_encrypted = saved.password_encrypted
+        obj.created_at = saved.created_at
+        obj.updated_at = saved.updated_at
+        obj._state.adding = False
