@@ -1,0 +1,14 @@
+"""Every subcommand of `diffmig`, in the order `--help` lists them."""
+
+from __future__ import annotations
+
+from migrationsapp.cli import analyze, connections, mappings, records, sessions
+from migrationsapp.cli.output import Subcommand
+
+SUBCOMMANDS: list[Subcommand] = [
+    *connections.COMMANDS,
+    *mappings.COMMANDS,
+    *analyze.COMMANDS,
+    *sessions.COMMANDS,
+    *records.COMMANDS,
+]

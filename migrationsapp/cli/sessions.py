@@ -1,0 +1,122 @@
+"""`diffmig run | status | pause | resume | cancel`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrationsapp.cli.output import EXIT_OK, Output, Subcommand, session_exit_code
+from migrationsapp.models.choices import SessionStatus
+from migrationsapp.selectors.sessions import get_session, session_document
+from migrationsapp.services import runs
+
+
+def add_run_arguments(parser) -> None:
+    parser.add_argument("--entity", action="append", dest="entities", metavar="E")
+    parser.add_argument("--baseline", action="store_true", help="send every source row again")
+    parser.add_argument("--dry-run", action="store_true", help="write nothing")
+    parser.add_argument("--batch-size", type=int, default=1000, metavar="N")
+    parser.add_argument("--max-delete-share", type=float, default=None, metavar="X")
+    parser.add_argument("--wait", action="store_true", help="follow the session to its end")
+    parser.add_argument("--json", action="store_true")
+
+
+def run_session(options: dict[str, Any], out: Output) -> int:
+    run_options = runs.RunOptions(
+        baseline=options["baseline"],
+        dry_run=options["dry_run"],
+        batch_size=options["batch_size"],
+        max_delete_share=options["max_delete_share"],
+    )
+    session = runs.launch_session(entities=options["entities"], options=run_options, user="cli")
+    if not options["json"]:
+        out.line(f"session {session.migration_session_id}")
+    # Without a queue the run executes here, so the command waits with or without --wait.
+    session = runs.execute_session(session_id=session.migration_session_id)
+    document = session_document(session)
+    if options["json"]:
+        out.json(document)
+    else:
+        out.session(document)
+    return session_exit_code(session)
+
+
+def add_status_arguments(parser) -> None:
+    parser.add_argument("session", nargs="?")
+    parser.add_argument("--json", action="store_true")
+
+
+def status(options: dict[str, Any], out: Output) -> int:
+    document = session_document(get_session(options["session"]))
+    if options["json"]:
+        out.json(document)
+    else:
+        out.session(document)
+    return EXIT_OK
+
+
+def add_session_argument(parser) -> None:
+    parser.add_argument("session")
+
+
+def pause(options: dict[str, Any], out: Output) -> int:
+    session = runs.request_pause(session_id=get_session(options["session"]).migration_session_id)
+    done = session.overall_status == SessionStatus.PAUSED
+    out.line(f"session {session.migration_session_id}: {'paused' if done else 'pause requested'}")
+    return EXIT_OK
+
+
+def cancel(options: dict[str, Any], out: Output) -> int:
+    session = runs.request_cancel(session_id=get_session(options["session"]).migration_session_id)
+    done = session.overall_status == SessionStatus.CANCELLED
+    out.line(
+        f"session {session.migration_session_id}: {'cancelled' if done else 'cancel requested'}"
+    )
+    return EXIT_OK
+
+
+def resume(options: dict[str, Any], out: Output) -> int:
+    session_id = get_session(options["session"]).migration_session_id
+    runs.prepare_resume(session_id=session_id, user="cli")
+    out.line(f"session {session_id}: resumed")
+    session = runs.execute_session(session_id=session_id)
+    out.session(session_document(session))
+    return session_exit_code(session)
+
+
+COMMANDS = [
+    Subcommand(
+        "run",
+        "start a migration session over the entities and those they depend on",
+        "diffmig run --entity appointment --batch-size 5000 --wait",
+        add_run_arguments,
+        run_session,
+    ),
+    Subcommand(
+        "status",
+        "a session's state, counts, throughput and ETA (default: the latest)",
+        "diffmig status --json",
+        add_status_arguments,
+        status,
+    ),
+    Subcommand(
+        "pause",
+        "pause a running session after its current batch",
+        "diffmig pause 3f2a9c1e",
+        add_session_argument,
+        pause,
+    ),
+    Subcommand(
+        "resume",
+        "continue a paused or failed session from its checkpoints",
+        "diffmig resume 3f2a9c1e",
+        add_session_argument,
+        resume,
+    ),
+    Subcommand(
+        "cancel",
+        "cancel a session; what was written stays",
+        "diffmig cancel 3f2a9c1e",
+        add_session_argument,
+        cancel,
+    ),
+]
