@@ -38,6 +38,7 @@ def analyze_into_result(
     baseline: bool = False,
     group: str = "",
     progress: Callable[[int], None] | None = None,
+    resolve_gone: bool = False,
 ) -> EntityAnalysis:
     """Analyse one entity and store a DifferentialAnalysisResult with its change set."""
     now = timezone.now()
@@ -58,7 +59,9 @@ def analyze_into_result(
                 analysis_timestamp=now,
                 last_migration_timestamp=previous,
             )
-            store = ControlChangeSetStore(analysis_id=result.id, entity=entity.name)
+            store = ControlChangeSetStore(
+                analysis_id=result.id, entity=entity.name, resolve_gone=resolve_gone
+            )
             counts = analyze_entity(
                 source=source,
                 entity=entity,
@@ -99,6 +102,14 @@ def analyze_into_result(
         },
         context={"analysis_id": str(result.id), **counts.as_dict()},
     )
+    if store.resolved_gone:
+        log_event(
+            session_id=session_id,
+            entity=entity.name,
+            operation=OperationType.VALIDATION,
+            message=f"{entity.name}: {store.resolved_gone} quarantined record(s) left the source "
+            "and were resolved",
+        )
     return EntityAnalysis(entity=entity.name, result=result, counts=counts)
 
 

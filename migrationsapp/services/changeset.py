@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import IntegrityError, connection
+from django.utils import timezone
 
 from migrationsapp.engine.diff import AnalysisCounts
 from migrationsapp.models import AnalysisChange, RecordMap
@@ -23,9 +24,13 @@ COLUMNS = "key_text text PRIMARY KEY, key_json text NOT NULL, hash text NOT NULL
 class ControlChangeSetStore:
     """A ``ChangeSetStore`` on the control database; use inside ``transaction.atomic()``."""
 
-    def __init__(self, *, analysis_id: uuid.UUID, entity: str) -> None:
+    def __init__(self, *, analysis_id: uuid.UUID, entity: str, resolve_gone: bool = False) -> None:
         self.analysis_id = analysis_id
         self.entity = entity
+        # In a run (not a dry one), quarantined records that left the source are resolved:
+        # there is nothing left to retry.
+        self.resolve_gone = resolve_gone
+        self.resolved_gone = 0
         self.vendor = connection.vendor
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
@@ -104,6 +109,21 @@ class ControlChangeSetStore:
                 """,
                 [analysis, self.entity],
             )
+            if self.resolve_gone:
+                cursor.execute(
+                    f"""
+                    UPDATE migration_quarantine SET resolved_at = %s
+                    WHERE entity_type = %s AND resolved_at IS NULL
+                      AND NOT EXISTS (SELECT 1 FROM {STAGE} s
+                                      WHERE s.key_text = migration_quarantine.legacy_key_text)
+                      AND NOT EXISTS (SELECT 1 FROM {record_map} m
+                                      WHERE m.entity_type = migration_quarantine.entity_type
+                                        AND m.legacy_key_text = migration_quarantine.legacy_key_text
+                                        AND m.deleted_at IS NULL)
+                    """,
+                    [timezone.now(), self.entity],
+                )
+                self.resolved_gone = cursor.rowcount
             cursor.execute(f"SELECT count(*) FROM {STAGE}")
             source_count = cursor.fetchone()[0]
             cursor.execute(

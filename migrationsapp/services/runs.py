@@ -452,6 +452,7 @@ def _run_entity_upserts(
                 mapping_version=control.mapping_version or ctx.active.versions[spec.name],
                 session_id=control.session_id,
                 baseline=ctx.options.baseline,
+                resolve_gone=not ctx.options.dry_run,
             )
             counts = analysis.counts
             try:
