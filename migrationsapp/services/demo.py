@@ -1,0 +1,131 @@
+"""The demo: a messy legacy clinic migrated with a baseline, changed, then migrated again.
+
+Runs on the embedded default with no services: the legacy clinic and the destination are
+SQLite files under ``var/demo/`` (the legacy one on MariaDB when ``DIFFMIG_LEGACY_URL`` is
+set, the destination on PostgreSQL when ``DIFFMIG_TARGET_URL`` is). The demo owns the four
+clinic entities: it rebuilds their tables and forgets what the control database knew of
+their records, so that every demo starts from a fresh destination.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from django.conf import settings
+from django.db import transaction
+
+from migrationsapp.demo.clinic import (
+    ENTITIES,
+    MAPPING_FILE,
+    ChangeLog,
+    apply_changes,
+    create_destination_schema,
+    create_legacy_schema,
+    drop_destination_schema,
+    drop_legacy_schema,
+    expected_analysis,
+    generate_clinic,
+    load_legacy,
+)
+from migrationsapp.models import QuarantinedRecord, RecordEvent, RecordMap
+from migrationsapp.selectors.sessions import session_document
+from migrationsapp.services.mappings import import_mapping_text
+from migrationsapp.services.runs import RunOptions, execute_session, launch_session
+
+DEMO_SEED = 2026
+
+
+@dataclass
+class DemoResult:
+    legacy_url: str
+    target_url: str
+    baseline: dict
+    changes: ChangeLog
+    expected: dict[str, dict[str, int]]
+    differential: dict
+    matches: bool
+    mismatches: list[str] = field(default_factory=list)
+
+
+def _engine(url: str) -> sa.Engine:
+    url = url.replace("mysql://", "mysql+pymysql://", 1)
+    url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    return sa.create_engine(url)
+
+
+def _urls() -> tuple[str, str]:
+    folder = Path(settings.DIFFMIG_SQLITE_ROOT) / "demo"
+    folder.mkdir(parents=True, exist_ok=True)
+    legacy = os.environ.get("DIFFMIG_LEGACY_URL") or f"sqlite:///{folder / 'legacy.sqlite3'}"
+    target = os.environ.get("DIFFMIG_TARGET_URL") or f"sqlite:///{folder / 'target.sqlite3'}"
+    return legacy, target
+
+
+@transaction.atomic
+def forget_clinic_records() -> None:
+    """A fresh destination means the record map, history and quarantine start empty too."""
+    for model in (RecordMap, RecordEvent, QuarantinedRecord):
+        model.objects.filter(entity_type__in=ENTITIES).delete()
+
+
+def run_demo(*, say: Callable[[str], None] = print) -> DemoResult:
+    legacy_url, target_url = _urls()
+    os.environ["DIFFMIG_LEGACY_URL"], os.environ["DIFFMIG_TARGET_URL"] = legacy_url, target_url
+    legacy, target = _engine(legacy_url), _engine(target_url)
+    try:
+        say(f"1. building the legacy clinic ({legacy.dialect.name}) and an empty destination")
+        data = generate_clinic(seed=DEMO_SEED)
+        drop_legacy_schema(legacy)
+        create_legacy_schema(legacy)
+        load_legacy(legacy, data)
+        drop_destination_schema(target)
+        create_destination_schema(target)
+        forget_clinic_records()
+        counts = ", ".join(f"{len(data.rows[e])} {e}s" for e in ENTITIES)
+        say(f"   legacy rows: {counts}")
+
+        say(f"2. importing the mapping {MAPPING_FILE.name}")
+        imported = import_mapping_text(text=MAPPING_FILE.read_text(encoding="utf-8"), user="demo")
+        for entity, version in imported.created + imported.unchanged:
+            say(f"   {entity}: version {version}")
+
+        say("3. baseline run")
+        baseline = _run(RunOptions(baseline=True))
+
+        say("4. changing the legacy data: inserts, updates, silent updates, deletes, a move")
+        before = data.snapshot()
+        changes = apply_changes(legacy, data, seed=DEMO_SEED + 1)
+        truth = expected_analysis(before, changes)
+        expected = {e: {kind: len(keys) for kind, keys in truth[e].items()} for e in ENTITIES}
+
+        say("5. differential run: only what changed")
+        differential = _run(RunOptions())
+        mismatches = [
+            f"{entity} {kind}: expected {count}, found {differential['entities'][entity][kind]}"
+            for entity in ENTITIES
+            for kind, count in expected[entity].items()
+            if differential["entities"][entity][kind] != count
+        ]
+        return DemoResult(
+            legacy_url=legacy_url,
+            target_url=target_url,
+            baseline=baseline,
+            changes=changes,
+            expected=expected,
+            differential=differential,
+            matches=not mismatches,
+            mismatches=mismatches,
+        )
+    finally:
+        legacy.dispose()
+        target.dispose()
+
+
+def _run(options: RunOptions) -> dict:
+    session = launch_session(options=options, user="demo")
+    session = execute_session(session_id=session.migration_session_id)
+    return session_document(session)
