@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from migrationsapp.cli.output import EXIT_OK, Output, Subcommand
+from migrationsapp.cli.progress import progress_bars, wanted
 from migrationsapp.services import analysis
 
 
@@ -14,7 +15,10 @@ def add_arguments(parser) -> None:
 
 
 def run(options: dict[str, Any], out: Output) -> int:
-    group, results = analysis.analyze_entities(entities=options["entities"])
+    with progress_bars(wanted(options)) as bars:
+        group, results = analysis.analyze_entities(
+            entities=options["entities"], progress=bars.analysis_callback() if bars else None
+        )
     if options["json"]:
         out.json(
             {

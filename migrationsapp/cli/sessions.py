@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from migrationsapp.cli.output import EXIT_OK, Output, Subcommand, session_exit_code
+from migrationsapp.cli.progress import progress_bars, wanted
 from migrationsapp.models.choices import SessionStatus
 from migrationsapp.selectors.sessions import get_session, session_document
 from migrationsapp.services import runs
@@ -31,7 +32,8 @@ def run_session(options: dict[str, Any], out: Output) -> int:
     if not options["json"]:
         out.line(f"session {session.migration_session_id}")
     # Without a queue the run executes here, so the command waits with or without --wait.
-    session = runs.execute_session(session_id=session.migration_session_id)
+    with progress_bars(wanted(options)) as bars:
+        session = runs.execute_session(session_id=session.migration_session_id, observer=bars)
     document = session_document(session)
     if options["json"]:
         out.json(document)
@@ -78,7 +80,8 @@ def resume(options: dict[str, Any], out: Output) -> int:
     session_id = get_session(options["session"]).migration_session_id
     runs.prepare_resume(session_id=session_id, user="cli")
     out.line(f"session {session_id}: resumed")
-    session = runs.execute_session(session_id=session_id)
+    with progress_bars(wanted(options)) as bars:
+        session = runs.execute_session(session_id=session_id, observer=bars)
     out.session(session_document(session))
     return session_exit_code(session)
 

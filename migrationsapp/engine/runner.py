@@ -117,6 +117,8 @@ class EntityRunner:
     soft_delete_column: str | None = None
     # Called at named points; tests inject crashes here (e.g. "after_destination_commit").
     fault: FaultHook | None = None
+    # Told of every committed batch (progress bars, live pages).
+    on_batch: Callable[[BatchResult], None] | None = None
 
     @property
     def entity(self) -> str:
@@ -153,6 +155,8 @@ class EntityRunner:
             self._fault("after_destination_commit")
             self.ports.commit_batch(result)
             self._fault("after_control_commit")
+            if self.on_batch:
+                self.on_batch(result)
             outcome.last_change_id = result.last_change_id
             outcome.batches += 1
             outcome.processed += result.processed

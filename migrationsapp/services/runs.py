@@ -14,6 +14,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -30,7 +31,7 @@ from migrationsapp.engine.errors import (
 )
 from migrationsapp.engine.load import DestinationWriter
 from migrationsapp.engine.mapping import EntitySpec, dependency_order
-from migrationsapp.engine.runner import DELETE, UPSERT, EntityRunner, FaultHook
+from migrationsapp.engine.runner import DELETE, UPSERT, BatchResult, EntityRunner, FaultHook
 from migrationsapp.engine.validation import compile_rules
 from migrationsapp.models import MigrationCheckpoint, MigrationControl, MigrationStatus
 from migrationsapp.models.choices import (
@@ -207,13 +208,37 @@ def request_cancel(*, session_id: uuid.UUID, user: str = "") -> MigrationStatus:
 
 
 def prepare_resume(*, session_id: uuid.UUID, user: str = "") -> MigrationStatus:
-    """Move a paused or failed session back to running; its entities continue from checkpoints."""
-    session = transition_session(
-        session_id=session_id,
-        to=SessionStatus.RUNNING,
-        expected=(SessionStatus.PAUSED, SessionStatus.FAILED),
-        pause_requested_at=None,
+    """Move a paused or failed session back to running; its entities continue from checkpoints.
+
+    A session still ``running`` whose leases are all stale (its process died: nothing
+    renewed them for DIFFMIG_LEASE_TIMEOUT seconds) is taken over the same way. While a
+    lease is fresh it is refused: the session is still being executed.
+    """
+    status = (
+        MigrationStatus.objects.filter(migration_session_id=session_id)
+        .values_list("overall_status", flat=True)
+        .get()
     )
+    if status == SessionStatus.RUNNING:
+        if _lease_is_fresh(session_id):
+            raise StateTransitionError(
+                f"session {session_id} is running: a worker holds it",
+                hint="Pause it first, or wait until its lease is "
+                f"{settings.DIFFMIG_LEASE_TIMEOUT} s old if its worker died.",
+            )
+        # The entities' compare-and-set below takes the leases away from the dead owner: if it
+        # was only slow, its next checkpoint fails with LeaseLostError and it stops.
+        MigrationStatus.objects.filter(
+            migration_session_id=session_id, overall_status=SessionStatus.RUNNING
+        ).update(pause_requested_at=None, updated_at=timezone.now())
+        session = MigrationStatus.objects.get(migration_session_id=session_id)
+    else:
+        session = transition_session(
+            session_id=session_id,
+            to=SessionStatus.RUNNING,
+            expected=(SessionStatus.PAUSED, SessionStatus.FAILED),
+            pause_requested_at=None,
+        )
     for control in MigrationControl.objects.filter(session_id=session_id).exclude(
         state__in=(EntityState.COMPLETED, EntityState.CANCELLED, EntityState.PENDING)
     ):
@@ -233,6 +258,14 @@ def prepare_resume(*, session_id: uuid.UUID, user: str = "") -> MigrationStatus:
 # -- execution ---------------------------------------------------------------------------------
 
 
+class RunObserver(Protocol):
+    """Told how a session advances (the CLI's progress bars)."""
+
+    def phase_started(self, entity: str, phase: str, total: int) -> None: ...
+
+    def advanced(self, entity: str, phase: str, rows: int) -> None: ...
+
+
 @dataclass
 class _Context:
     session: MigrationStatus
@@ -243,9 +276,15 @@ class _Context:
     today: dt.date
     owner: str
     fault: FaultHook | None
+    observer: RunObserver | None = None
 
 
-def execute_session(*, session_id: uuid.UUID, fault: FaultHook | None = None) -> MigrationStatus:
+def execute_session(
+    *,
+    session_id: uuid.UUID,
+    fault: FaultHook | None = None,
+    observer: RunObserver | None = None,
+) -> MigrationStatus:
     """Run a session in this process until it completes, fails, pauses or is cancelled."""
     session = MigrationStatus.objects.get(migration_session_id=session_id)
     if session.overall_status == SessionStatus.PENDING:
@@ -275,6 +314,7 @@ def execute_session(*, session_id: uuid.UUID, fault: FaultHook | None = None) ->
         today=dt.date.fromisoformat(saved["today"]) if saved.get("today") else timezone.localdate(),
         owner=uuid.uuid4().hex,
         fault=fault,
+        observer=observer,
     )
     try:
         return _execute(context)
@@ -408,8 +448,27 @@ def _runner(
         dry_run=ctx.options.dry_run,
         today=ctx.today,
         fault=ctx.fault,
+        on_batch=_progress_reporter(ctx),
     )
     return runners[spec.name]
+
+
+def _progress_reporter(ctx: _Context) -> Callable[[BatchResult], None] | None:
+    observer = ctx.observer
+    if observer is None:
+        return None
+    return lambda result: observer.advanced(result.entity, result.phase, len(result.outcomes))
+
+
+def _announce(ctx: _Context, control: MigrationControl, phase: str) -> None:
+    if ctx.observer is None:
+        return
+    control.refresh_from_db()
+    if phase == DELETE:
+        total = control.deleted_count
+    else:
+        total = control.new_count + control.modified_count + control.retry_count
+    ctx.observer.phase_started(control.entity_type, phase, total)
 
 
 def _compile(ctx: _Context, spec: EntitySpec) -> CompiledEntity:
@@ -474,6 +533,7 @@ def _run_entity_upserts(
             )
             control.refresh_from_db()
         runner = _runner(ctx, control, runners)
+        _announce(ctx, control, UPSERT)
         outcome = runner.run(phase=UPSERT, after_id=_checkpoint(control, UPSERT))
     except DiffmigError as error:
         _fail_entity(ctx, control, error)
@@ -494,6 +554,7 @@ def _run_entity_deletes(
         return None
     try:
         runner = _runner(ctx, control, runners)
+        _announce(ctx, control, DELETE)
         outcome = runner.run(phase=DELETE, after_id=_checkpoint(control, DELETE))
     except DiffmigError as error:
         _fail_entity(ctx, control, error)
