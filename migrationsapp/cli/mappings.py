@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from migrationsapp.cli import preview as preview_module
 from migrationsapp.cli.output import EXIT_OK, Output, Subcommand
 from migrationsapp.engine.errors import ConfigurationError
 from migrationsapp.services import mappings
@@ -55,6 +56,7 @@ def run(options: dict[str, Any], out: Output) -> int:
 # Further `mappings` actions (e.g. preview) register here: name -> module with
 # add_arguments(actions, name) and run(options, out).
 EXTRA_ACTIONS: dict[str, Any] = {}
+EXTRA_ACTIONS["preview"] = preview_module
 
 COMMANDS = [
     Subcommand(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migrationsapp.cli import analyze, connections, mappings, records, sessions
+from migrationsapp.cli import analyze, connections, mappings, records, sessions, verify
 from migrationsapp.cli.output import Subcommand
 
 SUBCOMMANDS: list[Subcommand] = [
@@ -11,4 +11,5 @@ SUBCOMMANDS: list[Subcommand] = [
     *analyze.COMMANDS,
     *sessions.COMMANDS,
     *records.COMMANDS,
+    *verify.COMMANDS,
 ]

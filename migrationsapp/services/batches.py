@@ -8,6 +8,7 @@ the counters and the batch's log lines.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -34,9 +35,56 @@ from migrationsapp.models.choices import (
     OperationType,
     RecordAction,
 )
+from migrationsapp.services.bulk import copy_available, copy_rows, copy_upsert
 from migrationsapp.services.logs import bulk_log, log_event, record_entry
 
 CHUNK = 1000
+
+# Column lists of the COPY paths (services.bulk); they follow the models' db columns.
+MAP_COLUMNS = (
+    "entity_type",
+    "legacy_key",
+    "legacy_key_text",
+    "destination_uuid",
+    "content_hash",
+    "mapping_version",
+    "first_session_id",
+    "last_session_id",
+    "first_migrated_at",
+    "last_migrated_at",
+)
+MAP_COLUMN_TYPES = (
+    "varchar(100)",
+    "jsonb",
+    "text",
+    "uuid",
+    "varchar(64)",
+    "integer",
+    "uuid",
+    "uuid",
+    "timestamptz",
+    "timestamptz",
+)
+# A record keeps its UUID and its first migration for ever; the rest follows the last write.
+MAP_UPDATES = (
+    '"legacy_key" = EXCLUDED."legacy_key"',
+    '"content_hash" = EXCLUDED."content_hash"',
+    '"mapping_version" = EXCLUDED."mapping_version"',
+    '"last_session_id" = EXCLUDED."last_session_id"',
+    '"last_migrated_at" = EXCLUDED."last_migrated_at"',
+    '"deleted_at" = NULL',
+)
+EVENT_COLUMNS = (
+    "entity_type",
+    "legacy_key_text",
+    "migration_session_id",
+    "action",
+    "destination_uuid",
+    "content_hash",
+    "mapping_version",
+    "reason",
+    "occurred_at",
+)
 UPSERT_KINDS = (ChangeKind.NEW, ChangeKind.MODIFIED, ChangeKind.RETRY)
 
 
@@ -126,7 +174,30 @@ class ControlRunPorts:
 
     def _write_record_map(self, outcomes: list[RecordOutcome], now) -> None:
         written = [o for o in outcomes if o.action in (RecordAction.CREATED, RecordAction.UPDATED)]
-        if written:
+        if written and copy_available():
+            copy_upsert(
+                RecordMap._meta.db_table,
+                MAP_COLUMNS,
+                MAP_COLUMN_TYPES,
+                (
+                    (
+                        self.entity,
+                        json.dumps(o.key),
+                        o.key_text,
+                        o.uuid,
+                        o.content_hash,
+                        self.mapping_version,
+                        self.session_id,
+                        self.session_id,
+                        now,
+                        now,
+                    )
+                    for o in written
+                ),
+                conflict=("entity_type", "legacy_key_text"),
+                assignments=MAP_UPDATES,
+            )
+        elif written:
             RecordMap.objects.bulk_create(
                 [
                     RecordMap(
@@ -163,6 +234,26 @@ class ControlRunPorts:
             ).update(deleted_at=now, last_session_id=self.session_id, last_migrated_at=now)
 
     def _write_events(self, outcomes: list[RecordOutcome], now) -> None:
+        if copy_available():
+            copy_rows(
+                RecordEvent._meta.db_table,
+                EVENT_COLUMNS,
+                (
+                    (
+                        self.entity,
+                        o.key_text,
+                        self.session_id,
+                        o.action,
+                        o.uuid,
+                        o.content_hash,
+                        self.mapping_version,
+                        str(o.error) if o.error else "",
+                        now,
+                    )
+                    for o in outcomes
+                ),
+            )
+            return
         RecordEvent.objects.bulk_create(
             [
                 RecordEvent(

@@ -1,0 +1,596 @@
+"""Checking a mapping against real data: ``verify`` (source vs destination) and ``preview``.
+
+``EntityVerifier`` compares one entity's source and destination through its compiled
+mapping, record by record, after converting each source row to the destination's types,
+exactly as a run would write it. Two passes, each holding one batch at a time, so memory
+stays constant in the size of the tables (only the capped report lists grow, to ``cap``):
+
+1. **Source pass.** The source table is streamed from one snapshot. For each batch, the
+   record map entries of its keys and its open quarantine entries are looked up in the
+   control database (one query each), the rows are transformed, references are translated
+   into the parents' UUIDs through the record map, and the destination rows of the batch
+   are fetched by UUID (one ``IN`` query). Each source record then ends up as
+   *quarantined* (open quarantine: counted apart, not compared), *missing* (no live record
+   map entry, or no destination row) or *compared* field by field, adding one *different*
+   per field that does not match; a compared record written under another mapping version
+   than the active one (an older one; or a newer one after a rollback) is also *stale*.
+   Stale rows are compared all the same: only missing, extra and different are mismatches.
+2. **Destination pass.** The destination table's keys are streamed from one snapshot and,
+   per batch, looked up by UUID in the record map. A row is *extra* when no record map
+   entry of this entity has its UUID (diffmig did not write it), when its entry is deleted
+   (a delete that did not happen; under ``deletes: soft`` a row whose soft-delete column is
+   set is fine), or when its entry is live but its source row is gone (a delete not yet
+   applied; checked with one fetch-by-key per batch on the source; under ``deletes:
+   report`` such rows are kept on purpose and are not extra).
+
+Nothing is held across batches but counters and the capped lists: no set of every key or
+UUID, no temporary table. The price is one record-map query per batch and pass, and one
+extra source query per destination batch.
+
+Equality is type-aware (``values_equal``): numbers by value (``85000.5`` equals
+``85000.50``), aware datetimes as instants, booleans as booleans, JSON by content, text
+exactly. Destination values are first brought to the column's kind (SQLite hands back
+text), source values already are. ``json_value`` makes any value JSON-safe for reports.
+
+``read_first_rows`` and ``describe_reference`` serve the mapping preview. No Django here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import struct
+import time
+import uuid
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Generic, Protocol, TypeVar
+
+import sqlalchemy as sa
+
+from .compile import CompiledEntity, ReferenceValue
+from .connectors import ColumnInfo, Database
+from .convert import as_bool, as_decimal, as_text, convert_value
+from .errors import RowError
+from .ids import encode_key, value_text
+
+DEFAULT_BATCH_SIZE = 1000
+DEFAULT_CAP = 1000
+_IN_CHUNK = 1000  # values per IN list: well below every driver's parameter limit
+
+T = TypeVar("T")
+
+
+# --- ports --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MapEntry:
+    """One record map entry: what diffmig last wrote for a legacy key."""
+
+    key_text: str
+    key: list[Any]  # the typed form (ids.storage_values), to fetch the source row again
+    uuid: uuid.UUID
+    mapping_version: int
+    deleted: bool
+
+
+class VerifyPorts(Protocol):
+    """What the verifier reads from the control database."""
+
+    def entries_by_key(
+        self, entity: str, key_texts: Collection[str]
+    ) -> dict[str, MapEntry]:  # pragma: no cover - protocol
+        """Record map entries (live and deleted) of these keys."""
+
+    def entries_by_uuid(
+        self, entity: str, uuids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, MapEntry]:  # pragma: no cover - protocol
+        """Record map entries (live and deleted) of this entity holding these UUIDs."""
+
+    def quarantined(
+        self, entity: str, key_texts: Collection[str]
+    ) -> set[str]:  # pragma: no cover - protocol
+        """The keys among these that are in open quarantine."""
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+@dataclass
+class CappedList(Generic[T]):
+    """A list that keeps its first ``cap`` items but counts every one."""
+
+    cap: int = DEFAULT_CAP
+    items: list[T] = field(default_factory=list)
+    total: int = 0
+
+    def add(self, item: T) -> None:
+        self.total += 1
+        if len(self.items) < self.cap:
+            self.items.append(item)
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.items)
+
+
+@dataclass(frozen=True)
+class FieldDifference:
+    """One destination field whose value differs from the converted source value."""
+
+    key: str
+    field: str
+    source: Any
+    destination: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "field": self.field,
+            "source": json_value(self.source),
+            "destination": json_value(self.destination),
+        }
+
+
+@dataclass
+class EntityVerification:
+    """The outcome of verifying one entity."""
+
+    entity: str
+    mapping_version: int
+    cap: int = DEFAULT_CAP
+    compared: int = 0
+    quarantined: int = 0
+    different_records: int = 0
+    seconds: float = 0.0
+    missing: CappedList[str] = field(init=False)
+    extra: CappedList[str] = field(init=False)
+    different: CappedList[FieldDifference] = field(init=False)
+    stale: CappedList[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.missing = CappedList(self.cap)
+        self.extra = CappedList(self.cap)
+        self.different = CappedList(self.cap)
+        self.stale = CappedList(self.cap)
+
+    @property
+    def equal(self) -> bool:
+        """No record missing, extra or different (stale and quarantined rows are not)."""
+        return not (self.missing.total or self.extra.total or self.different.total)
+
+    @property
+    def truncated(self) -> bool:
+        return any(lst.truncated for lst in (self.missing, self.extra, self.different, self.stale))
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "compared": self.compared,
+            "missing": self.missing.total,
+            "extra": self.extra.total,
+            "different": self.different.total,
+            "different_records": self.different_records,
+            "quarantined": self.quarantined,
+            "stale": self.stale.total,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entity's entry of ``verify --json`` (CONTRACT.md §4), plus counts."""
+        return {
+            "compared": self.compared,
+            "missing": list(self.missing.items),
+            "extra": list(self.extra.items),
+            "different": [d.as_dict() for d in self.different.items],
+            "quarantined": self.quarantined,
+            "stale": list(self.stale.items),
+            "mapping_version": self.mapping_version,
+            "counts": self.counts(),
+            "truncated": self.truncated,
+        }
+
+
+# --- values -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnresolvedReference:
+    """A reference whose parent has no live record map entry (it was never migrated)."""
+
+    entity: str
+    key_text: str
+
+    def __str__(self) -> str:
+        return f"→ {self.entity} {self.key_text} (not migrated yet)"
+
+
+def describe_reference(entity: str, key_text: str, parent_uuid: uuid.UUID | None) -> str:
+    """A reference for people: ``→ office 3 (9c0e…)`` or ``→ office 3 (not migrated yet)``."""
+    return f"→ {entity} {key_text} ({parent_uuid if parent_uuid else 'not migrated yet'})"
+
+
+def json_value(value: Any) -> Any:
+    """``value`` as JSON can hold it: numbers and dates as text, aware datetimes in UTC."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else repr(value)
+    if isinstance(value, Decimal):
+        return as_text(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None and value.tzinfo.utcoffset(value) is not None:
+            value = value.astimezone(dt.UTC)
+        return value.isoformat()
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    return str(value)
+
+
+def destination_value(column: ColumnInfo, value: Any) -> Any:
+    """A value read from the destination, brought to its column's kind.
+
+    PostgreSQL already returns the right types; SQLite returns text and numbers. A value
+    that does not convert is compared as read.
+    """
+    if value is None:
+        return None
+    try:
+        # Naive timestamps read from a timestamptz-less destination are UTC wall-clock.
+        return convert_value(value, column.kind, tz=dt.UTC)
+    except RowError:
+        return value
+
+
+def _is_aware(value: dt.datetime) -> bool:
+    return value.tzinfo is not None and value.tzinfo.utcoffset(value) is not None
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC) if _is_aware(value) else value.replace(tzinfo=dt.UTC)
+
+
+def _are_instants(kind: str, a: Any, b: Any) -> bool:
+    """Two datetimes to compare as instants, whatever zone each side carries."""
+    if not (isinstance(a, dt.datetime) and isinstance(b, dt.datetime)):
+        return False
+    return kind == "datetime_tz" or _is_aware(a) or _is_aware(b)
+
+
+def _single_precision(sql_type: str) -> bool:
+    return sql_type.upper().split("(")[0].strip() in ("REAL", "FLOAT4")
+
+
+def _float32(value: float) -> bytes:
+    return struct.pack("<f", value)
+
+
+def values_equal(column: ColumnInfo, source: Any, destination: Any) -> bool:
+    """Whether the converted source value and the destination value are the same datum."""
+    if source is None or destination is None:
+        return source is None and destination is None
+    if isinstance(source, UnresolvedReference):
+        return False
+    kind = column.kind
+    try:
+        if kind in ("integer", "numeric"):
+            # By value: the scale of a Decimal (85000.5 vs 85000.50) is not a difference.
+            return as_decimal(source) == as_decimal(destination)
+        if kind == "float":
+            a, b = float(source), float(destination)
+            # A REAL column keeps single precision: compare what it can hold.
+            return a == b or (_single_precision(column.sql_type) and _float32(a) == _float32(b))
+        if kind == "boolean":
+            return as_bool(source) == as_bool(destination)
+        if _are_instants(kind, source, destination):
+            return _as_utc(source) == _as_utc(destination)
+        if kind == "uuid":
+            return str(source).lower() == str(destination).lower()
+        if kind == "json":
+            return json.dumps(json_value(source), sort_keys=True) == json.dumps(
+                json_value(destination), sort_keys=True
+            )
+        if kind == "bytes":
+            return bytes(source) == bytes(destination)
+        if kind == "text" and not (isinstance(source, str) and isinstance(destination, str)):
+            return as_text(source) == as_text(destination)
+    except (ValueError, TypeError, ArithmeticError):
+        return False
+    # Text exactly (case, trailing spaces), dates, times, naive datetimes.
+    return source == destination
+
+
+# --- destination reads --------------------------------------------------------------------
+
+
+class DestinationTable:
+    """Reads of one destination table by its UUID key: fetch by UUIDs, stream the keys."""
+
+    def __init__(self, database: Database, name: str, key_column: str) -> None:
+        self.database = database
+        self.name = name  # as the mapping writes it (it may be schema-qualified)
+        self.table = table = database.require_table(name)
+        self.key_column = key_column
+        key_info = table.column(key_column)
+        # A UUID column on PostgreSQL binds uuid.UUID; anything else compares as text.
+        self._bind_uuid = (
+            database.dialect == "postgresql" and key_info is not None and key_info.kind == "uuid"
+        )
+
+    def _clause(self, columns: Sequence[str]) -> sa.TableClause:
+        names = dict.fromkeys([self.key_column, *columns])
+        return sa.table(self.table.name, *(sa.column(n) for n in names), schema=self.table.schema)
+
+    def _bind(self, value: uuid.UUID) -> Any:
+        return value if self._bind_uuid else str(value)
+
+    def fetch(
+        self, uuids: Sequence[uuid.UUID], columns: Sequence[str]
+    ) -> dict[uuid.UUID, dict[str, Any]]:
+        """``{uuid: {column: value}}`` for the rows that exist among ``uuids``."""
+        t = self._clause(columns)
+        key = t.c[self.key_column]
+        found: dict[uuid.UUID, dict[str, Any]] = {}
+        with self.database.connect() as conn:
+            for start in range(0, len(uuids), _IN_CHUNK):
+                chunk = [self._bind(u) for u in uuids[start : start + _IN_CHUNK]]
+                stmt = sa.select(key, *(t.c[c] for c in columns)).where(key.in_(chunk))
+                for row in conn.execute(stmt):
+                    parsed = as_uuid(row[0])
+                    if parsed is not None:
+                        found[parsed] = dict(zip(columns, row[1:], strict=True))
+        return found
+
+    def stream(self, columns: Sequence[str], batch_size: int) -> Iterator[list[dict[str, Any]]]:
+        """Every row's key and ``columns``, from one snapshot, in batches."""
+        names = list(dict.fromkeys([self.key_column, *columns]))
+        return self.database.stream_rows(self.name, names, batch_size=batch_size)
+
+
+def as_uuid(value: Any) -> uuid.UUID | None:
+    """A UUID from a driver value (uuid.UUID, text, 16 bytes), or None when it is none."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        if isinstance(value, bytes) and len(value) == 16:
+            return uuid.UUID(bytes=value)
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError):
+        return None
+
+
+# --- the verifier ---------------------------------------------------------------------------
+
+
+@dataclass
+class EntityVerifier:
+    """Verifies one entity; see the module docstring for the two passes."""
+
+    compiled: CompiledEntity
+    source: Database
+    destination: Database
+    ports: VerifyPorts
+    mapping_version: int
+    batch_size: int = DEFAULT_BATCH_SIZE
+    cap: int = DEFAULT_CAP
+    # Set up by run().
+    _table: DestinationTable = field(init=False, repr=False)
+    _columns: dict[str, ColumnInfo] = field(init=False, repr=False)
+    _soft: str | None = field(init=False, repr=False, default=None)
+
+    @property
+    def entity(self) -> str:
+        return self.compiled.spec.name
+
+    def run(self) -> EntityVerification:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        started = time.monotonic()
+        spec = self.compiled.spec
+        self._table = DestinationTable(
+            self.destination, spec.destination_table, spec.destination_key
+        )
+        info = self._table.table
+        self._columns = {name: info.columns[name] for name in self.compiled.destination_columns}
+        # The soft-delete column is checked apart, unless a field also writes it.
+        self._soft = (
+            spec.soft_delete_column
+            if spec.deletes == "soft"
+            and spec.soft_delete_column
+            and spec.soft_delete_column not in self._columns
+            and info.column(spec.soft_delete_column) is not None
+            else None
+        )
+        report = EntityVerification(self.entity, self.mapping_version, cap=self.cap)
+        columns = list(dict.fromkeys([*spec.source_key, *self.compiled.source_columns]))
+        for batch in self.source.stream_rows(
+            spec.source_table, columns, batch_size=self.batch_size
+        ):
+            self._source_batch(batch, report)
+        extra_columns = [self._soft] if self._soft else []
+        for batch in self._table.stream(extra_columns, self.batch_size):
+            self._destination_batch(batch, report)
+        report.seconds = time.monotonic() - started
+        return report
+
+    # -- source pass -------------------------------------------------------------------------
+
+    def _source_batch(self, rows: list[dict[str, Any]], report: EntityVerification) -> None:
+        spec = self.compiled.spec
+        keyed = [(encode_key([row[c] for c in spec.source_key]), row) for row in rows]
+        texts = [text for text, _ in keyed]
+        quarantined = self.ports.quarantined(self.entity, texts)
+        entries = self.ports.entries_by_key(self.entity, texts)
+
+        # Transform every record that is neither quarantined nor missing.
+        candidates: list[tuple[str, MapEntry, dict[str, Any] | RowError]] = []
+        for text, row in keyed:
+            if text in quarantined:
+                report.quarantined += 1
+                continue
+            entry = entries.get(text)
+            if entry is None or entry.deleted:
+                report.missing.add(text)
+                continue
+            try:
+                values: dict[str, Any] | RowError = self.compiled.transform(row)
+            except RowError as error:
+                values = error
+            candidates.append((text, entry, values))
+        if not candidates:
+            return
+
+        self._resolve_references([v for _, _, v in candidates if isinstance(v, dict)])
+        fetched = self._table.fetch(
+            [entry.uuid for _, entry, _ in candidates],
+            [*self._columns, *([self._soft] if self._soft else [])],
+        )
+        for text, entry, values in candidates:
+            row = fetched.get(entry.uuid)
+            if row is None:
+                report.missing.add(text)
+                continue
+            report.compared += 1
+            if entry.mapping_version != self.mapping_version:
+                report.stale.add(text)
+            differences = self._compare(text, values, row)
+            if differences:
+                report.different_records += 1
+                for difference in differences:
+                    report.different.add(difference)
+
+    def _resolve_references(self, transformed: list[dict[str, Any]]) -> None:
+        """Replace each ReferenceValue by the parent's UUID (live entries only)."""
+        references = self.compiled.reference_fields
+        if not references:
+            return
+        wanted: dict[str, set[str]] = {}
+        for values in transformed:
+            for column in references:
+                ref = values.get(column)
+                if isinstance(ref, ReferenceValue):
+                    wanted.setdefault(ref.entity, set()).add(ref.key_text)
+        resolved: dict[str, dict[str, uuid.UUID]] = {}
+        for parent, keys in wanted.items():
+            entries = self.ports.entries_by_key(parent, keys)
+            resolved[parent] = {k: e.uuid for k, e in entries.items() if not e.deleted}
+        for values in transformed:
+            for column in references:
+                ref = values.get(column)
+                if isinstance(ref, ReferenceValue):
+                    parent_uuid = resolved.get(ref.entity, {}).get(ref.key_text)
+                    values[column] = (
+                        parent_uuid
+                        if parent_uuid is not None
+                        else UnresolvedReference(ref.entity, ref.key_text)
+                    )
+
+    def _compare(
+        self, key_text: str, values: dict[str, Any] | RowError, row: Mapping[str, Any]
+    ) -> list[FieldDifference]:
+        if isinstance(values, RowError):
+            # Not quarantined, yet the active mapping refuses the row now (e.g. the mapping
+            # changed since it was written): its destination cannot be equal to it.
+            name = values.field or next(iter(self._columns), "")
+            return [
+                FieldDifference(
+                    key_text,
+                    name,
+                    f"<fails: {values.reason}>",
+                    destination_value(self._columns[name], row.get(name))
+                    if name in self._columns
+                    else None,
+                )
+            ]
+        differences = []
+        for name, column in self._columns.items():
+            source = values.get(name)
+            destination = destination_value(column, row.get(name))
+            if not values_equal(column, source, destination):
+                shown = str(source) if isinstance(source, UnresolvedReference) else source
+                differences.append(FieldDifference(key_text, name, shown, destination))
+        if self._soft and row.get(self._soft) is not None:
+            # A live record marked deleted in the destination.
+            differences.append(FieldDifference(key_text, self._soft, None, row.get(self._soft)))
+        return differences
+
+    # -- destination pass --------------------------------------------------------------------
+
+    def _destination_batch(self, rows: list[dict[str, Any]], report: EntityVerification) -> None:
+        spec = self.compiled.spec
+        by_uuid: dict[uuid.UUID, dict[str, Any]] = {}
+        for row in rows:
+            parsed = as_uuid(row[spec.destination_key])
+            if parsed is None:
+                # Not even a UUID: certainly not a row diffmig wrote.
+                report.extra.add(value_text(row[spec.destination_key]))
+                continue
+            by_uuid[parsed] = row
+        entries = self.ports.entries_by_uuid(self.entity, list(by_uuid))
+        live: list[tuple[uuid.UUID, MapEntry]] = []
+        for record_uuid, row in by_uuid.items():
+            entry = entries.get(record_uuid)
+            soft_deleted = self._soft is not None and row.get(self._soft) is not None
+            if entry is None:
+                report.extra.add(str(record_uuid))
+            elif entry.deleted:
+                if not soft_deleted:
+                    report.extra.add(str(record_uuid))  # the delete did not happen
+            elif spec.deletes != "report" and not soft_deleted:
+                live.append((record_uuid, entry))
+        if live:
+            self._check_source_gone(live, report)
+
+    def _check_source_gone(
+        self, live: list[tuple[uuid.UUID, MapEntry]], report: EntityVerification
+    ) -> None:
+        """Live records whose source row is gone: deletes not applied yet, hence extra."""
+        spec = self.compiled.spec
+        found = self.source.fetch_rows(
+            spec.source_table, spec.source_key, [tuple(e.key) for _, e in live], []
+        )
+        present = {encode_key(list(key)) for key in found}
+        gone = [(u, e) for u, e in live if e.key_text not in present]
+        if not gone:
+            return
+        quarantined = self.ports.quarantined(self.entity, [e.key_text for _, e in gone])
+        for record_uuid, entry in gone:
+            if entry.key_text in quarantined:
+                report.quarantined += 1  # e.g. a delete the destination refused
+            else:
+                report.extra.add(str(record_uuid))
+
+
+# --- preview ------------------------------------------------------------------------------
+
+
+def read_first_rows(
+    db: Database, table: str, key_columns: Sequence[str], columns: Sequence[str], limit: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """The first ``limit`` rows of ``table`` by key, as ``(key text, {column: value})``.
+
+    The keys are chosen by an ordered query (in the source's collation), then the rows are
+    fetched by key so that their values are read exactly as a run reads them.
+    """
+    if limit < 1:
+        return []
+    info = db.require_table(table)
+    t = sa.table(info.name, *(sa.column(c) for c in key_columns), schema=info.schema)
+    keys = [t.c[c] for c in key_columns]
+    with db.connect() as conn:
+        raw = [tuple(r) for r in conn.execute(sa.select(*keys).order_by(*keys).limit(limit))]
+    fetched = db.fetch_rows(table, key_columns, raw, columns)
+    position = {tuple(value_text(v) for v in key): i for i, key in enumerate(raw)}
+
+    def order(item: tuple[tuple, dict[str, Any]]) -> int:
+        # A value the reader converts (a MySQL TIMESTAMP key) may not match its raw text:
+        # such rows go last rather than being lost.
+        return position.get(tuple(value_text(v) for v in item[0]), len(position))
+
+    return [(encode_key(list(key)), row) for key, row in sorted(fetched.items(), key=order)]
