@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -120,6 +120,16 @@ class ControlRunPorts:
     ) -> dict[str, uuid.UUID]:
         found: dict[str, uuid.UUID] = {}
         texts = list(key_texts)
+        if copy_available():
+            # One statement with an array parameter: far cheaper than IN lists of 1000.
+            deleted = "" if include_deleted else " AND deleted_at IS NULL"
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT legacy_key_text, destination_uuid FROM migration_mappings "
+                    f"WHERE entity_type = %s AND legacy_key_text = ANY(%s){deleted}",
+                    [entity, texts],
+                )
+                return dict(cursor.fetchall())
         for start in range(0, len(texts), CHUNK):
             query = RecordMap.objects.filter(
                 entity_type=entity, legacy_key_text__in=texts[start : start + CHUNK]
@@ -247,7 +257,7 @@ class ControlRunPorts:
                         o.uuid,
                         o.content_hash,
                         self.mapping_version,
-                        str(o.error) if o.error else "",
+                        o.reason,
                         now,
                     )
                     for o in outcomes
@@ -264,7 +274,7 @@ class ControlRunPorts:
                     destination_uuid=o.uuid,
                     content_hash=o.content_hash,
                     mapping_version=self.mapping_version,
-                    reason=str(o.error) if o.error else "",
+                    reason=o.reason,
                     occurred_at=now,
                 )
                 for o in outcomes
