@@ -107,8 +107,9 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 
-LOGIN_URL = "/admin/login/"
-LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # Jobs: with REDIS_URL, runs are RQ jobs; without it they execute in-process.
 REDIS_URL = env_str("REDIS_URL") or None
@@ -118,6 +119,12 @@ RQ_QUEUES = {
     for name in DIFFMIG_QUEUES
 }
 RQ_SHOW_ADMIN_LINK = False
+# A job runs one unit: at most this many batches of one entity, then it enqueues the rest.
+DIFFMIG_UNIT_BATCHES = env_int("DIFFMIG_UNIT_BATCHES", 20)
+DIFFMIG_JOB_TIMEOUT = env_int("DIFFMIG_JOB_TIMEOUT", 600)
+# Workers lost (lease expired) on one entity run before the watchdog fails the entity.
+DIFFMIG_MAX_ATTEMPTS = env_int("DIFFMIG_MAX_ATTEMPTS", 3)
+DIFFMIG_WATCHDOG_INTERVAL = env_int("DIFFMIG_WATCHDOG_INTERVAL", 10)
 
 LOGGING = {
     "version": 1,

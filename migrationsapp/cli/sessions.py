@@ -17,6 +17,14 @@ def add_run_arguments(parser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="write nothing")
     parser.add_argument("--batch-size", type=int, default=1000, metavar="N")
     parser.add_argument("--max-delete-share", type=float, default=None, metavar="X")
+    parser.add_argument(
+        "--timestamp-overlap",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="detection timestamp/hybrid: how far the window reaches back before the cursor "
+        "(default 300; 0 cuts strictly after the cursor's (timestamp, key))",
+    )
     parser.add_argument("--wait", action="store_true", help="follow the session to its end")
     parser.add_argument("--json", action="store_true")
 
@@ -27,6 +35,7 @@ def run_session(options: dict[str, Any], out: Output) -> int:
         dry_run=options["dry_run"],
         batch_size=options["batch_size"],
         max_delete_share=options["max_delete_share"],
+        timestamp_overlap_s=options["timestamp_overlap"],
     )
     session = runs.launch_session(entities=options["entities"], options=run_options, user="cli")
     if not options["json"]:

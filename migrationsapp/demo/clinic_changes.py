@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Iterable
+from decimal import Decimal
 
 import sqlalchemy as sa
 
@@ -214,10 +215,9 @@ class _Round:
             doctor_trees = (self.cascade(doctors=[doctor]) for doctor in self.free("doctor"))
             trees = [t for t in doctor_trees if self.deletable(t)]
         if trees:
-            smallest = min(sum(len(keys) for keys in t.values()) for t in trees)
-            self.delete(
-                self.rng.choice([t for t in trees if sum(map(len, t.values())) == smallest])
-            )
+            sizes = [sum(len(keys) for keys in tree.values()) for tree in trees]
+            smallest = [tree for tree, size in zip(trees, sizes, strict=True) if size == min(sizes)]
+            self.delete(self.rng.choice(smallest))
         patients = self.free("patient")
         for patient in self.rng.sample(patients, min(len(patients), _share(len(patients), 0.01))):
             self.delete(self.cascade(patients=[patient]))
@@ -254,7 +254,7 @@ class _Round:
         if entity == "doctor":
             choice = rng.randrange(3)
             if choice == 0:
-                salary = row["salary"] if row["salary"] is not None else 80_000
+                salary = row["salary"] if row["salary"] is not None else Decimal("80000.00")
                 return {"salary": salary + 1000 + rounds}
             if choice == 1:
                 return {"active_flag": "N" if row["active_flag"] == "Y" else "Y"}

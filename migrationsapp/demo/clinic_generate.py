@@ -6,7 +6,8 @@ odd case with stray spaces, emoji, zero and impossible dates, text dates in thre
 'Y'/'N' and 0/1 flags, DECIMAL money, patient codes with ``/``, spaces, commas, a backslash,
 a trailing space and a pair differing only in case, and a composite key.
 
-A few rows are wrong on purpose (``PLANTED``) and must fail, whatever the scale:
+A few rows are wrong on purpose (listed in ``ClinicData.planted``) and must fail, whatever
+the scale:
 
 * an office whose phone is not a valid US number (``phone_e164`` fails); it has one doctor,
   so that doctor, its patient and their appointments fail too (missing parent);
@@ -14,6 +15,9 @@ A few rows are wrong on purpose (``PLANTED``) and must fail, whatever the scale:
   other case and with a trailing space (``unique``: the later key fails);
 * a patient whose name is blank (``required``) and one whose ``doctor_id`` is 0, the legacy
   "no doctor" that points at nothing (missing parent).
+
+The second office is small (two doctors), so that a change round can delete a whole office
+without deleting a large share of any table.
 """
 
 from __future__ import annotations
@@ -248,10 +252,8 @@ def generate_clinic(seed: int, scale: int = 1) -> ClinicData:
     rows: dict[str, dict[str, Row]] = {entity: {} for entity in ENTITIES}
     planted: dict[str, dict[str, str]] = {entity: {} for entity in ENTITIES}
 
-    def add(entity: str, row: Row) -> str:
-        key = row_key(entity, row)
-        rows[entity][key] = row
-        return key
+    def add(entity: str, row: Row) -> None:
+        rows[entity][row_key(entity, row)] = row
 
     offices = [make_office(rng, i, stamp()) for i in range(1, counts["office"] + 1)]
     bad_office = offices[-1]
@@ -266,8 +268,7 @@ def generate_clinic(seed: int, scale: int = 1) -> ClinicData:
     for _ in range(counts["doctor"]):
         next_doctor += rng.randint(1, 3)
         doctor_ids.append(next_doctor)
-    # The second office is a small one (two doctors): a change round can delete it whole
-    # without deleting a large share of any table.
+    # The second office is the small one: two doctors.
     small_office, other_offices = good_office_ids[1], [good_office_ids[0], *good_office_ids[2:]]
     doctors = [
         make_doctor(rng, doctor_id, rng.choice(other_offices), stamp()) for doctor_id in doctor_ids

@@ -504,3 +504,36 @@ class Database:
     ) -> dict[tuple, dict[str, Any]]:
         """The rows whose key matches one of ``keys`` exactly, keyed by the key as stored."""
         return reads.fetch_rows(self, table, key_columns, keys, columns)
+
+    def stream_key_hashes_by_timestamp(
+        self,
+        table: str,
+        key_columns: Sequence[str],
+        hashed_columns: Sequence[str],
+        timestamp_column: str,
+        *,
+        since: Any = None,
+        after_key: Sequence[Any] | None = None,
+        batch_size: int = 10_000,
+    ) -> Iterator[list[tuple[tuple, str, Any]]]:
+        """``(key, hash, timestamp)`` of a timestamp window, ordered by (timestamp, key)."""
+        return reads.stream_key_hashes_by_timestamp(
+            self,
+            table,
+            key_columns,
+            hashed_columns,
+            timestamp_column,
+            since=since,
+            after_key=after_key,
+            batch_size=batch_size,
+        )
+
+    def fetch_key_hashes(
+        self,
+        table: str,
+        key_columns: Sequence[str],
+        hashed_columns: Sequence[str],
+        keys: Sequence[Sequence[Any]],
+    ) -> dict[tuple, str]:
+        """The content hash of the rows of these keys (exact matches), keyed as stored."""
+        return reads.fetch_key_hashes(self, table, key_columns, hashed_columns, keys)

@@ -205,6 +205,102 @@ class DestinationWriter:
             conn.commit()
         return failures
 
+    # -- second pass of `reference: self`, and adoption (`match_on`) ---------------------------
+
+    def update_columns(self, rows: Sequence[Row], columns: Sequence[str]) -> dict[uuid.UUID, str]:
+        """Set ``columns`` of existing rows (each row holds the key column and ``columns``).
+
+        Returns the rows the database refused (a foreign key, say), by UUID, with its
+        reason; the others are committed.
+        """
+        if not rows or not columns:
+            return {}
+        sets = ", ".join(f"{self._quote(c)} = {self._mark()}" for c in columns)
+        sql = (
+            f"UPDATE {self._qualified} SET {sets} "
+            f"WHERE {self._quote(self.key_column)} = {self._mark()}"
+        )
+        keys = [row[self.key_column] for row in rows]
+        params = [
+            (*(self._bindable(row.get(c)) for c in columns), self._key_param(row[self.key_column]))
+            for row in rows
+        ]
+        return self._execute_each(keys, params, sql)
+
+    def clear_columns(
+        self, uuids: Sequence[uuid.UUID], columns: Sequence[str]
+    ) -> dict[uuid.UUID, str]:
+        """Set ``columns`` to NULL on these rows (so that rows pointing at each other can go)."""
+        if not uuids or not columns:
+            return {}
+        sets = ", ".join(f"{self._quote(c)} = NULL" for c in columns)
+        sql = (
+            f"UPDATE {self._qualified} SET {sets} "
+            f"WHERE {self._quote(self.key_column)} = {self._mark()}"
+        )
+        return self._execute_each(list(uuids), [(self._key_param(u),) for u in uuids], sql)
+
+    def rows_matching(
+        self, columns: Sequence[str], values: Iterable[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], list[uuid.UUID]]:
+        """For ``match_on``: the destination rows whose ``columns`` equal each tuple of values.
+
+        Keyed by the tuples asked for; a tuple that no row matches is absent. The database
+        compares (after converting to the columns' types); a row comes back under a tuple
+        only if its values are exactly that tuple, so a case-insensitive collation's near
+        match is not taken for the same value.
+        """
+        wanted = {tuple(self._bindable(v) for v in t): t for t in values}
+        if not wanted or not columns:
+            return {}
+        quoted = [self._quote(c) for c in columns]
+        select = ", ".join([self._quote(self.key_column), *quoted])
+        one = "(" + " AND ".join(f"{c} = {self._mark()}" for c in quoted) + ")"
+        found: dict[tuple[Any, ...], list[uuid.UUID]] = {}
+        with self._connect() as conn:
+            for chunk in _chunks(list(wanted), 200):
+                where = " OR ".join(one for _ in chunk)
+                params = tuple(v for bound in chunk for v in bound)
+                rows = conn.exec_driver_sql(
+                    f"SELECT {select} FROM {self._qualified} WHERE {where}", params
+                )
+                for owner, *row in rows:
+                    asked = wanted.get(tuple(self._bindable(v) for v in row))
+                    if asked is not None:
+                        found.setdefault(asked, []).append(_as_uuid(owner))
+        return found
+
+    def _bindable(self, value: Any) -> Any:
+        return _sqlite_value(value) if self._is_sqlite else value
+
+    def _execute_each(
+        self, keys: Sequence[uuid.UUID], params: Sequence[tuple[Any, ...]], sql: str
+    ) -> dict[uuid.UUID, str]:
+        """Run ``sql`` once per parameter tuple in one transaction; if the database refuses
+        the whole, again row by row in savepoints, so only the offending rows fail."""
+        try:
+            with self._connect() as conn:
+                conn.exec_driver_sql(sql, list(params))
+                conn.commit()
+            return {}
+        except sa.exc.DBAPIError as exc:
+            if not _is_row_error(exc):
+                raise
+        failures: dict[uuid.UUID, str] = {}
+        with self._connect() as conn:
+            for key, param in zip(keys, params, strict=True):
+                savepoint = conn.begin_nested()
+                try:
+                    conn.exec_driver_sql(sql, param)
+                    savepoint.commit()
+                except sa.exc.DBAPIError as exc:
+                    savepoint.rollback()
+                    if not _is_row_error(exc):
+                        raise
+                    failures[key] = _database_reason(exc)
+            conn.commit()
+        return failures
+
     # -- helpers -----------------------------------------------------------------------------
 
     @property

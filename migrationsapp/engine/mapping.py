@@ -1164,6 +1164,14 @@ def check_against_tables(
         elif field.reference is not None and info.kind != UUID_KIND:
             kind = f"{info.kind} ({info.sql_type})"
             add(f"a reference fills a uuid column; {field.destination!r} is {kind}", label)
+        elif field.reference == SELF_REFERENCE and not info.nullable:
+            # The row is written first with the column NULL and pointed at its parent in a
+            # second pass, once the parent exists (engine.selfref).
+            add(
+                f"reference: self fills {field.destination!r} in a second pass, after every "
+                "row is written, so the column must be nullable; it is NOT NULL",
+                label,
+            )
     for column in destination.columns.values():
         if column.name == entity.destination_key or column.name in filled:
             continue

@@ -464,3 +464,169 @@ def fetch_rows(
                 if _identity(key) in wanted:
                     found[key] = {n: record[n] for n in columns}
     return found
+
+
+# --- timestamp windows (detection: timestamp | hybrid) ----------------------------------
+#
+# The same content hash as ``stream_key_hashes`` (same expressions, same Python encoding),
+# read for part of a table only: the rows of a timestamp window, or the rows of given keys.
+# A row therefore has one hash whichever read found it, and the record map compares alike.
+
+
+def _digest_select(
+    db: Database, info: TableInfo, t: sa.TableClause, hashed_columns: Sequence[str]
+) -> tuple[list[sa.ColumnElement], bool]:
+    """The columns that give the hash: the server's digest, or (SQLite) the values to hash here."""
+    infos = _columns(db, info, hashed_columns)
+    hashed = [t.c[n] for n in hashed_columns]
+    if db.dialect == "sqlite":
+        return hashed, True
+    if db.dialect == "mysql":
+        return [_mysql_hash(hashed, infos)], False
+    return [_postgresql_hash(hashed)], False
+
+
+def _row_hash(db: Database, table: str, key: tuple, tail: Sequence[Any], in_python: bool) -> str:
+    if in_python:
+        return python_row_hash(tail)
+    if tail[0] is None:
+        # MySQL's CONCAT gives NULL past max_allowed_packet: never hash that as "".
+        raise TerminalError(
+            f"table {table!r} of database {db.name!r}: key {encode_key(key)!r} is too large "
+            "to hash on the server; raise max_allowed_packet or hash fewer columns"
+        )
+    return tail[0]
+
+
+def _key_after(keys: Sequence[sa.ColumnClause], values: Sequence[Any]) -> sa.ColumnElement:
+    """``(k1, k2, …) > (v1, v2, …)`` written out, so every dialect (and index) understands it."""
+    first, value = keys[0], values[0]
+    if len(keys) == 1:
+        return first > value
+    return sa.or_(first > value, sa.and_(first == value, _key_after(keys[1:], values[1:])))
+
+
+def _bind_cursor_value(db: Database, column: ColumnInfo, value: Any) -> Any:
+    try:
+        return _bind_value(db.dialect, column, value)
+    except _NoMatch as exc:
+        raise TerminalError(
+            f"column {column.name!r} of database {db.name!r} cannot be compared with the "
+            f"detection cursor value {value!r}",
+            hint="Run once with --baseline to start the timestamp cursor again.",
+        ) from exc
+
+
+def stream_key_hashes_by_timestamp(
+    db: Database,
+    table: str,
+    key_columns: Sequence[str],
+    hashed_columns: Sequence[str],
+    timestamp_column: str,
+    *,
+    since: Any = None,
+    after_key: Sequence[Any] | None = None,
+    batch_size: int = 10_000,
+) -> Iterator[list[tuple[tuple, str, Any]]]:
+    """Batches of ``(typed key, content hash, timestamp)`` for the rows of a timestamp window.
+
+    The window holds every row whose timestamp is NULL (such a row cannot be placed against
+    a cursor, so it is always looked at) and every row at or after ``since`` (all rows when
+    ``since`` is None). With ``after_key`` the start is exclusive on the tuple:
+    ``(timestamp, key) > (since, after_key)``, so rows sharing the start's timestamp are
+    neither lost nor read twice. Rows come ordered by ``(timestamp, key)`` with the NULL
+    timestamps first: the last non-NULL row is the window's maximum in the source's own
+    order (its collation for text keys), which is the order the next window is cut in.
+    ``since`` and ``after_key`` may be typed or in their stored text form (ISO dates).
+    """
+    if not key_columns:
+        raise ConfigurationError(f"reading {table!r} from {db.name!r}: no key columns given")
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    info = db.require_table(table)
+    key_infos = _columns(db, info, key_columns)
+    ts_info = _columns(db, info, [timestamp_column])[0]
+    t = _table_clause(info, [*key_columns, *hashed_columns, timestamp_column])
+    keys = [t.c[n] for n in key_columns]
+    ts = t.c[timestamp_column]
+    digest, in_python = _digest_select(db, info, t, hashed_columns)
+    stmt = sa.select(*keys, ts, *digest)
+    if since is not None:
+        bound = _bind_cursor_value(db, ts_info, since)
+        if after_key is None:
+            start = ts >= bound
+        else:
+            if len(after_key) != len(key_columns):
+                raise ValueError(
+                    f"cursor key {after_key!r} does not have {len(key_columns)} values"
+                )
+            bound_key = [
+                _bind_cursor_value(db, c, v) for c, v in zip(key_infos, after_key, strict=True)
+            ]
+            start = sa.or_(ts > bound, sa.and_(ts == bound, _key_after(keys, bound_key)))
+        stmt = stmt.where(sa.or_(ts.is_(None), start))
+    # MySQL and SQLite sort NULL first in ascending order already; PostgreSQL must be told.
+    stmt = stmt.order_by(ts.nulls_first() if db.dialect == "postgresql" else ts, *keys)
+    n_keys = len(keys)
+    convert_key = _row_converter(db.dialect, key_infos)
+    convert_ts = _row_converter(db.dialect, [ts_info])
+
+    def batches() -> Iterator[list[tuple[tuple, str, Any]]]:
+        for batch in _stream(db, stmt, batch_size):
+            out = []
+            for row in batch:
+                key = convert_key(row[:n_keys])
+                content_hash = _row_hash(db, table, key, row[n_keys + 1 :], in_python)
+                out.append((key, content_hash, convert_ts(row[n_keys : n_keys + 1])[0]))
+            yield out
+
+    return batches()
+
+
+def fetch_key_hashes(
+    db: Database,
+    table: str,
+    key_columns: Sequence[str],
+    hashed_columns: Sequence[str],
+    keys: Sequence[Sequence[Any]],
+) -> dict[tuple, str]:
+    """The content hash of the rows whose key is exactly one of ``keys``.
+
+    Returns ``{key as stored in the source: hash}``; the hash is ``stream_key_hashes``'s.
+    Exact (binary) key matches only, as in ``fetch_rows``; keys may be typed or in their
+    stored text form.
+    """
+    if not key_columns:
+        raise ConfigurationError(f"reading {table!r} from {db.name!r}: no key columns given")
+    info = db.require_table(table)
+    key_infos = _columns(db, info, key_columns)
+    wanted: set[tuple[str | None, ...]] = set()
+    bound: list[tuple] = []
+    for key in keys:
+        if len(key) != len(key_columns):
+            raise ValueError(f"key {key!r} does not have {len(key_columns)} values")
+        identity = _identity(key)
+        if identity in wanted:
+            continue
+        try:
+            values = tuple(
+                _bind_value(db.dialect, c, v) for c, v in zip(key_infos, key, strict=True)
+            )
+        except _NoMatch:
+            continue
+        wanted.add(identity)
+        bound.append(values)
+    t = _table_clause(info, [*key_columns, *hashed_columns])
+    key_cols = [t.c[n] for n in key_columns]
+    digest, in_python = _digest_select(db, info, t, hashed_columns)
+    convert_key = _row_converter(db.dialect, key_infos)
+    n_keys = len(key_cols)
+    found: dict[tuple, str] = {}
+    with db.connect() as conn:
+        for start in range(0, len(bound), FETCH_CHUNK):
+            where = _key_condition(key_cols, bound[start : start + FETCH_CHUNK])
+            for row in conn.execute(sa.select(*key_cols, *digest).where(where)):
+                key = convert_key(row[:n_keys])
+                if _identity(key) in wanted:
+                    found[key] = _row_hash(db, table, key, row[n_keys:], in_python)
+    return found

@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .adopt import adopt_existing
 from .compile import CompiledEntity, ReferenceValue
 from .connectors import Database
 from .errors import RowError
@@ -46,6 +47,17 @@ class RecordOutcome:
     uuid: uuid.UUID | None
     content_hash: str
     error: RowError | None = None
+    # Why a written record was written the way it was (adopted by match_on), for its event.
+    note: str = ""
+    # `reference: self` columns written NULL, to be set by the second pass (selfref.py):
+    # destination column -> the parent's legacy key text.
+    links: dict[str, str] | None = None
+    change_id: int | None = None
+
+    @property
+    def reason(self) -> str:
+        """What the record event says: the error, else the note (e.g. an adoption)."""
+        return str(self.error) if self.error else self.note
 
 
 @dataclass
@@ -99,6 +111,12 @@ class RunPorts(Protocol):
 
     def stop_requested(self) -> str | None:
         """``pause`` or ``cancel`` when an operator asked to stop, else None."""
+
+    def in_change_set(self, key_texts: Collection[str]) -> set[str]:
+        """Which keys this run will upsert (asked only for `reference: self` parents)."""
+
+    def keys_of_uuids(self, entity: str, uuids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Record-map owners of destination UUIDs (asked only for `match_on` adoption)."""
 
 
 FaultHook = Callable[[str], None]
@@ -203,7 +221,10 @@ class EntityRunner:
                 continue
             candidates.append((change, record_uuid, values))
 
-        candidates = self._resolve_references(candidates, outcomes)
+        links: dict[str, dict[str, str]] = {}
+        candidates = self._resolve_references(candidates, outcomes, links)
+        # Adoption before the unique check: an adopted row's values are its own, not a clash.
+        candidates, adopted = self._adopt(candidates, known, outcomes)
         candidates = self._check_unique(candidates, outcomes)
 
         rows = [{self.compiled.spec.destination_key: u, **values} for _, u, values in candidates]
@@ -215,15 +236,22 @@ class EntityRunner:
                 error = RowError(refused[record_uuid], rule="destination")
                 outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, error)
             else:
-                action = "updated" if change.key_text in known else "created"
-                outcomes[change.key_text] = self._outcome(change, action, record_uuid)
+                note = adopted.get(change.key_text, "")
+                action = "updated" if change.key_text in known or note else "created"
+                outcome = self._outcome(change, action, record_uuid)
+                outcome.note = note
+                outcome.links = links.get(change.key_text)
+                outcomes[change.key_text] = outcome
         return [outcomes[c.key_text] for c in changes]
 
     def _resolve_references(
         self,
         candidates: list[tuple[Change, uuid.UUID, dict[str, Any]]],
         outcomes: dict[str, RecordOutcome],
+        links: dict[str, dict[str, str]],
     ) -> list[tuple[Change, uuid.UUID, dict[str, Any]]]:
+        """Parents' legacy keys -> their UUIDs; `reference: self` parents that this run has
+        yet to write are left NULL and kept in ``links`` for the second pass (selfref.py)."""
         if not self.compiled.reference_fields:
             return candidates
         wanted: dict[str, set[str]] = {}
@@ -236,8 +264,10 @@ class EntityRunner:
             parent: self.ports.lookup_uuids(parent, keys, include_deleted=False)
             for parent, keys in wanted.items()
         }
-        # A row may point at another row of the same batch (reference: self).
-        batch_uuids = {change.key_text: u for change, u, _ in candidates}
+        # reference: self — a parent not migrated yet but coming in this run (in this batch,
+        # a later one, or a cycle) is linked after all upserts; any other fails the row.
+        unresolved = wanted.get(self.entity, set()) - set(resolved.get(self.entity, {}))
+        coming = self.ports.in_change_set(unresolved) if unresolved else set()
         kept = []
         for change, record_uuid, values in candidates:
             try:
@@ -246,8 +276,10 @@ class EntityRunner:
                     if not isinstance(ref, ReferenceValue):
                         continue
                     parent_uuid = resolved.get(ref.entity, {}).get(ref.key_text)
-                    if parent_uuid is None and ref.entity == self.entity:
-                        parent_uuid = batch_uuids.get(ref.key_text)
+                    if parent_uuid is None and ref.entity == self.entity and ref.key_text in coming:
+                        links.setdefault(change.key_text, {})[column] = ref.key_text
+                        values[column] = None
+                        continue
                     if parent_uuid is None:
                         raise RowError(
                             f"missing parent: {parent} {ref.key_text!r} has not been migrated",
@@ -261,6 +293,33 @@ class EntityRunner:
                 continue
             kept.append((change, record_uuid, values))
         return kept
+
+    def _adopt(
+        self,
+        candidates: list[tuple[Change, uuid.UUID, dict[str, Any]]],
+        known: Collection[str],
+        outcomes: dict[str, RecordOutcome],
+    ) -> tuple[list[tuple[Change, uuid.UUID, dict[str, Any]]], dict[str, str]]:
+        """New records take the UUID of a destination row that matches on ``match_on``."""
+        match_on = self.compiled.spec.match_on
+        fresh = [(c.key_text, u, v) for c, u, v in candidates if c.key_text not in known]
+        if not match_on or not fresh:
+            return candidates, {}
+        adoption = adopt_existing(
+            entity=self.entity,
+            match_on=match_on,
+            writer=self.writer,
+            ports=self.ports,
+            candidates=fresh,
+        )
+        kept = []
+        for change, record_uuid, values in candidates:
+            error = adoption.errors.get(change.key_text)
+            if error is not None:
+                outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, error)
+                continue
+            kept.append((change, adoption.uuids.get(change.key_text, record_uuid), values))
+        return kept, adoption.notes
 
     def _check_unique(
         self,
@@ -345,6 +404,7 @@ class EntityRunner:
             uuid=record_uuid,
             content_hash=change.content_hash,
             error=error,
+            change_id=change.id,
         )
 
     def _fault(self, point: str) -> None:

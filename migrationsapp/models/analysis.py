@@ -104,6 +104,11 @@ class AnalysisChange(models.Model):
     legacy_key = models.JSONField()
     legacy_key_text = models.TextField()
     content_hash = models.CharField(max_length=64, blank=True, default="")
+    # `reference: self` columns written NULL by the upsert, to be set by the second pass
+    # once every row of the entity exists: {"uuid": <the row's UUID>, "columns":
+    # {destination column: parent's legacy key text}}. Kept with the change set so that a
+    # resumed run finishes the second pass without reading the source again.
+    self_links = models.JSONField(null=True, blank=True)
 
     class Meta:
         db_table = "differential_analysis_changes"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,12 @@ from migrationsapp.models import AnalysisChange, DifferentialAnalysisResult, Mig
 from migrationsapp.models.analysis import DISPLAY_CAP
 from migrationsapp.models.choices import ChangeKind, EntityState, OperationType
 from migrationsapp.services.changeset import ControlChangeSetStore
+from migrationsapp.services.cursors import (
+    WindowControlStore,
+    analyze_window_for,
+    detection_note,
+    hash_metadata,
+)
 from migrationsapp.services.databases import open_named
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.mappings import load_active_mapping
@@ -39,8 +46,14 @@ def analyze_into_result(
     group: str = "",
     progress: Callable[[int], None] | None = None,
     resolve_gone: bool = False,
+    overlap: dt.timedelta | None = None,
+    batch_size: int | None = None,
 ) -> EntityAnalysis:
-    """Analyse one entity and store a DifferentialAnalysisResult with its change set."""
+    """Analyse one entity and store a DifferentialAnalysisResult with its change set.
+
+    ``overlap`` and ``batch_size`` concern timestamp and hybrid detection only (the window's
+    overlap, default 5 minutes; the rows per read); see ``services.cursors``.
+    """
     now = timezone.now()
     previous = (
         MigrationControl.objects.filter(entity_type=entity.name, state=EntityState.COMPLETED)
@@ -59,19 +72,43 @@ def analyze_into_result(
                 analysis_timestamp=now,
                 last_migration_timestamp=previous,
             )
-            store = ControlChangeSetStore(
-                analysis_id=result.id, entity=entity.name, resolve_gone=resolve_gone
-            )
-            counts = analyze_entity(
-                source=source,
-                entity=entity,
-                hashed_columns=columns,
-                store=store,
-                mapping_version=mapping_version,
+            if entity.detection == "hash":
+                store = ControlChangeSetStore(
+                    analysis_id=result.id, entity=entity.name, resolve_gone=resolve_gone
+                )
+                counts = analyze_entity(
+                    source=source,
+                    entity=entity,
+                    hashed_columns=columns,
+                    store=store,
+                    mapping_version=mapping_version,
+                    baseline=baseline,
+                    progress=progress,
+                )
+                detection = hash_metadata()
+            else:
+                store = WindowControlStore(
+                    analysis_id=result.id, entity=entity.name, resolve_gone=resolve_gone
+                )
+                counts, detection = analyze_window_for(
+                    source=source,
+                    entity=entity,
+                    columns=columns,
+                    store=store,
+                    mapping_version=mapping_version,
+                    baseline=baseline,
+                    overlap=overlap,
+                    batch_size=batch_size,
+                    progress=progress,
+                )
+            _store_counts(
+                result,
+                counts,
                 baseline=baseline,
-                progress=progress,
+                columns=columns,
+                group=group,
+                detection=detection,
             )
-            _store_counts(result, counts, baseline=baseline, columns=columns, group=group)
     except IntegrityError as exc:
         # The staging table's primary key is the key text: a repeated key means the
         # declared source_key does not identify a row.
@@ -94,7 +131,7 @@ def analyze_into_result(
         message=(
             f"{entity.name}: {counts.source_count} source records: {counts.new} new, "
             f"{counts.modified} modified, {counts.deleted} deleted, {counts.unchanged} unchanged, "
-            f"{counts.retry} retry ({counts.seconds:.2f} s)"
+            f"{counts.retry} retry ({counts.seconds:.2f} s)" + detection_note(detection)
         ),
         performance_data={
             "seconds": round(counts.seconds, 4),
@@ -120,6 +157,7 @@ def _store_counts(
     baseline: bool,
     columns: tuple[str, ...],
     group: str,
+    detection: dict,
 ) -> None:
     samples: dict[str, list[str]] = {}
     truncated = False
@@ -147,7 +185,8 @@ def _store_counts(
         "hashed_columns": list(columns),
         "seconds": round(counts.seconds, 4),
         "group": group,
-        "sees": "inserts, updates (including silent ones) and hard deletes",
+        # What the detection mode sees and cannot see (a timestamp window misses some).
+        **detection,
     }
     result.save()
 

@@ -59,7 +59,15 @@ class ControlChangeSetStore:
                     f"INSERT INTO {STAGE} (key_text, key_json, hash) VALUES (%s, %s, %s)", rows
                 )
 
-    def classify(self, *, baseline: bool, mapping_version: int) -> AnalysisCounts:
+    def classify(
+        self, *, baseline: bool, mapping_version: int, present_keys: str | None = STAGE
+    ) -> AnalysisCounts:
+        """Write and count the change set.
+
+        ``present_keys`` names the staged table holding every key the source has: the
+        records of the map missing from it are deletes (None: no deletes, for timestamp
+        detection, which reads only part of the source).
+        """
         changes = AnalysisChange._meta.db_table
         record_map = RecordMap._meta.db_table
         json_cast = "::jsonb" if self.vendor == "postgresql" else ""
@@ -98,17 +106,21 @@ class ControlChangeSetStore:
                 ],
             )
             # deleted: records in the map (not already deleted) that the source no longer has.
-            cursor.execute(
-                f"""
-                INSERT INTO {changes} (analysis_id, kind, legacy_key, legacy_key_text, content_hash)
-                SELECT %s, 'deleted', m.legacy_key, m.legacy_key_text, m.content_hash
-                FROM {record_map} m
-                WHERE m.entity_type = %s AND m.deleted_at IS NULL
-                  AND NOT EXISTS (SELECT 1 FROM {STAGE} s WHERE s.key_text = m.legacy_key_text)
-                ORDER BY m.legacy_key_text
-                """,
-                [analysis, self.entity],
-            )
+            if present_keys is not None:
+                cursor.execute(
+                    f"""
+                    INSERT INTO {changes}
+                           (analysis_id, kind, legacy_key, legacy_key_text, content_hash)
+                    SELECT %s, 'deleted', m.legacy_key, m.legacy_key_text, m.content_hash
+                    FROM {record_map} m
+                    WHERE m.entity_type = %s AND m.deleted_at IS NULL
+                      AND NOT EXISTS (
+                          SELECT 1 FROM {present_keys} s WHERE s.key_text = m.legacy_key_text
+                      )
+                    ORDER BY m.legacy_key_text
+                    """,
+                    [analysis, self.entity],
+                )
             if self.resolve_gone:
                 cursor.execute(
                     f"""

@@ -395,6 +395,8 @@ def test_apply_changes_keeps_the_log_consistent_with_the_database(loaded):
         assert key not in expected_failures(data)[entity]
         fixed.append(entity)
     assert fixed == ["doctor", "office", "patient"]
+    salaries = [d["salary"] for d in data.doctors.values() if d["salary"] is not None]
+    assert all(isinstance(s, Decimal) and s.as_tuple().exponent == -2 for s in salaries)
     assert not any(apply_changes(engine, data, SEED)[e].fixed for e in ENTITIES)
     assert read_legacy(engine) == data.rows
 

@@ -1,0 +1,209 @@
+"""Reads for the auditors' pages: session history and the execution log, a page at a time.
+
+Both tables grow without bound, so pages are cut by **keyset** ("the rows after the last one
+shown"), never by OFFSET, and nothing counts the table: a page asks for one row more than it
+shows to know whether another page follows.
+
+* sessions, newest first, by ``(created_at, id)``; the cursor is ``<µs since epoch>.<id hex>``
+  (no ``+`` or ``:`` to mangle in a URL, and exact to the microsecond);
+* the execution log, newest first, by ``id`` (a growing integer); the cursor is the last id.
+
+The CSV export walks the same filtered log oldest first, in keyset chunks, so that a
+streaming response never holds more than one chunk and never keeps a cursor open between
+chunks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from migrationsapp.models import (
+    MigrationControl,
+    MigrationExecutionLog,
+    MigrationStatus,
+    SchemaMappingDefinition,
+)
+from migrationsapp.models.choices import LOG_LEVEL_RANK
+
+PAGE_SIZE = 50
+EXPORT_CHUNK = 2000
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+T = TypeVar("T")
+
+
+class BadCursorError(ValueError):
+    """A page cursor that this page did not write (edited by hand, or from another page)."""
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a keyset-paginated list; ``next_cursor`` is None on the last page."""
+
+    items: list[T]
+    next_cursor: str | None
+    is_first: bool
+
+
+def cut_page(
+    rows: Sequence[T], *, size: int, is_first: bool, cursor_of: Callable[[T], str]
+) -> Page[T]:
+    """A page from ``size + 1`` fetched rows: the extra row only says that more follow."""
+    items = list(rows[:size])
+    more = len(rows) > size
+    return Page(
+        items=items,
+        next_cursor=cursor_of(items[-1]) if more and items else None,
+        is_first=is_first,
+    )
+
+
+def parse_id_cursor(text: str | None) -> int | None:
+    """The last id shown, from an ``after`` parameter (empty: the first page)."""
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise BadCursorError(f"bad page cursor {text!r}") from exc
+    if value < 1:
+        raise BadCursorError(f"bad page cursor {text!r}")
+    return value
+
+
+def known_entities() -> list[str]:
+    """Every entity that has a mapping definition (a small table), for filter choices."""
+    return list(
+        SchemaMappingDefinition.objects.order_by("entity_type")
+        .values_list("entity_type", flat=True)
+        .distinct()
+    )
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+@dataclass(frozen=True)
+class SessionFilters:
+    status: str | None = None
+    entity: str | None = None
+    since: dt.date | None = None  # created on or after this day (the site's time zone)
+    until: dt.date | None = None  # created on or before this day
+
+
+def session_cursor(session: MigrationStatus) -> str:
+    micros = (session.created_at - EPOCH) // dt.timedelta(microseconds=1)
+    return f"{micros}.{session.id.hex}"
+
+
+def parse_session_cursor(text: str | None) -> tuple[dt.datetime, uuid.UUID] | None:
+    if not text:
+        return None
+    try:
+        micros, hex_id = text.split(".", 1)
+        return EPOCH + dt.timedelta(microseconds=int(micros)), uuid.UUID(hex=hex_id)
+    except ValueError as exc:
+        raise BadCursorError(f"bad page cursor {text!r}") from exc
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def filtered_sessions(filters: SessionFilters) -> QuerySet[MigrationStatus]:
+    query = MigrationStatus.objects.all()
+    if filters.status:
+        query = query.filter(overall_status=filters.status)
+    if filters.entity:
+        query = query.filter(
+            Exists(
+                MigrationControl.objects.filter(
+                    session_id=OuterRef("migration_session_id"), entity_type=filters.entity
+                )
+            )
+        )
+    # Bounds as instants (not ``created_at__date``), so that the created_at index serves.
+    if filters.since:
+        query = query.filter(created_at__gte=_day_start(filters.since))
+    if filters.until:
+        query = query.filter(created_at__lt=_day_start(filters.until + dt.timedelta(days=1)))
+    return query
+
+
+def session_history(
+    *, filters: SessionFilters, after: str | None = None, size: int = PAGE_SIZE
+) -> Page[MigrationStatus]:
+    """Sessions newest first, ``size`` at a time, after the cursor of the last one shown.
+
+    Each session comes with its control rows (one per entity), for the per-entity summary.
+    """
+    cursor = parse_session_cursor(after)
+    query = filtered_sessions(filters)
+    if cursor is not None:
+        created, session_id = cursor
+        query = query.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=session_id))
+    rows = list(query.order_by("-created_at", "-id").prefetch_related("controls")[: size + 1])
+    return cut_page(rows, size=size, is_first=cursor is None, cursor_of=session_cursor)
+
+
+# --------------------------------------------------------------------------- execution log
+
+
+@dataclass(frozen=True)
+class LogFilters:
+    level: str | None = None  # a threshold: this level and the more severe ones
+    operation: str | None = None
+    entity: str | None = None
+    record: str | None = None  # the record's key text, exactly
+    session: uuid.UUID | None = None  # a migration_session_id
+
+
+def filtered_logs(filters: LogFilters) -> QuerySet[MigrationExecutionLog]:
+    query = MigrationExecutionLog.objects.all()
+    if filters.level:
+        threshold = LOG_LEVEL_RANK[filters.level]
+        query = query.filter(
+            log_level__in=[name for name, rank in LOG_LEVEL_RANK.items() if rank >= threshold]
+        )
+    if filters.operation:
+        query = query.filter(operation_type=filters.operation)
+    if filters.entity:
+        query = query.filter(entity_type=filters.entity)
+    if filters.record:
+        query = query.filter(record_id=filters.record)
+    if filters.session:
+        query = query.filter(session_id=filters.session)
+    return query
+
+
+def log_page(
+    *, filters: LogFilters, after: str | None = None, size: int = PAGE_SIZE
+) -> Page[MigrationExecutionLog]:
+    """Log entries newest first, ``size`` at a time, older than the last id shown."""
+    last_id = parse_id_cursor(after)
+    query = filtered_logs(filters)
+    if last_id is not None:
+        query = query.filter(id__lt=last_id)
+    rows = list(query.order_by("-id")[: size + 1])
+    return cut_page(rows, size=size, is_first=last_id is None, cursor_of=lambda e: str(e.id))
+
+
+def log_export_rows(
+    *, filters: LogFilters, chunk: int = EXPORT_CHUNK
+) -> Iterator[MigrationExecutionLog]:
+    """Every matching entry, oldest first, read ``chunk`` rows per query (keyset on id)."""
+    last_id = 0
+    query = filtered_logs(filters)
+    while True:
+        rows = list(query.filter(id__gt=last_id).order_by("id")[:chunk])
+        yield from rows
+        if len(rows) < chunk:
+            return
+        last_id = rows[-1].id

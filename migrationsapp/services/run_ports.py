@@ -1,0 +1,228 @@
+"""The runner's ports for ``reference: self`` and ``match_on``, on top of ``ControlRunPorts``.
+
+* ``in_change_set`` and ``keys_of_uuids`` answer the runner's questions during an upsert
+  batch (is this self-parent coming in this run? which record already owns this
+  destination row?);
+* ``commit_batch`` also keeps, in the same control transaction, the self-references the
+  batch wrote NULL (``AnalysisChange.self_links``), so the second pass survives a crash;
+* ``read_links`` / ``commit_links`` serve the second pass (``engine.selfref.SelfLinker``):
+  a child whose parent did not make it moves from processed to failed, with its reason,
+  its quarantine entry and a cleared record-map hash (so the next run tries it again).
+
+``run_link_phase`` and ``unlink_for_deletes`` are the two steps ``services.runs`` adds
+around an entity's upserts and deletes when it has a self reference.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from migrationsapp.engine.errors import LeaseLostError
+from migrationsapp.engine.runner import DELETE, BatchResult, EntityRunner, FaultHook, UnitOutcome
+from migrationsapp.engine.selfref import (
+    LINK,
+    LinkBatchResult,
+    PendingLink,
+    SelfLinker,
+    self_reference_columns,
+    unlink_before_deletes,
+)
+from migrationsapp.models import (
+    AnalysisChange,
+    MigrationCheckpoint,
+    MigrationControl,
+    MigrationStatus,
+    RecordMap,
+)
+from migrationsapp.models.choices import CheckpointState, OperationType, RecordAction
+from migrationsapp.services.batches import CHUNK, UPSERT_KINDS, ControlRunPorts
+from migrationsapp.services.logs import bulk_log, log_event, record_entry
+
+
+def _chunks(items: list, size: int = CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class EntityRunPorts(ControlRunPorts):
+    """``ControlRunPorts`` plus what self references and adoption need."""
+
+    # -- questions of an upsert batch ------------------------------------------------------
+
+    def in_change_set(self, key_texts: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(key_texts)):
+            found.update(
+                AnalysisChange.objects.filter(
+                    analysis_id=self.analysis_id, kind__in=UPSERT_KINDS, legacy_key_text__in=chunk
+                ).values_list("legacy_key_text", flat=True)
+            )
+        return found
+
+    def keys_of_uuids(self, entity: str, uuids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+        found: dict[uuid.UUID, str] = {}
+        for chunk in _chunks(list(uuids)):
+            found.update(
+                RecordMap.objects.filter(
+                    entity_type=entity, destination_uuid__in=chunk
+                ).values_list("destination_uuid", "legacy_key_text")
+            )
+        return found
+
+    # -- the upsert batch's commit, with the links it left for the second pass ------------
+
+    def commit_batch(self, result: BatchResult) -> None:
+        with transaction.atomic():
+            super().commit_batch(result)
+            if not result.dry_run:
+                self._write_links(result)
+
+    def _write_links(self, result: BatchResult) -> None:
+        written = (RecordAction.CREATED, RecordAction.UPDATED)
+        rows = [
+            AnalysisChange(
+                id=o.change_id, self_links={"uuid": str(o.uuid), "columns": dict(o.links)}
+            )
+            for o in result.outcomes
+            if o.links and o.change_id is not None and o.action in written
+        ]
+        AnalysisChange.objects.bulk_update(rows, ["self_links"], batch_size=CHUNK)
+
+    # -- the second pass -------------------------------------------------------------------
+
+    def read_links(self, *, after_id: int, limit: int) -> list[PendingLink]:
+        rows = (
+            AnalysisChange.objects.filter(
+                analysis_id=self.analysis_id, id__gt=after_id, self_links__isnull=False
+            )
+            .order_by("id")
+            .values_list("id", "legacy_key", "legacy_key_text", "content_hash", "self_links")[
+                :limit
+            ]
+        )
+        return [
+            PendingLink(
+                change_id=change_id,
+                key=list(key),
+                key_text=key_text,
+                content_hash=content_hash,
+                uuid=uuid.UUID(links["uuid"]),
+                columns=dict(links["columns"]),
+            )
+            for change_id, key, key_text, content_hash, links in rows
+        ]
+
+    def commit_links(self, result: LinkBatchResult) -> None:
+        now = timezone.now()
+        failed = result.failures
+        with transaction.atomic():
+            held = MigrationControl.objects.filter(
+                pk=self.control_id, lease_owner=self.lease_owner
+            ).update(lease_heartbeat=now)
+            if held != 1:
+                raise LeaseLostError(
+                    f"entity {self.entity!r}: another worker holds the lease; this copy stops",
+                )
+            if failed:
+                self._write_events(failed, now)
+                self._write_quarantine(failed, now)
+                # The row is written but incomplete: a cleared hash makes the next analysis
+                # select it again (as retry while the source row stays the same).
+                keys = [o.key_text for o in failed]
+                for chunk in _chunks(keys):
+                    RecordMap.objects.filter(
+                        entity_type=self.entity, legacy_key_text__in=chunk
+                    ).update(content_hash="")
+                # Counted as processed by its upsert batch; it is a failure after all.
+                MigrationControl.objects.filter(pk=self.control_id).update(
+                    processed_count=Greatest(F("processed_count") - len(failed), 0),
+                    failed_count=F("failed_count") + len(failed),
+                    updated_at=now,
+                )
+                MigrationStatus.objects.filter(migration_session_id=self.session_id).update(
+                    total_records_processed=Greatest(F("total_records_processed") - len(failed), 0),
+                    updated_at=now,
+                )
+                bulk_log(
+                    record_entry(
+                        session_id=self.session_id,
+                        entity=self.entity,
+                        record_id=o.key_text,
+                        message=f"{self.entity} {o.key_text}: {o.error}",
+                        error_details={
+                            "rule": getattr(o.error, "rule", ""),
+                            "field": getattr(o.error, "field", None),
+                            "value": getattr(o.error, "value", None),
+                        },
+                    )
+                    for o in failed
+                )
+            checkpoint, _ = MigrationCheckpoint.objects.get_or_create(
+                migration_run_id=self.run_id,
+                unit=LINK,
+                defaults={"entity_type": self.entity, "state": CheckpointState.ACTIVE},
+            )
+            MigrationCheckpoint.objects.filter(pk=checkpoint.pk).update(
+                state=CheckpointState.ACTIVE,
+                last_processed_id=str(result.last_change_id),
+                batch_position=result.last_change_id,
+                records_processed=F("records_processed") + result.linked + len(failed),
+                checkpoint_data={"phase": LINK, "last_change_id": result.last_change_id},
+                updated_at=now,
+            )
+            log_event(
+                session_id=self.session_id,
+                entity=self.entity,
+                operation=OperationType.CHECKPOINT_SAVE,
+                message=f"{self.entity}: second pass (reference: self): {result.linked} linked, "
+                f"{len(failed)} failed",
+                performance_data={"rows": result.linked, "seconds": round(result.seconds, 4)},
+                context={"phase": LINK, "last_change_id": result.last_change_id},
+            )
+
+
+def _position(control: MigrationControl, unit: str) -> int:
+    return (
+        MigrationCheckpoint.objects.filter(migration_run_id=control.run_id, unit=unit)
+        .values_list("batch_position", flat=True)
+        .first()
+    ) or 0
+
+
+def run_link_phase(
+    *, control: MigrationControl, runner: EntityRunner, fault: FaultHook | None = None
+) -> UnitOutcome | None:
+    """The second pass of an entity with `reference: self` (None when it has none)."""
+    columns = self_reference_columns(runner.compiled)
+    if not columns or runner.dry_run:
+        return None
+    MigrationControl.objects.filter(pk=control.pk).update(phase=LINK)
+    linker = SelfLinker(
+        entity=runner.entity,
+        writer=runner.writer,
+        ports=runner.ports,
+        batch_size=runner.batch_size,
+        fault=fault,
+    )
+    return linker.run(after_id=_position(control, LINK))
+
+
+def unlink_for_deletes(*, control: MigrationControl, runner: EntityRunner) -> int:
+    """Before hard deletes: NULL the self references of the rows about to go."""
+    columns = self_reference_columns(runner.compiled)
+    if not columns or runner.dry_run or runner.compiled.spec.deletes != "hard":
+        return 0
+    return unlink_before_deletes(
+        entity=runner.entity,
+        columns=columns,
+        writer=runner.writer,
+        ports=runner.ports,
+        after_id=_position(control, DELETE),
+        batch_size=runner.batch_size,
+    )
