@@ -29,8 +29,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 
 from migrationsapp.engine import reads
+from migrationsapp.engine.convert import KINDS
 from migrationsapp.engine.errors import ConfigurationError, SourceUnavailableError
-from migrationsapp.engine.introspect import KINDS, ColumnInfo, TableInfo, introspect_table
+from migrationsapp.engine.introspect import ColumnInfo, TableInfo, introspect_table
 
 __all__ = [
     "KINDS",

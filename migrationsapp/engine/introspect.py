@@ -15,22 +15,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
-KINDS = (
-    "text",
-    "integer",
-    "numeric",
-    "float",
-    "boolean",
-    "date",
-    "datetime",
-    "datetime_tz",
-    "time",
-    "uuid",
-    "json",
-    "bytes",
-    "other",
-)
-
 
 @dataclass(frozen=True)
 class ColumnInfo:

@@ -177,33 +177,12 @@ class DestinationWriter:
     def _apply_each(
         self, uuids: Sequence[uuid.UUID], sql: str, leading: tuple[Any, ...] = ()
     ) -> dict[uuid.UUID, str]:
+        # One statement-set for the batch: rows of one table that reference each other go
+        # together, and foreign keys are checked once all are gone.
         if not uuids:
             return {}
         params = [(*leading, self._key_param(u)) for u in uuids]
-        try:
-            # One statement-set for the batch: rows of one table that reference each other
-            # go together, and foreign keys are checked once all are gone.
-            with self._connect() as conn:
-                conn.exec_driver_sql(sql, params)
-                conn.commit()
-            return {}
-        except sa.exc.DBAPIError as exc:
-            if not _is_row_error(exc):
-                raise
-        failures: dict[uuid.UUID, str] = {}
-        with self._connect() as conn:
-            for u, param in zip(uuids, params, strict=True):
-                savepoint = conn.begin_nested()
-                try:
-                    conn.exec_driver_sql(sql, [param])
-                    savepoint.commit()
-                except sa.exc.DBAPIError as exc:
-                    savepoint.rollback()
-                    if not _is_row_error(exc):
-                        raise
-                    failures[u] = _database_reason(exc)
-            conn.commit()
-        return failures
+        return self._execute_each(list(uuids), params, sql)
 
     # -- second pass of `reference: self`, and adoption (`match_on`) ---------------------------
 
