@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError
 
 from migrationsapp.cli.output import (
+    EXIT_FAILED,
     EXIT_OPERATIONAL,
     EXIT_REFUSED,
     EXIT_STOPPED,
@@ -52,6 +53,14 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             out.error("interrupted")
             code = EXIT_STOPPED
+        except Exception as error:  # never a traceback unless asked for
+            if options.get("traceback"):
+                raise
+            out.error(
+                f"unexpected {type(error).__name__}: {error}",
+                hint="rerun with --traceback for the details, and please report it",
+            )
+            code = EXIT_FAILED
         if code:
             sys.exit(code)
 
