@@ -7,11 +7,11 @@ so a test sees exactly what that role sees. ``admin_client`` (a superuser) is py
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group
 from django.test import Client
 
 from migrationsapp.roles import AUDITORS, MAPPING_EDITORS, OPERATORS
 from tests.factories import UserFactory
+from tests.support.roles import role_group
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +22,7 @@ def _fast_password_hashing(settings):
 
 def _persona(username: str, group_name: str):
     user = UserFactory(username=username, is_staff=True)
-    user.groups.add(Group.objects.get(name=group_name))
+    user.groups.add(role_group(group_name))
     return user
 
 

@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 
 from migrationsapp.engine.errors import DiffmigError
 from migrationsapp.models import MigrationStatus
@@ -28,6 +27,7 @@ from migrationsapp.roles import ROLE_PERMISSIONS
 from migrationsapp.selectors.progress import ACTIVE_SESSION
 from migrationsapp.services.runs import request_cancel
 from tests.factories import USER_PASSWORD
+from tests.support.roles import role_group
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -72,13 +72,8 @@ def page(browser, live_server):
 @pytest.fixture(autouse=True)
 def _roles(transactional_db) -> None:
     """The role groups, as the data migration makes them (a flush empties them)."""
-    for name, codenames in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        group.permissions.set(
-            Permission.objects.filter(
-                content_type__app_label="migrationsapp", codename__in=codenames
-            )
-        )
+    for name in ROLE_PERMISSIONS:
+        role_group(name)
 
 
 @pytest.fixture(autouse=True)

@@ -659,7 +659,7 @@ def test_operator_cannot_edit_a_draft_definitions_rows(
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_clones_and_activations_keep_versions_unique_and_one_active():
     v1 = SchemaMappingDefinitionFactory(entity_type="office", active=True)
     drafts = [SchemaMappingDefinitionFactory(entity_type="office") for _ in range(2)]
