@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from migrationsapp.cli import analyze, connections, mappings, records, sessions, verify
+from migrationsapp.cli import (
+    analyze,
+    connections,
+    maintenance,
+    mappings,
+    records,
+    sessions,
+    verify,
+    worker,
+)
 from migrationsapp.cli.output import Subcommand
 
 SUBCOMMANDS: list[Subcommand] = [
@@ -12,4 +21,6 @@ SUBCOMMANDS: list[Subcommand] = [
     *sessions.COMMANDS,
     *records.COMMANDS,
     *verify.COMMANDS,
+    *maintenance.COMMANDS,
+    *worker.COMMANDS,
 ]

@@ -6,9 +6,11 @@ from typing import Any
 
 from migrationsapp.cli.output import EXIT_OK, Output, Subcommand, session_exit_code
 from migrationsapp.cli.progress import progress_bars, wanted
+from migrationsapp.cli.worker import run_on_workers
 from migrationsapp.models.choices import SessionStatus
 from migrationsapp.selectors.sessions import get_session, session_document
 from migrationsapp.services import runs
+from migrationsapp.services.dispatch import runs_in_workers
 
 
 def add_run_arguments(parser) -> None:
@@ -40,6 +42,8 @@ def run_session(options: dict[str, Any], out: Output) -> int:
     session = runs.launch_session(entities=options["entities"], options=run_options, user="cli")
     if not options["json"]:
         out.line(f"session {session.migration_session_id}")
+    if runs_in_workers():  # with REDIS_URL: the workers run it; --wait follows it
+        return run_on_workers(session.migration_session_id, options, out)
     # Without a queue the run executes here, so the command waits with or without --wait.
     with progress_bars(wanted(options)) as bars:
         session = runs.execute_session(session_id=session.migration_session_id, observer=bars)
@@ -89,6 +93,8 @@ def resume(options: dict[str, Any], out: Output) -> int:
     session_id = get_session(options["session"]).migration_session_id
     runs.prepare_resume(session_id=session_id, user="cli")
     out.line(f"session {session_id}: resumed")
+    if runs_in_workers():  # dispatched to the workers at once, stale leases included
+        return run_on_workers(session_id, {}, out)
     with progress_bars(wanted(options)) as bars:
         session = runs.execute_session(session_id=session_id, observer=bars)
     out.session(session_document(session))

@@ -1,7 +1,8 @@
 """Where a launched session executes: the executor port.
 
-A session launched from the web runs in a thread of the web process; the CLI runs it in
-its own process and waits. (RQ workers, with ``REDIS_URL``, plug in here.)
+With ``REDIS_URL`` a session runs as RQ jobs on the workers (``services.dispatch``).
+Without it, a session launched from the web runs in a thread of the web process, and the
+CLI runs it in its own process and waits.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import threading
 import uuid
 
 from django.db import close_old_connections, connection, transaction
+
+from migrationsapp.services.dispatch import runs_in_workers, submit
 
 logger = logging.getLogger("diffmig.executor")
 
@@ -32,6 +35,9 @@ def submit_session(*, session_id: uuid.UUID) -> None:
 
     Submitted after the surrounding transaction commits, so the executor sees the session.
     """
+    if runs_in_workers():
+        submit(session_id=session_id)
+        return
 
     def start() -> None:
         thread = threading.Thread(

@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import traceback
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -26,6 +27,7 @@ from migrationsapp.engine.diff import check_delete_guard
 from migrationsapp.engine.errors import (
     DeleteGuardError,
     DiffmigError,
+    LeaseLostError,
     StateTransitionError,
     TerminalError,
 )
@@ -43,10 +45,11 @@ from migrationsapp.models.choices import (
     SessionStatus,
 )
 from migrationsapp.services.analysis import analyze_into_result
-from migrationsapp.services.batches import ControlRunPorts
+from migrationsapp.services.cursors import announce_cursor, overlap_from_seconds
 from migrationsapp.services.databases import open_named
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.mappings import ActiveMapping, load_active_mapping
+from migrationsapp.services.run_ports import EntityRunPorts, run_link_phase, unlink_for_deletes
 from migrationsapp.services.state import (
     FINISHED_ENTITY,
     refresh_entity_lists,
@@ -68,6 +71,12 @@ class RunOptions:
     dry_run: bool = False
     batch_size: int = 1000
     max_delete_share: float | None = None
+    # Deletes per entity that the operator saw and confirmed before launching (the web's
+    # two-step launch); an entity whose analysis finds more is refused. None: no check.
+    confirmed_deletes: dict[str, int] | None = None
+    # detection: timestamp | hybrid — seconds the window reaches back before the cursor
+    # (None: engine.cursor.DEFAULT_OVERLAP, 5 minutes; 0: strictly after the cursor tuple).
+    timestamp_overlap_s: float | None = None
 
 
 # -- launch ------------------------------------------------------------------------------------
@@ -100,6 +109,8 @@ def launch_session(
     options = options or RunOptions()
     if options.batch_size < 1:
         raise LaunchRefusedError("--batch-size must be at least 1")
+    if options.timestamp_overlap_s is not None and options.timestamp_overlap_s < 0:
+        raise LaunchRefusedError("--timestamp-overlap cannot be negative")
     active = load_active_mapping()
     names = entities_with_dependencies(active, entities)
     if not names:
@@ -277,6 +288,9 @@ class _Context:
     owner: str
     fault: FaultHook | None
     observer: RunObserver | None = None
+    # At most this many batches per step, then the step returns "slice" (a unit of an RQ
+    # job, services.dispatch); None: every batch of the phase (the in-process executor).
+    max_batches: int | None = None
 
 
 def execute_session(
@@ -295,12 +309,29 @@ def execute_session(
         raise StateTransitionError(
             f"session {session_id} is {session.overall_status}: it cannot run"
         )
+    with session_context(session_id=session_id, fault=fault, observer=observer) as context:
+        return _execute(context)
+
+
+@contextmanager
+def session_context(
+    *,
+    session_id: uuid.UUID,
+    owner: str | None = None,
+    fault: FaultHook | None = None,
+    observer: RunObserver | None = None,
+    max_batches: int | None = None,
+) -> Iterator[_Context]:
+    """What executing a session needs: its options, the active mapping, both databases open."""
+    session = MigrationStatus.objects.get(migration_session_id=session_id)
     saved = session.options or {}
     options = RunOptions(
         baseline=bool(saved.get("baseline")),
         dry_run=bool(saved.get("dry_run")),
         batch_size=int(saved.get("batch_size") or 1000),
         max_delete_share=saved.get("max_delete_share"),
+        confirmed_deletes=saved.get("confirmed_deletes"),
+        timestamp_overlap_s=saved.get("timestamp_overlap_s"),
     )
     active = load_active_mapping()
     source = open_named(active.mapping.source)
@@ -312,12 +343,13 @@ def execute_session(
         destination=destination,
         options=options,
         today=dt.date.fromisoformat(saved["today"]) if saved.get("today") else timezone.localdate(),
-        owner=uuid.uuid4().hex,
+        owner=owner or uuid.uuid4().hex,
         fault=fault,
         observer=observer,
+        max_batches=max_batches,
     )
     try:
-        return _execute(context)
+        yield context
     finally:
         source.close()
         destination.close()
@@ -389,7 +421,7 @@ def _unexpected(error: Exception) -> DiffmigError:
 
 
 def _fail_entity(
-    ctx: _Context, control: MigrationControl, error: DiffmigError, *, refused: bool = False
+    ctx: _Context | None, control: MigrationControl, error: DiffmigError, *, refused: bool = False
 ) -> None:
     message = ("refused: " if refused else "") + str(error)
     transition_entity(control_id=control.pk, to=EntityState.FAILED, message=message)
@@ -428,7 +460,7 @@ def _runner(
     writer = DestinationWriter(
         ctx.destination, ctx.destination.require_table(spec.destination_table), spec.destination_key
     )
-    ports = ControlRunPorts(
+    ports = EntityRunPorts(
         control_id=control.pk,
         run_id=control.run_id,
         session_id=control.session_id,
@@ -480,13 +512,14 @@ def _compile(ctx: _Context, spec: EntitySpec) -> CompiledEntity:
     )
 
 
-def _checkpoint(control: MigrationControl, phase: str) -> int:
+def _checkpoint(control: MigrationControl, phase: str, *, announce: bool = True) -> int:
     position = (
         MigrationCheckpoint.objects.filter(migration_run_id=control.run_id, unit=phase)
         .values_list("batch_position", flat=True)
         .first()
     )
-    if position:
+    # A unit's continuation (ctx.max_batches) is no restore: the watchdog logs a takeover.
+    if position and announce:
         log_event(
             session_id=control.session_id,
             entity=control.entity_type,
@@ -494,6 +527,19 @@ def _checkpoint(control: MigrationControl, phase: str) -> int:
             message=f"{control.entity_type}: {phase} continues after change {position}",
         )
     return position or 0
+
+
+def _check_confirmed_deletes(entity: str, deleted: int, confirmed: dict[str, int] | None) -> None:
+    """Refuse an entity whose deletes grew after the operator confirmed them."""
+    if confirmed is None:
+        return
+    allowed = int(confirmed.get(entity, 0))
+    if deleted > allowed:
+        raise DeleteGuardError(
+            f"entity {entity!r}: the run would delete {deleted} records but only {allowed} "
+            "were confirmed at launch; nothing was written to it",
+            hint="The source changed after the analysis: analyse again, confirm the new deletes.",
+        )
 
 
 def _run_entity_upserts(
@@ -512,10 +558,13 @@ def _run_entity_upserts(
                 session_id=control.session_id,
                 baseline=ctx.options.baseline,
                 resolve_gone=not ctx.options.dry_run,
+                overlap=overlap_from_seconds(ctx.options.timestamp_overlap_s),
+                batch_size=ctx.options.batch_size,
             )
             counts = analysis.counts
             try:
                 check_delete_guard(spec, counts, max_delete_share=ctx.options.max_delete_share)
+                _check_confirmed_deletes(spec.name, counts.deleted, ctx.options.confirmed_deletes)
             except DeleteGuardError as error:
                 _fail_entity(ctx, control, error, refused=True)
                 return None
@@ -534,7 +583,19 @@ def _run_entity_upserts(
             control.refresh_from_db()
         runner = _runner(ctx, control, runners)
         _announce(ctx, control, UPSERT)
-        outcome = runner.run(phase=UPSERT, after_id=_checkpoint(control, UPSERT))
+        outcome = runner.run(
+            phase=UPSERT,
+            after_id=_checkpoint(control, UPSERT, announce=ctx.max_batches is None),
+            max_batches=ctx.max_batches,
+        )
+        if outcome.status == "slice":
+            return "slice"
+        if outcome.status == "done":
+            # reference: self — point the rows written with NULL at their parents, now that
+            # every row of the entity exists (services.run_ports, engine.selfref).
+            outcome = run_link_phase(control=control, runner=runner, fault=ctx.fault) or outcome
+    except LeaseLostError:
+        return "lost"  # another executor holds the entity now: this copy stops, writing nothing
     except DiffmigError as error:
         _fail_entity(ctx, control, error)
         return None
@@ -555,17 +616,30 @@ def _run_entity_deletes(
     try:
         runner = _runner(ctx, control, runners)
         _announce(ctx, control, DELETE)
-        outcome = runner.run(phase=DELETE, after_id=_checkpoint(control, DELETE))
+        # Rows deleted together may point at each other (reference: self): unlink them first.
+        unlink_for_deletes(control=control, runner=runner)
+        outcome = runner.run(
+            phase=DELETE,
+            after_id=_checkpoint(control, DELETE, announce=ctx.max_batches is None),
+            max_batches=ctx.max_batches,
+        )
+    except LeaseLostError:
+        return "lost"  # another executor holds the entity now: this copy stops, writing nothing
     except DiffmigError as error:
         _fail_entity(ctx, control, error)
         return None
     except Exception as error:  # a bug or an unforeseen driver error: fail, resumable
         _fail_entity(ctx, control, _unexpected(error))
         return None
-    if outcome.status in ("paused", "cancelled"):
+    if outcome.status in ("paused", "cancelled", "slice"):
         return outcome.status
     MigrationControl.objects.filter(pk=control.pk).update(phase=PHASE_DONE)
-    transition_entity(control_id=control.pk, to=EntityState.COMPLETED, expected=EntityState.RUNNING)
+    if transition_entity(
+        control_id=control.pk, to=EntityState.COMPLETED, expected=EntityState.RUNNING
+    ):
+        # detection: timestamp | hybrid — completing is what moves the cursor on
+        # (services.cursors); say where it now stands.
+        announce_cursor(control_id=control.pk)
     control.refresh_from_db()
     log_event(
         session_id=control.session_id,
@@ -614,6 +688,9 @@ def _finish_cancelled(session_id: uuid.UUID, *, expected: str) -> MigrationStatu
 
 
 def _finish_stopped(session_id: uuid.UUID, how: str) -> MigrationStatus:
+    if how == "lost":
+        # Taken over (resume of a stale lease): the new holder finishes the session.
+        return MigrationStatus.objects.get(migration_session_id=session_id)
     if how == "cancelled":
         return _finish_cancelled(session_id, expected=SessionStatus.RUNNING)
     _stop_controls(session_id, EntityState.PAUSED)
@@ -657,6 +734,36 @@ def _metrics(session_id: uuid.UUID) -> dict:
         "elapsed_s": round(elapsed, 3),
         "rows_per_s": round(rows / elapsed, 1) if elapsed > 0 else 0.0,
     }
+
+
+# -- steps for executors that run units (services.dispatch) -----------------------------------
+# An RQ job runs one step of one entity with the same functions as the in-process loop above.
+
+
+def run_entity_step(ctx: _Context, control: MigrationControl) -> str | None:
+    """The next step of one entity whose lease ``ctx.owner`` holds: its analysis and upserts,
+    or, once its phase is ``delete``, its deletes; at most ``ctx.max_batches`` batches.
+
+    Returns ``slice`` (more to do), ``paused`` or ``cancelled`` (it stopped as asked),
+    ``lost`` (another executor took the lease) or None (the step ended: done, or failed).
+    """
+    runners: dict[str, EntityRunner] = {}
+    if control.phase in (DELETE, PHASE_DONE):
+        return _run_entity_deletes(ctx, control, runners)
+    return _run_entity_upserts(ctx, control, runners)
+
+
+def fail_entity(*, control: MigrationControl, error: DiffmigError) -> None:
+    """Fail one entity with its reason (in the session's error summary and the log)."""
+    _fail_entity(None, control, error)
+
+
+def finish_session(*, session_id: uuid.UUID, stopped: str | None = None) -> MigrationStatus:
+    """End a running session none of whose units holds a lease any more: ``paused`` or
+    ``cancelled`` as asked (``stopped``), else completed or failed by its entities."""
+    if stopped:
+        return _finish_stopped(session_id, stopped)
+    return _finish(session_id)
 
 
 def run_session(

@@ -1,0 +1,18 @@
+"""RQ job functions: ids in, one service call. Enqueued by dotted path (services.dispatch),
+so that a worker imports them and nothing but ids and numbers is pickled into Redis."""
+
+from __future__ import annotations
+
+import uuid
+
+from migrationsapp.services.units import execute_unit
+
+
+def run_unit(*, session_id: str, control_id: str, phase: str, position: int) -> str:
+    """One slice of one entity's unit of a session; see services.units.execute_unit."""
+    return execute_unit(
+        session_id=uuid.UUID(session_id),
+        control_id=uuid.UUID(control_id),
+        phase=phase,
+        position=position,
+    )

@@ -1,0 +1,309 @@
+"""Dispatch: which units of a session are ready, and their RQ jobs (with ``REDIS_URL``).
+
+The dependency graph lives in the control database, not in Redis (which may lose
+everything on a restart): ``dispatch`` reads the session's entity runs and enqueues the
+**units** that are ready and that nobody holds:
+
+* an entity's upsert unit (its analysis, then its upserts; phase analyze/upsert/link) once
+  the upserts of every entity it depends on are done;
+* its delete unit (phase delete) once every upsert of the session is settled and the
+  entities that depend on it have finished their deletes (reverse dependency order).
+
+A job runs one slice of a unit (``services.units.execute_unit``): at most
+``DIFFMIG_UNIT_BATCHES`` batches, then it dispatches again — the continuation, the next
+entities, or the session's end. No job runs for long, and a lost job loses at most one
+slice: the checkpoints hold the rest.
+
+A job's id names its unit and where it starts — ``diffmig-<control>-<phase>-<checkpoint
+position>-<attempt>`` — and is enqueued with RQ's ``unique``: the same slice is not queued
+twice by two dispatchers. Should a copy run twice anyway (Redis replayed, a worker presumed
+dead), the lease (compare-and-set, checked again in every checkpoint transaction) stops the
+second copy before it writes.
+
+``dispatch`` is called when a session starts (``submit``), at the end of every unit,
+by ``resume`` and by the watchdog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+
+import django_rq
+from django.conf import settings
+from django.db import connection, transaction
+from redis.exceptions import RedisError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+
+from migrationsapp.engine.errors import StateTransitionError, TransientError
+from migrationsapp.engine.runner import DELETE, UPSERT
+from migrationsapp.models import MigrationCheckpoint, MigrationControl, MigrationStatus
+from migrationsapp.models.choices import EntityState, LogLevel, OperationType, SessionStatus
+from migrationsapp.services import leases, runs
+from migrationsapp.services.logs import log_event
+from migrationsapp.services.state import (
+    FINISHED_ENTITY,
+    refresh_entity_lists,
+    transition_entity,
+    transition_session,
+)
+
+logger = logging.getLogger("diffmig.dispatch")
+
+JOB = "migrationsapp.jobs.run_unit"
+EXECUTOR = "rq"  # session.options["executor"]: the watchdog looks after these sessions
+DELETE_PHASES = (DELETE, runs.PHASE_DONE)
+DEAD = (EntityState.FAILED, EntityState.BLOCKED, EntityState.CANCELLED)
+# The analysis of an entity runs in its first unit and writes no checkpoint: it may take
+# much longer than a slice of batches (its lease is kept alive by the heartbeat).
+ANALYSIS_TIMEOUT_FACTOR = 6
+FAILURE_TTL = 7 * 24 * 3600
+LIVE = (JobStatus.QUEUED,)  # our jobs are never deferred or scheduled
+
+
+class QueueUnavailableError(TransientError):
+    """Redis could not be reached: the units are dispatched again when it is back."""
+
+
+def runs_in_workers() -> bool:
+    """With REDIS_URL, sessions run as RQ jobs; without it, in-process (CONTRACT §6)."""
+    return bool(settings.REDIS_URL)
+
+
+def queue_name() -> str:
+    return settings.DIFFMIG_QUEUES[0]
+
+
+def unit_phase(control_phase: str) -> str:
+    """The unit an entity run is at: ``upsert`` (with its analysis) or ``delete``."""
+    return DELETE if control_phase in DELETE_PHASES else UPSERT
+
+
+@dataclass(frozen=True)
+class Unit:
+    session_id: uuid.UUID
+    control_id: uuid.UUID
+    entity: str
+    phase: str  # upsert | delete
+    position: int  # the unit's checkpoint (last change id done) when it was dispatched
+    attempt: int
+    analysis: bool = False
+
+    @property
+    def job_id(self) -> str:
+        return f"diffmig-{self.control_id.hex}-{self.phase}-{self.position}-{self.attempt}"
+
+    @property
+    def timeout(self) -> int:
+        factor = ANALYSIS_TIMEOUT_FACTOR if self.analysis else 1
+        return settings.DIFFMIG_JOB_TIMEOUT * factor
+
+
+@dataclass
+class Plan:
+    ready: list[MigrationControl]
+    blocked: list[MigrationControl]
+    leased: bool
+    finished: bool
+
+
+def plan_session(controls: list[MigrationControl]) -> Plan:
+    """Which entity runs are ready for a unit, which must be blocked (a parent failed)."""
+    by_name = {c.entity_type: c for c in controls}
+    upserts_settled = all(c.phase in DELETE_PHASES or c.state in FINISHED_ENTITY for c in controls)
+    ready, blocked = [], []
+    for control in controls:
+        if control.state in FINISHED_ENTITY or control.lease_owner:
+            continue
+        parents = [by_name[name] for name in control.depends_on if name in by_name]
+        if control.phase not in DELETE_PHASES:
+            # Checked before an entity starts, as the in-process executor does.
+            if control.state == EntityState.PENDING and any(p.state in DEAD for p in parents):
+                blocked.append(control)
+            elif all(parent.phase in DELETE_PHASES for parent in parents):
+                ready.append(control)
+            continue
+        dependants = [c for c in controls if control.entity_type in c.depends_on]
+        if upserts_settled and all(d.state in FINISHED_ENTITY for d in dependants):
+            ready.append(control)
+    return Plan(
+        ready=ready,
+        blocked=blocked,
+        leased=any(c.lease_owner for c in controls),
+        finished=all(c.state in FINISHED_ENTITY for c in controls),
+    )
+
+
+def _positions(controls: list[MigrationControl]) -> dict[tuple[uuid.UUID, str], int]:
+    rows = MigrationCheckpoint.objects.filter(
+        migration_run_id__in=[c.run_id for c in controls]
+    ).values_list("migration_run_id", "unit", "batch_position")
+    return {(run_id, unit): position for run_id, unit, position in rows}
+
+
+def _unit(control: MigrationControl, positions: dict[tuple[uuid.UUID, str], int]) -> Unit:
+    phase = unit_phase(control.phase)
+    return Unit(
+        session_id=control.session_id,
+        control_id=control.pk,
+        entity=control.entity_type,
+        phase=phase,
+        position=positions.get((control.run_id, phase), 0),
+        attempt=control.attempts,
+        analysis=control.phase == runs.PHASE_ANALYZE,
+    )
+
+
+# -- dispatch ----------------------------------------------------------------------------------
+
+
+def submit(*, session_id: uuid.UUID) -> None:
+    """Start a launched or resumed session on the workers once the caller's transaction commits.
+
+    A web request must not fail after its session was created: should Redis be down, the
+    session stays running and the watchdog dispatches it once Redis is back (the CLI calls
+    ``start_session`` itself, to say so with exit code 4).
+    """
+
+    def start() -> None:
+        try:
+            start_session(session_id=session_id)
+        except QueueUnavailableError as error:
+            logger.error("session %s: %s", session_id, error)
+            log_event(
+                session_id=session_id,
+                operation=OperationType.CHECKPOINT_SAVE,
+                level=LogLevel.ERROR,
+                message=f"{error}; {error.hint}",
+            )
+
+    transaction.on_commit(start)
+
+
+def start_session(*, session_id: uuid.UUID) -> list[str]:
+    """pending → running, mark the session as the workers', then dispatch its first units."""
+    session = MigrationStatus.objects.get(migration_session_id=session_id)
+    if session.overall_status == SessionStatus.PENDING:
+        try:
+            session = transition_session(
+                session_id=session_id, to=SessionStatus.RUNNING, expected=SessionStatus.PENDING
+            )
+        except StateTransitionError:
+            session.refresh_from_db()
+    if (session.options or {}).get("executor") != EXECUTOR:
+        MigrationStatus.objects.filter(migration_session_id=session_id).update(
+            options={**(session.options or {}), "executor": EXECUTOR}
+        )
+    # A start or a resume grants every unfinished entity its attempts again.
+    MigrationControl.objects.filter(session_id=session_id, lease_owner="").exclude(
+        state__in=FINISHED_ENTITY
+    ).update(attempts=0)
+    return dispatch(session_id=session_id)
+
+
+def dispatch(*, session_id: uuid.UUID) -> list[str]:
+    """Enqueue the session's ready units; block what cannot run; end a session that is done
+    (or asked to stop) once none of its units holds a lease. Returns the enqueued job ids.
+
+    Inside a transaction it waits for the commit (a job must see what the caller wrote) and
+    returns nothing.
+    """
+    if connection.in_atomic_block:
+        transaction.on_commit(lambda: dispatch(session_id=session_id))
+        return []
+    session = MigrationStatus.objects.filter(migration_session_id=session_id).first()
+    if session is None or session.overall_status != SessionStatus.RUNNING:
+        return []
+    while True:
+        controls = list(MigrationControl.objects.filter(session_id=session_id).order_by("position"))
+        plan = plan_session(controls)
+        # A blocked entity blocks its own dependants in the next round.
+        changed = [
+            transition_entity(
+                control_id=control.pk,
+                to=EntityState.BLOCKED,
+                expected=EntityState.PENDING,
+                message="a parent entity did not complete",
+            )
+            for control in plan.blocked
+        ]
+        if not any(changed):
+            break
+        refresh_entity_lists(session_id=session_id)
+    stop = (
+        "cancelled"
+        if session.cancel_requested_at
+        else "paused"
+        if session.pause_requested_at
+        else None
+    )
+    if plan.finished or stop:
+        if not plan.leased:
+            # Of two dispatchers seeing the end, one ends the session; the other is refused.
+            with contextlib.suppress(StateTransitionError):
+                runs.finish_session(session_id=session_id, stopped=None if plan.finished else stop)
+        return []
+    positions = _positions(plan.ready)
+    units = [_unit(control, positions) for control in plan.ready]
+    return [unit.job_id for unit in units if enqueue_unit(unit)]
+
+
+def enqueue_unit(unit: Unit) -> bool:
+    """Enqueue one unit's job unless a live copy of it is queued; True when enqueued."""
+    queue = django_rq.get_queue(queue_name(), commit_mode="auto")
+    try:
+        for _ in range(2):
+            try:
+                queue.enqueue_call(
+                    JOB,
+                    kwargs={
+                        "session_id": str(unit.session_id),
+                        "control_id": str(unit.control_id),
+                        "phase": unit.phase,
+                        "position": unit.position,
+                    },
+                    job_id=unit.job_id,
+                    unique=True,
+                    timeout=unit.timeout,
+                    result_ttl=0,  # a finished slice leaves nothing behind
+                    failure_ttl=FAILURE_TTL,
+                    description=f"diffmig {unit.entity} {unit.phase} after change "
+                    f"{unit.position} (session {unit.session_id})",
+                )
+                return True
+            except DuplicateJobError:
+                if _is_live(queue, unit.job_id):
+                    return False
+                _delete_job(queue.connection, unit.job_id)
+    except RedisError as error:
+        raise QueueUnavailableError(
+            f"the job queue (Redis) is unreachable: {error}",
+            hint="The watchdog dispatches the session's units again once Redis is back.",
+        ) from error
+    return False
+
+
+def _is_live(queue, job_id: str) -> bool:
+    """Whether a copy of this job will still run: waiting in the queue, or just started."""
+    try:
+        job = Job.fetch(job_id, connection=queue.connection)
+    except NoSuchJobError:
+        return False
+    status = job.get_status(refresh=False)
+    if status in LIVE:
+        # Queued and still in the queue's list; one a dead worker had popped is not.
+        return queue.get_job_position(job_id) is not None
+    if status == JobStatus.STARTED:
+        # A worker just took it (it is about to take the lease), unless that was long ago:
+        # the unit has no lease, so that worker died with it.
+        started = job.started_at or job.enqueued_at
+        return started is not None and started > leases.lease_horizon()
+    return False  # finished, failed, stopped or canceled: a new copy may go
+
+
+def _delete_job(connection, job_id: str) -> None:
+    with contextlib.suppress(NoSuchJobError):  # expired meanwhile
+        Job.fetch(job_id, connection=connection).delete()

@@ -1,0 +1,144 @@
+"""Leases on entity runs: which executor may write an entity now, by compare-and-set.
+
+A lease is ``MigrationControl.lease_owner`` (a random token per unit of work) and
+``lease_heartbeat``. It is taken only where nobody holds it (``lease_owner = ''``), renewed
+by a heartbeat thread while the unit runs and by every checkpoint transaction
+(``services.batches.ControlRunPorts.commit_batch``, which stops a copy that lost it), and
+given back at the end of the unit. A lease whose heartbeat is older than
+``DIFFMIG_LEASE_TIMEOUT`` belongs to a worker that died: only the watchdog takes it away
+(``expire``), counting the attempt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from migrationsapp.models import MigrationControl
+from migrationsapp.models.choices import EntityState
+from migrationsapp.services.state import transition_entity
+
+logger = logging.getLogger("diffmig.leases")
+
+
+def new_owner() -> str:
+    """A lease token: one per unit of work, never reused."""
+    return uuid.uuid4().hex
+
+
+def lease_horizon(now: dt.datetime | None = None) -> dt.datetime:
+    """Heartbeats older than this are stale: their worker is gone."""
+    return (now or timezone.now()) - dt.timedelta(seconds=settings.DIFFMIG_LEASE_TIMEOUT)
+
+
+def stale_leases(now: dt.datetime | None = None) -> QuerySet[MigrationControl]:
+    """Running entity runs whose holder stopped renewing its lease."""
+    return (
+        MigrationControl.objects.filter(state=EntityState.RUNNING)
+        .exclude(lease_owner="")
+        .filter(Q(lease_heartbeat__lt=lease_horizon(now)) | Q(lease_heartbeat__isnull=True))
+    )
+
+
+def acquire(*, control_id: uuid.UUID, owner: str) -> bool:
+    """Take the lease of an entity run that nobody holds: pending → running, or a running
+    one between two units. False when another executor holds it (or it is finished)."""
+    now = timezone.now()
+    if transition_entity(
+        control_id=control_id,
+        to=EntityState.RUNNING,
+        expected=EntityState.PENDING,
+        lease_owner=owner,
+        lease_heartbeat=now,
+    ):
+        return True
+    return (
+        MigrationControl.objects.filter(
+            pk=control_id, state=EntityState.RUNNING, lease_owner=""
+        ).update(lease_owner=owner, lease_heartbeat=now, updated_at=now)
+        == 1
+    )
+
+
+def renew(*, control_id: uuid.UUID, owner: str) -> bool:
+    """Move the heartbeat on; False when the lease is no longer ``owner``'s."""
+    return (
+        MigrationControl.objects.filter(pk=control_id, lease_owner=owner).update(
+            lease_heartbeat=timezone.now()
+        )
+        == 1
+    )
+
+
+def release(*, control_id: uuid.UUID, owner: str) -> bool:
+    """Give the lease back (the entity keeps its state); False when it was not ``owner``'s."""
+    return (
+        MigrationControl.objects.filter(pk=control_id, lease_owner=owner).update(
+            lease_owner="", lease_heartbeat=None, updated_at=timezone.now()
+        )
+        == 1
+    )
+
+
+def expire(*, control: MigrationControl) -> bool:
+    """Take a stale lease away from its dead holder and count the attempt (the watchdog).
+
+    Compare-and-set on the owner and the heartbeat as read: a holder that renewed meanwhile
+    keeps its lease, and of two watchdogs only one wins.
+    """
+    return (
+        MigrationControl.objects.filter(
+            pk=control.pk,
+            state=EntityState.RUNNING,
+            lease_owner=control.lease_owner,
+            lease_heartbeat=control.lease_heartbeat,
+        ).update(
+            lease_owner="",
+            lease_heartbeat=None,
+            attempts=F("attempts") + 1,
+            updated_at=timezone.now(),
+        )
+        == 1
+    )
+
+
+def heartbeat_interval() -> float:
+    return max(settings.DIFFMIG_LEASE_TIMEOUT / 4, 0.2)
+
+
+@contextmanager
+def heartbeat(*, control_id: uuid.UUID, owner: str) -> Iterator[threading.Event]:
+    """Renew the lease from a thread while the body runs (an analysis writes no checkpoint
+    for minutes). A killed process stops renewing, which is how the watchdog knows.
+
+    Yields an event that is set when the lease was lost; the next checkpoint stops the unit.
+    """
+    stop, lost = threading.Event(), threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(heartbeat_interval()):
+                if not renew(control_id=control_id, owner=owner):
+                    lost.set()
+                    return
+        except Exception:  # the control database hiccupped: the checkpoints still renew
+            logger.exception("lease heartbeat of %s stopped", control_id)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"diffmig-lease-{control_id}", daemon=True)
+    thread.start()
+    try:
+        yield lost
+    finally:
+        stop.set()
+        thread.join()
