@@ -13,12 +13,12 @@ import datetime as dt
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from migrationsapp.engine.compile import CompiledEntity, compile_entity
@@ -44,6 +44,7 @@ from migrationsapp.models.choices import (
     RunMode,
     SessionStatus,
 )
+from migrationsapp.services import leases
 from migrationsapp.services.analysis import analyze_into_result
 from migrationsapp.services.cursors import announce_cursor, overlap_from_seconds
 from migrationsapp.services.databases import open_named
@@ -372,16 +373,27 @@ def _execute(ctx: _Context) -> MigrationStatus:
                 message="a parent entity did not complete",
             )
             continue
-        stopped = _run_entity_upserts(ctx, control, runners)
+        with _heartbeat(ctx, control):
+            stopped = _run_entity_upserts(ctx, control, runners)
         if stopped:
             return _finish_stopped(session_id, stopped)
     for control in reversed(_controls(session_id)):
         if control.state in FINISHED_ENTITY or control.phase != DELETE:
             continue
-        stopped = _run_entity_deletes(ctx, control, runners)
+        with _heartbeat(ctx, control):
+            stopped = _run_entity_deletes(ctx, control, runners)
         if stopped:
             return _finish_stopped(session_id, stopped)
     return _finish(session_id)
+
+
+def _heartbeat(ctx: _Context, control: MigrationControl) -> AbstractContextManager:
+    """Keep the entity's lease fresh from a thread while this process works on it, so a
+    long analysis does not look like a dead executor. On PostgreSQL only: SQLite (the
+    embedded default, one process) would make the two threads contend for its lock."""
+    if connection.vendor != "postgresql":
+        return nullcontext()
+    return leases.heartbeat(control_id=control.pk, owner=ctx.owner)
 
 
 def _blocked_by(control: MigrationControl) -> bool:
@@ -568,7 +580,9 @@ def _run_entity_upserts(
             except DeleteGuardError as error:
                 _fail_entity(ctx, control, error, refused=True)
                 return None
-            MigrationControl.objects.filter(pk=control.pk).update(
+            # Compare-and-set on the lease: a copy that lost it during a long analysis must
+            # not point the entity at its own change set.
+            held = MigrationControl.objects.filter(pk=control.pk, lease_owner=ctx.owner).update(
                 analysis=analysis.result,
                 phase=UPSERT,
                 new_count=counts.new,
@@ -577,6 +591,10 @@ def _run_entity_upserts(
                 unchanged_count=counts.unchanged,
                 retry_count=counts.retry,
             )
+            if not held:
+                raise LeaseLostError(
+                    f"entity {spec.name!r}: the lease was lost during the analysis"
+                )
             MigrationStatus.objects.filter(migration_session_id=control.session_id).update(
                 total_records_remaining=_remaining(control.session_id)
             )
@@ -604,7 +622,10 @@ def _run_entity_upserts(
         return None
     if outcome.status in ("paused", "cancelled"):
         return outcome.status
-    MigrationControl.objects.filter(pk=control.pk).update(phase=DELETE)
+    if not MigrationControl.objects.filter(pk=control.pk, lease_owner=ctx.owner).update(
+        phase=DELETE
+    ):
+        return "lost"
     return None
 
 
