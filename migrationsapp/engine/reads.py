@@ -412,6 +412,32 @@ def _key_condition(key_cols: list[sa.ColumnClause], chunk: list[tuple]) -> sa.Co
     return sa.or_(*conditions)
 
 
+def _bound_keys(
+    db: Database, key_infos: Sequence[ColumnInfo], keys: Sequence[tuple]
+) -> tuple[set[tuple[str | None, ...]], list[tuple]]:
+    """The keys asked for, as identities (to filter exact matches) and as bind values.
+
+    Repeated keys are asked once; a key that cannot match the column's type is left out.
+    """
+    wanted: set[tuple[str | None, ...]] = set()
+    bound: list[tuple] = []
+    for key in keys:
+        if len(key) != len(key_infos):
+            raise ValueError(f"key {key!r} does not have {len(key_infos)} values")
+        identity = _identity(key)
+        if identity in wanted:
+            continue
+        try:
+            values = tuple(
+                _bind_value(db.dialect, c, v) for c, v in zip(key_infos, key, strict=True)
+            )
+        except _NoMatch:
+            continue
+        wanted.add(identity)
+        bound.append(values)
+    return wanted, bound
+
+
 def fetch_rows(
     db: Database,
     table: str,
@@ -431,22 +457,7 @@ def fetch_rows(
     info = db.require_table(table)
     key_infos = _columns(db, info, key_columns)
     infos = _columns(db, info, columns)
-    wanted: set[tuple[str | None, ...]] = set()
-    bound: list[tuple] = []
-    for key in keys:
-        if len(key) != len(key_columns):
-            raise ValueError(f"key {key!r} does not have {len(key_columns)} values")
-        identity = _identity(key)
-        if identity in wanted:
-            continue
-        try:
-            values = tuple(
-                _bind_value(db.dialect, c, v) for c, v in zip(key_infos, key, strict=True)
-            )
-        except _NoMatch:
-            continue
-        wanted.add(identity)
-        bound.append(values)
+    wanted, bound = _bound_keys(db, key_infos, keys)
 
     selected = list(dict.fromkeys([*key_columns, *columns]))
     t = _table_clause(info, selected)
@@ -600,22 +611,7 @@ def fetch_key_hashes(
         raise ConfigurationError(f"reading {table!r} from {db.name!r}: no key columns given")
     info = db.require_table(table)
     key_infos = _columns(db, info, key_columns)
-    wanted: set[tuple[str | None, ...]] = set()
-    bound: list[tuple] = []
-    for key in keys:
-        if len(key) != len(key_columns):
-            raise ValueError(f"key {key!r} does not have {len(key_columns)} values")
-        identity = _identity(key)
-        if identity in wanted:
-            continue
-        try:
-            values = tuple(
-                _bind_value(db.dialect, c, v) for c, v in zip(key_infos, key, strict=True)
-            )
-        except _NoMatch:
-            continue
-        wanted.add(identity)
-        bound.append(values)
+    wanted, bound = _bound_keys(db, key_infos, keys)
     t = _table_clause(info, [*key_columns, *hashed_columns])
     key_cols = [t.c[n] for n in key_columns]
     digest, in_python = _digest_select(db, info, t, hashed_columns)
