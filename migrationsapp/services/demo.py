@@ -1,4 +1,4 @@
-"""The demo: a messy legacy clinic migrated with a baseline, changed, then migrated again.
+"""The demo: a messy legacy clinic migrated with a baseline, changed, migrated again, verified.
 
 Runs on the embedded default with no services: the legacy clinic and the destination are
 SQLite files under ``var/demo/`` (the legacy one on MariaDB when ``DIFFMIG_LEGACY_URL`` is
@@ -35,6 +35,7 @@ from migrationsapp.models import QuarantinedRecord, RecordEvent, RecordMap
 from migrationsapp.selectors.sessions import session_document
 from migrationsapp.services.mappings import import_mapping_text
 from migrationsapp.services.runs import RunOptions, execute_session, launch_session
+from migrationsapp.services.verify import verify_entities
 
 DEMO_SEED = 2026
 
@@ -47,6 +48,7 @@ class DemoResult:
     changes: ChangeLog
     expected: dict[str, dict[str, int]]
     differential: dict
+    verification: dict[str, dict[str, int]]
     matches: bool
     mismatches: list[str] = field(default_factory=list)
 
@@ -110,6 +112,16 @@ def run_demo(*, say: Callable[[str], None] = print) -> DemoResult:
             for kind, count in expected[entity].items()
             if differential["entities"][entity][kind] != count
         ]
+
+        say("6. verify: source and destination compared record by record")
+        report = verify_entities()
+        verification = {result.entity: result.counts() for result in report.entities}
+        mismatches += [
+            f"verify {entity}: {counts['missing']} missing, {counts['extra']} extra, "
+            f"{counts['different']} different"
+            for entity, counts in verification.items()
+            if counts["missing"] or counts["extra"] or counts["different"]
+        ]
         return DemoResult(
             legacy_url=legacy_url,
             target_url=target_url,
@@ -117,6 +129,7 @@ def run_demo(*, say: Callable[[str], None] = print) -> DemoResult:
             changes=changes,
             expected=expected,
             differential=differential,
+            verification=verification,
             matches=not mismatches,
             mismatches=mismatches,
         )

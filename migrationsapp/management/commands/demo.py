@@ -14,7 +14,7 @@ DONE = ("processed", "failed", "skipped")
 class Command(BaseCommand):
     help = (
         "Build a messy legacy clinic and an empty destination, migrate it with a baseline, "
-        "change the legacy data, migrate again, and print what was found and done. "
+        "change the legacy data, migrate again, verify, and print what was found and done. "
         "Example: python manage.py demo"
     )
 
@@ -34,8 +34,19 @@ class Command(BaseCommand):
         self.stdout.write("")
         self.summary("differential", result.differential)
         self.stdout.write("")
+        self.stdout.write("verify (source and destination, record by record):")
+        kinds = ("compared", "missing", "extra", "different", "quarantined")
+        self.stdout.write(f"  {'entity':<12}" + "".join(f"{k:>12}" for k in kinds))
+        for entity, counts in result.verification.items():
+            self.stdout.write(f"  {entity:<12}" + "".join(f"{counts[k]:>12}" for k in kinds))
+        self.stdout.write("")
         if result.matches:
-            self.stdout.write(self.style.SUCCESS("the differential run found exactly what changed"))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    "the differential run found exactly what changed, "
+                    "and the destination verifies equal to the source"
+                )
+            )
         else:
             self.stdout.write(self.style.ERROR("the differential run does not match the changes:"))
             for line in result.mismatches:
@@ -45,7 +56,7 @@ class Command(BaseCommand):
             "\nnext: python manage.py diffmig logs "
             f"{session[:8]} --level warn   (why records failed)\n"
             "      python manage.py diffmig lookup patient 'P-0001'   (a record's history)\n"
-            "      make serve   (the admin at http://127.0.0.1:8000/admin/)"
+            "      make serve   (the web pages at http://127.0.0.1:8000/)"
         )
         if not result.matches:
             raise SystemExit(1)
