@@ -122,6 +122,9 @@ RQ_SHOW_ADMIN_LINK = False
 # A job runs one unit: at most this many batches of one entity, then it enqueues the rest.
 DIFFMIG_UNIT_BATCHES = env_int("DIFFMIG_UNIT_BATCHES", 20)
 DIFFMIG_JOB_TIMEOUT = env_int("DIFFMIG_JOB_TIMEOUT", 600)
+# An entity with more upserts than this is split into key ranges (partitions) that several
+# workers run at once, each with its own checkpoint and lease.
+DIFFMIG_PARTITION_ROWS = env_int("DIFFMIG_PARTITION_ROWS", 50_000)
 # Workers lost (lease expired) on one entity run before the watchdog fails the entity.
 DIFFMIG_MAX_ATTEMPTS = env_int("DIFFMIG_MAX_ATTEMPTS", 3)
 DIFFMIG_WATCHDOG_INTERVAL = env_int("DIFFMIG_WATCHDOG_INTERVAL", 10)

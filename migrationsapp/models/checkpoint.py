@@ -24,7 +24,8 @@ class MigrationCheckpoint(models.Model):
         db_column="migration_run_id",
         related_name="checkpoints",
     )
-    # A unit of the run (phase and key range); "" is the whole entity.
+    # A unit of the run: its phase ("upsert", "delete", "link"), or a partition of the
+    # upserts ("upsert:<i>", its key range in checkpoint_data: lo, hi); "" is the whole entity.
     unit = models.CharField(max_length=64, default="", blank=True)
     state = models.CharField(
         max_length=16, choices=CheckpointState.choices, default=CheckpointState.CREATED
@@ -34,6 +35,10 @@ class MigrationCheckpoint(models.Model):
     records_processed = models.BigIntegerField(default=0)
     records_remaining = models.BigIntegerField(default=0)
     checkpoint_data = models.JSONField(default=dict, blank=True)
+    # The lease of a partition ("upsert:<i>", a key range of a large entity's upserts): the
+    # worker that runs it now, by compare-and-set as the entity's lease (services.leases).
+    lease_owner = models.CharField(max_length=64, blank=True, default="")
+    lease_heartbeat = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -32,6 +32,7 @@ from migrationsapp.models import (
 from migrationsapp.models.choices import (
     ChangeKind,
     CheckpointState,
+    EntityState,
     OperationType,
     RecordAction,
 )
@@ -98,22 +99,37 @@ class ControlRunPorts:
     lease_owner: str
     mapping_version: int
     dry_run: bool = False
+    # A partition of the upserts (services.partitions): its checkpoint row, whose lease this
+    # copy holds, and its unit and range of change ids. None: the whole entity.
+    partition_id: uuid.UUID | None = None
+    unit: str = ""
+    lo: int | None = None
+    hi: int | None = None
 
     # -- reads -------------------------------------------------------------------------------
 
     def read_changes(self, *, after_id: int, phase: str, limit: int) -> list[Change]:
         kinds = (ChangeKind.DELETED,) if phase == DELETE else UPSERT_KINDS
-        rows = (
-            AnalysisChange.objects.filter(
-                analysis_id=self.analysis_id, id__gt=after_id, kind__in=kinds
-            )
-            .order_by("id")
-            .values_list("id", "kind", "legacy_key", "legacy_key_text", "content_hash")[:limit]
+        query = AnalysisChange.objects.filter(
+            analysis_id=self.analysis_id, id__gt=after_id, kind__in=kinds
         )
+        if phase != DELETE:
+            query = self._in_range(query)
+        rows = query.order_by("id").values_list(
+            "id", "kind", "legacy_key", "legacy_key_text", "content_hash"
+        )[:limit]
         return [
             Change(id=i, kind=k, key=list(key), key_text=t, content_hash=h)
             for i, k, key, t, h in rows
         ]
+
+    def _in_range(self, query):
+        """Only the partition's changes (its range of ids, both ends included)."""
+        if self.lo is not None:
+            query = query.filter(id__gte=self.lo)
+        if self.hi is not None:
+            query = query.filter(id__lte=self.hi)
+        return query
 
     def lookup_uuids(
         self, entity: str, key_texts: Collection[str], *, include_deleted: bool
@@ -156,13 +172,7 @@ class ControlRunPorts:
     def commit_batch(self, result: BatchResult) -> None:
         now = timezone.now()
         with transaction.atomic():
-            held = MigrationControl.objects.filter(
-                pk=self.control_id, lease_owner=self.lease_owner
-            ).update(lease_heartbeat=now)
-            if held != 1:
-                raise LeaseLostError(
-                    f"entity {self.entity!r}: another worker holds the lease; this copy stops",
-                )
+            self._check_lease(now)
             if not result.dry_run:
                 self._write_record_map(result.outcomes, now)
                 self._write_events(result.outcomes, now)
@@ -181,6 +191,28 @@ class ControlRunPorts:
                 updated_at=now,
             )
             self._write_logs(result)
+
+    def _check_lease(self, now) -> None:
+        """Compare-and-set on the unit's lease (renewing it): the entity's, or for a partition
+        its own while the entity still runs. A copy that lost it stops here, writing nothing."""
+        if self.partition_id is None:
+            held = MigrationControl.objects.filter(
+                pk=self.control_id, lease_owner=self.lease_owner
+            ).update(lease_heartbeat=now)
+        else:
+            held = MigrationCheckpoint.objects.filter(
+                pk=self.partition_id, lease_owner=self.lease_owner
+            ).update(lease_heartbeat=now)
+            held = held and (
+                MigrationControl.objects.filter(
+                    pk=self.control_id, state=EntityState.RUNNING
+                ).exists()
+            )
+        if held != 1:
+            what = f" ({self.unit})" if self.unit else ""
+            raise LeaseLostError(
+                f"entity {self.entity!r}{what}: another worker holds the lease; this copy stops",
+            )
 
     def _write_record_map(self, outcomes: list[RecordOutcome], now) -> None:
         written = [o for o in outcomes if o.action in (RecordAction.CREATED, RecordAction.UPDATED)]
@@ -348,9 +380,10 @@ class ControlRunPorts:
         )
 
     def _write_checkpoint(self, result: BatchResult) -> None:
+        partition = self.partition_id is not None and result.phase != DELETE
         checkpoint, _ = MigrationCheckpoint.objects.get_or_create(
             migration_run_id=self.run_id,
-            unit=result.phase,
+            unit=self.unit if partition else result.phase,
             defaults={"entity_type": self.entity, "state": CheckpointState.ACTIVE},
         )
         done = result.processed + result.failed + result.skipped
@@ -358,14 +391,19 @@ class ControlRunPorts:
             analysis_id=self.analysis_id,
             id__gt=result.last_change_id,
             kind__in=(ChangeKind.DELETED,) if result.phase == DELETE else UPSERT_KINDS,
-        ).count()
+        )
+        if partition:
+            remaining = self._in_range(remaining)
+        data = {"phase": result.phase, "last_change_id": result.last_change_id}
+        if partition:
+            data.update(lo=self.lo, hi=self.hi)
         MigrationCheckpoint.objects.filter(pk=checkpoint.pk).update(
             state=CheckpointState.ACTIVE,
             last_processed_id=str(result.last_change_id),
             batch_position=result.last_change_id,
             records_processed=F("records_processed") + done,
-            records_remaining=remaining,
-            checkpoint_data={"phase": result.phase, "last_change_id": result.last_change_id},
+            records_remaining=remaining.count(),
+            checkpoint_data=data,
             updated_at=timezone.now(),
         )
 

@@ -6,6 +6,9 @@ everything on a restart): ``dispatch`` reads the session's entity runs and enque
 
 * an entity's upsert unit (its analysis, then its upserts; phase analyze/upsert/link) once
   the upserts of every entity it depends on are done;
+* for a large entity split into partitions after its analysis (services.partitions), each
+  partition that nobody holds is a unit of its own (phase ``upsert:<i>``) while the entity
+  runs; once all are done, its upsert unit again (the ``reference: self`` second pass);
 * its delete unit (phase delete) once every upsert of the session is settled and the
   entities that depend on it have finished their deletes (reverse dependency order).
 
@@ -41,8 +44,14 @@ from rq.job import Job, JobStatus
 from migrationsapp.engine.errors import StateTransitionError, TransientError
 from migrationsapp.engine.runner import DELETE, UPSERT
 from migrationsapp.models import MigrationCheckpoint, MigrationControl, MigrationStatus
-from migrationsapp.models.choices import EntityState, LogLevel, OperationType, SessionStatus
-from migrationsapp.services import leases, runs
+from migrationsapp.models.choices import (
+    CheckpointState,
+    EntityState,
+    LogLevel,
+    OperationType,
+    SessionStatus,
+)
+from migrationsapp.services import leases, partitions, runs
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.state import (
     FINISHED_ENTITY,
@@ -87,14 +96,15 @@ class Unit:
     session_id: uuid.UUID
     control_id: uuid.UUID
     entity: str
-    phase: str  # upsert | delete
+    phase: str  # upsert | delete | upsert:<i> (a partition)
     position: int  # the unit's checkpoint (last change id done) when it was dispatched
     attempt: int
     analysis: bool = False
 
     @property
     def job_id(self) -> str:
-        return f"diffmig-{self.control_id.hex}-{self.phase}-{self.position}-{self.attempt}"
+        phase = self.phase.replace(":", "_")
+        return f"diffmig-{self.control_id.hex}-{phase}-{self.position}-{self.attempt}"
 
     @property
     def timeout(self) -> int:
@@ -144,17 +154,48 @@ def _positions(controls: list[MigrationControl]) -> dict[tuple[uuid.UUID, str], 
     return {(run_id, unit): position for run_id, unit, position in rows}
 
 
-def _unit(control: MigrationControl, positions: dict[tuple[uuid.UUID, str], int]) -> Unit:
+def _partitions(controls: list[MigrationControl]) -> dict[uuid.UUID, list[MigrationCheckpoint]]:
+    """The partitions still to do of these entity runs, by run id."""
+    found: dict[uuid.UUID, list[MigrationCheckpoint]] = {}
+    for partition in partitions.of_run_ids([c.run_id for c in controls]).exclude(
+        state=CheckpointState.COMPLETED
+    ):
+        found.setdefault(partition.migration_run_id, []).append(partition)
+    return found
+
+
+def _units(
+    control: MigrationControl,
+    positions: dict[tuple[uuid.UUID, str], int],
+    pending: dict[uuid.UUID, list[MigrationCheckpoint]],
+) -> list[Unit]:
     phase = unit_phase(control.phase)
-    return Unit(
-        session_id=control.session_id,
-        control_id=control.pk,
-        entity=control.entity_type,
-        phase=phase,
-        position=positions.get((control.run_id, phase), 0),
-        attempt=control.attempts,
-        analysis=control.phase == runs.PHASE_ANALYZE,
-    )
+    parts = pending.get(control.run_id, []) if phase != DELETE else []
+    if parts and control.state == EntityState.RUNNING:
+        # A split entity: every partition nobody holds (the entity's own unit waits for all).
+        return [
+            Unit(
+                session_id=control.session_id,
+                control_id=control.pk,
+                entity=control.entity_type,
+                phase=part.unit,
+                position=part.batch_position,
+                attempt=control.attempts,
+            )
+            for part in parts
+            if not part.lease_owner
+        ]
+    return [
+        Unit(
+            session_id=control.session_id,
+            control_id=control.pk,
+            entity=control.entity_type,
+            phase=phase,
+            position=positions.get((control.run_id, phase), 0),
+            attempt=control.attempts,
+            analysis=control.phase == runs.PHASE_ANALYZE,
+        )
+    ]
 
 
 # -- dispatch ----------------------------------------------------------------------------------
@@ -240,14 +281,16 @@ def dispatch(*, session_id: uuid.UUID) -> list[str]:
         if session.pause_requested_at
         else None
     )
+    pending = _partitions(controls)
+    leased = plan.leased or any(p.lease_owner for parts in pending.values() for p in parts)
     if plan.finished or stop:
-        if not plan.leased:
+        if not leased:
             # Of two dispatchers seeing the end, one ends the session; the other is refused.
             with contextlib.suppress(StateTransitionError):
                 runs.finish_session(session_id=session_id, stopped=None if plan.finished else stop)
         return []
     positions = _positions(plan.ready)
-    units = [_unit(control, positions) for control in plan.ready]
+    units = [unit for control in plan.ready for unit in _units(control, positions, pending)]
     return [unit.job_id for unit in units if enqueue_unit(unit)]
 
 

@@ -1,12 +1,17 @@
-"""Leases on entity runs: which executor may write an entity now, by compare-and-set.
+"""Leases on units: which executor may write an entity (or a partition of it) now, by
+compare-and-set.
 
-A lease is ``MigrationControl.lease_owner`` (a random token per unit of work) and
-``lease_heartbeat``. It is taken only where nobody holds it (``lease_owner = ''``), renewed
-by a heartbeat thread while the unit runs and by every checkpoint transaction
+A lease is ``lease_owner`` (a random token per unit of work) and ``lease_heartbeat`` on the
+unit's row: ``MigrationControl`` for an entity run, ``MigrationCheckpoint`` for a partition
+of a large entity's upserts (``upsert:<i>``; services.partitions). The functions take the
+model (``model=``, the entity run's by default); the rules are the same for both.
+
+A lease is taken only where nobody holds it (``lease_owner = ''``), renewed by a heartbeat
+thread while the unit runs and by every checkpoint transaction
 (``services.batches.ControlRunPorts.commit_batch``, which stops a copy that lost it), and
 given back at the end of the unit. A lease whose heartbeat is older than
 ``DIFFMIG_LEASE_TIMEOUT`` belongs to a worker that died: only the watchdog takes it away
-(``expire``), counting the attempt.
+(``expire``, ``expire_partition``), counting the attempt on the entity run.
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Model, Q, QuerySet
 from django.utils import timezone
 
-from migrationsapp.models import MigrationControl
-from migrationsapp.models.choices import EntityState
+from migrationsapp.models import MigrationCheckpoint, MigrationControl
+from migrationsapp.models.choices import CheckpointState, EntityState
 from migrationsapp.services.state import transition_entity
 
 logger = logging.getLogger("diffmig.leases")
@@ -40,13 +45,21 @@ def lease_horizon(now: dt.datetime | None = None) -> dt.datetime:
     return (now or timezone.now()) - dt.timedelta(seconds=settings.DIFFMIG_LEASE_TIMEOUT)
 
 
+def _stale(query: QuerySet, now: dt.datetime | None) -> QuerySet:
+    return query.exclude(lease_owner="").filter(
+        Q(lease_heartbeat__lt=lease_horizon(now)) | Q(lease_heartbeat__isnull=True)
+    )
+
+
 def stale_leases(now: dt.datetime | None = None) -> QuerySet[MigrationControl]:
     """Running entity runs whose holder stopped renewing its lease."""
-    return (
-        MigrationControl.objects.filter(state=EntityState.RUNNING)
-        .exclude(lease_owner="")
-        .filter(Q(lease_heartbeat__lt=lease_horizon(now)) | Q(lease_heartbeat__isnull=True))
-    )
+    return _stale(MigrationControl.objects.filter(state=EntityState.RUNNING), now)
+
+
+def stale_partition_leases(now: dt.datetime | None = None) -> QuerySet[MigrationCheckpoint]:
+    """Partitions whose holder stopped renewing its lease (of an entity run that may have
+    failed meanwhile: its session ends only once no partition is held)."""
+    return _stale(MigrationCheckpoint.objects.all(), now).select_related("migration_run")
 
 
 def acquire(*, control_id: uuid.UUID, owner: str) -> bool:
@@ -69,20 +82,37 @@ def acquire(*, control_id: uuid.UUID, owner: str) -> bool:
     )
 
 
-def renew(*, control_id: uuid.UUID, owner: str) -> bool:
-    """Move the heartbeat on; False when the lease is no longer ``owner``'s."""
+def acquire_partition(*, checkpoint_id: uuid.UUID, owner: str) -> bool:
+    """Take the lease of a partition that nobody holds (or that ``owner`` holds already), of
+    an entity run that is running; False when another executor holds it, or it is done."""
+    now = timezone.now()
     return (
-        MigrationControl.objects.filter(pk=control_id, lease_owner=owner).update(
+        MigrationCheckpoint.objects.filter(
+            pk=checkpoint_id,
+            lease_owner__in=("", owner),
+            migration_run__state=EntityState.RUNNING,
+        )
+        .exclude(state=CheckpointState.COMPLETED)
+        .update(lease_owner=owner, lease_heartbeat=now, updated_at=now)
+        == 1
+    )
+
+
+def renew(*, control_id: uuid.UUID, owner: str, model: type[Model] = MigrationControl) -> bool:
+    """Move the heartbeat on; False when the lease is no longer ``owner``'s.
+    (``control_id`` is the primary key of a ``model`` row: an entity run or a partition.)"""
+    return (
+        model.objects.filter(pk=control_id, lease_owner=owner).update(
             lease_heartbeat=timezone.now()
         )
         == 1
     )
 
 
-def release(*, control_id: uuid.UUID, owner: str) -> bool:
-    """Give the lease back (the entity keeps its state); False when it was not ``owner``'s."""
+def release(*, control_id: uuid.UUID, owner: str, model: type[Model] = MigrationControl) -> bool:
+    """Give the lease back (the unit keeps its state); False when it was not ``owner``'s."""
     return (
-        MigrationControl.objects.filter(pk=control_id, lease_owner=owner).update(
+        model.objects.filter(pk=control_id, lease_owner=owner).update(
             lease_owner="", lease_heartbeat=None, updated_at=timezone.now()
         )
         == 1
@@ -111,12 +141,31 @@ def expire(*, control: MigrationControl) -> bool:
     )
 
 
+def expire_partition(*, checkpoint: MigrationCheckpoint) -> bool:
+    """``expire`` for a partition's lease; the attempt counts on its entity run."""
+    taken = (
+        MigrationCheckpoint.objects.filter(
+            pk=checkpoint.pk,
+            lease_owner=checkpoint.lease_owner,
+            lease_heartbeat=checkpoint.lease_heartbeat,
+        ).update(lease_owner="", lease_heartbeat=None, updated_at=timezone.now())
+        == 1
+    )
+    if taken:
+        MigrationControl.objects.filter(run_id=checkpoint.migration_run_id).update(
+            attempts=F("attempts") + 1, updated_at=timezone.now()
+        )
+    return taken
+
+
 def heartbeat_interval() -> float:
     return max(settings.DIFFMIG_LEASE_TIMEOUT / 4, 0.2)
 
 
 @contextmanager
-def heartbeat(*, control_id: uuid.UUID, owner: str) -> Iterator[threading.Event]:
+def heartbeat(
+    *, control_id: uuid.UUID, owner: str, model: type[Model] = MigrationControl
+) -> Iterator[threading.Event]:
     """Renew the lease from a thread while the body runs (an analysis writes no checkpoint
     for minutes). A killed process stops renewing, which is how the watchdog knows.
 
@@ -127,7 +176,7 @@ def heartbeat(*, control_id: uuid.UUID, owner: str) -> Iterator[threading.Event]
     def beat() -> None:
         try:
             while not stop.wait(heartbeat_interval()):
-                if not renew(control_id=control_id, owner=owner):
+                if not renew(control_id=control_id, owner=owner, model=model):
                     lost.set()
                     return
         except Exception:  # the control database hiccupped: the checkpoints still renew

@@ -33,7 +33,14 @@ from migrationsapp.engine.errors import (
 )
 from migrationsapp.engine.load import DestinationWriter
 from migrationsapp.engine.mapping import EntitySpec, dependency_order
-from migrationsapp.engine.runner import DELETE, UPSERT, BatchResult, EntityRunner, FaultHook
+from migrationsapp.engine.runner import (
+    DELETE,
+    UPSERT,
+    BatchResult,
+    EntityRunner,
+    FaultHook,
+    UnitOutcome,
+)
 from migrationsapp.engine.validation import compile_rules
 from migrationsapp.models import MigrationCheckpoint, MigrationControl, MigrationStatus
 from migrationsapp.models.choices import (
@@ -44,7 +51,7 @@ from migrationsapp.models.choices import (
     RunMode,
     SessionStatus,
 )
-from migrationsapp.services import leases
+from migrationsapp.services import leases, partitions
 from migrationsapp.services.analysis import analyze_into_result
 from migrationsapp.services.cursors import announce_cursor, overlap_from_seconds
 from migrationsapp.services.databases import open_named
@@ -53,6 +60,7 @@ from migrationsapp.services.mappings import ActiveMapping, load_active_mapping
 from migrationsapp.services.run_ports import EntityRunPorts, run_link_phase, unlink_for_deletes
 from migrationsapp.services.state import (
     FINISHED_ENTITY,
+    FINISHED_SESSION,
     refresh_entity_lists,
     transition_entity,
     transition_session,
@@ -170,9 +178,18 @@ def launch_session(
 
 def _lease_is_fresh(session_id: uuid.UUID) -> bool:
     horizon = timezone.now() - dt.timedelta(seconds=settings.DIFFMIG_LEASE_TIMEOUT)
-    return MigrationControl.objects.filter(
-        session_id=session_id, state=EntityState.RUNNING, lease_heartbeat__gte=horizon
-    ).exists()
+    return (
+        MigrationControl.objects.filter(
+            session_id=session_id, state=EntityState.RUNNING, lease_heartbeat__gte=horizon
+        ).exists()
+        or MigrationCheckpoint.objects.filter(
+            migration_run__session_id=session_id,
+            migration_run__state=EntityState.RUNNING,
+            lease_heartbeat__gte=horizon,
+        )
+        .exclude(lease_owner="")
+        .exists()
+    )
 
 
 def request_pause(*, session_id: uuid.UUID, user: str = "") -> MigrationStatus:
@@ -192,12 +209,26 @@ def request_pause(*, session_id: uuid.UUID, user: str = "") -> MigrationStatus:
         message=f"pause requested by {user or 'cli'}",
     )
     if not _lease_is_fresh(session_id):
-        # Nobody is executing it (the process is gone): pause it now.
-        _stop_controls(session_id, EntityState.PAUSED)
-        session = transition_session(
-            session_id=session_id, to=SessionStatus.PAUSED, expected=SessionStatus.RUNNING
-        )
+        # Nobody is executing it (the process is gone, or RQ is between two units): pause
+        # it now — unless the executor's own dispatch stopped it in the meantime.
+        with _unless_stopped_meanwhile(session_id, SessionStatus.PAUSED):
+            _stop_controls(session_id, EntityState.PAUSED)
+            transition_session(
+                session_id=session_id, to=SessionStatus.PAUSED, expected=SessionStatus.RUNNING
+            )
     return MigrationStatus.objects.get(migration_session_id=session_id)
+
+
+@contextmanager
+def _unless_stopped_meanwhile(session_id: uuid.UUID, target: str) -> Iterator[None]:
+    """An operator's stop racing the executor's: losing is fine when the session already
+    reached ``target`` or ended; any other refusal stands."""
+    try:
+        yield
+    except StateTransitionError:
+        now = MigrationStatus.objects.get(migration_session_id=session_id).overall_status
+        if now != target and now not in FINISHED_SESSION:
+            raise
 
 
 def request_cancel(*, session_id: uuid.UUID, user: str = "") -> MigrationStatus:
@@ -215,7 +246,8 @@ def request_cancel(*, session_id: uuid.UUID, user: str = "") -> MigrationStatus:
         message=f"cancel requested by {user or 'cli'}",
     )
     if status != SessionStatus.RUNNING or not _lease_is_fresh(session_id):
-        _finish_cancelled(session_id, expected=status)
+        with _unless_stopped_meanwhile(session_id, SessionStatus.CANCELLED):
+            _finish_cancelled(session_id, expected=status)
     return MigrationStatus.objects.get(migration_session_id=session_id)
 
 
@@ -257,6 +289,10 @@ def prepare_resume(*, session_id: uuid.UUID, user: str = "") -> MigrationStatus:
         transition_entity(
             control_id=control.pk, to=EntityState.PENDING, expected=control.state, lease_owner=""
         )
+    # The partitions' leases of a dead executor go too (services.partitions).
+    MigrationCheckpoint.objects.filter(migration_run__session_id=session_id).exclude(
+        lease_owner=""
+    ).update(lease_owner="", lease_heartbeat=None)
     MigrationStatus.objects.filter(migration_session_id=session_id).update(error_summary={})
     refresh_entity_lists(session_id=session_id)
     log_event(
@@ -462,9 +498,14 @@ def _fail_entity(
 
 
 def _runner(
-    ctx: _Context, control: MigrationControl, runners: dict[str, EntityRunner]
+    ctx: _Context,
+    control: MigrationControl,
+    runners: dict[str, EntityRunner],
+    partition: MigrationCheckpoint | None = None,
 ) -> EntityRunner:
-    if control.entity_type in runners:
+    if partition is not None:
+        runners = {}  # a partition's runner reads its own range: not shared
+    elif control.entity_type in runners:
         return runners[control.entity_type]
     spec = ctx.active.entity(control.entity_type)
     compiled = _compile(ctx, spec)
@@ -482,6 +523,11 @@ def _runner(
         mapping_version=control.mapping_version or ctx.active.versions[spec.name],
         dry_run=ctx.options.dry_run,
     )
+    if partition is not None:
+        ports.partition_id = partition.pk
+        ports.unit = partition.unit
+        ports.lo = int(partition.checkpoint_data["lo"])
+        ports.hi = int(partition.checkpoint_data["hi"])
     runners[spec.name] = EntityRunner(
         compiled=compiled,
         source=ctx.source,
@@ -581,19 +627,32 @@ def _run_entity_upserts(
                 _fail_entity(ctx, control, error, refused=True)
                 return None
             # Compare-and-set on the lease: a copy that lost it during a long analysis must
-            # not point the entity at its own change set.
-            held = MigrationControl.objects.filter(pk=control.pk, lease_owner=ctx.owner).update(
-                analysis=analysis.result,
-                phase=UPSERT,
-                new_count=counts.new,
-                modified_count=counts.modified,
-                deleted_count=counts.deleted,
-                unchanged_count=counts.unchanged,
-                retry_count=counts.retry,
-            )
-            if not held:
-                raise LeaseLostError(
-                    f"entity {spec.name!r}: the lease was lost during the analysis"
+            # not point the entity at its own change set (nor split it into partitions).
+            with transaction.atomic():
+                held = MigrationControl.objects.filter(pk=control.pk, lease_owner=ctx.owner).update(
+                    analysis=analysis.result,
+                    phase=UPSERT,
+                    new_count=counts.new,
+                    modified_count=counts.modified,
+                    deleted_count=counts.deleted,
+                    unchanged_count=counts.unchanged,
+                    retry_count=counts.retry,
+                )
+                if not held:
+                    raise LeaseLostError(
+                        f"entity {spec.name!r}: the lease was lost during the analysis"
+                    )
+                split = partitions.create(
+                    run_id=control.run_id, analysis_id=analysis.result.pk, entity=spec.name
+                )
+            if split:
+                log_event(
+                    session_id=control.session_id,
+                    entity=spec.name,
+                    operation=OperationType.CHECKPOINT_SAVE,
+                    message=f"{spec.name}: its upserts are split into {split} partitions of "
+                    f"at most {settings.DIFFMIG_PARTITION_ROWS} changes",
+                    context={"partitions": split},
                 )
             MigrationStatus.objects.filter(migration_session_id=control.session_id).update(
                 total_records_remaining=_remaining(control.session_id)
@@ -601,11 +660,23 @@ def _run_entity_upserts(
             control.refresh_from_db()
         runner = _runner(ctx, control, runners)
         _announce(ctx, control, UPSERT)
-        outcome = runner.run(
-            phase=UPSERT,
-            after_id=_checkpoint(control, UPSERT, announce=ctx.max_batches is None),
-            max_batches=ctx.max_batches,
-        )
+        if partitions.of_run(control.run_id).exists():
+            if ctx.max_batches is None:
+                # In-process: the partitions one after another.
+                stopped = _run_partitions(ctx, control)
+                if stopped != "done":
+                    return stopped
+            elif not partitions.all_done(control.run_id):
+                # A unit (services.dispatch): the workers run the partitions; this unit
+                # comes back for the second pass once they are all done.
+                return "slice"
+            outcome = UnitOutcome(status="done", last_change_id=0)
+        else:
+            outcome = runner.run(
+                phase=UPSERT,
+                after_id=_checkpoint(control, UPSERT, announce=ctx.max_batches is None),
+                max_batches=ctx.max_batches,
+            )
         if outcome.status == "slice":
             return "slice"
         if outcome.status == "done":
@@ -627,6 +698,47 @@ def _run_entity_upserts(
     ):
         return "lost"
     return None
+
+
+def _run_partitions(ctx: _Context, control: MigrationControl) -> str | None:
+    """Every partition still to do, one after another, each under its own lease (taken with
+    the entity's owner token): ``done``, or how it stopped (None: the entity failed)."""
+    for partition in partitions.pending(control.run_id):
+        if not leases.acquire_partition(checkpoint_id=partition.pk, owner=ctx.owner):
+            return "lost"
+        try:
+            how = run_partition_step(ctx, control, partition)
+        finally:
+            leases.release(control_id=partition.pk, owner=ctx.owner, model=MigrationCheckpoint)
+        if how != "done":
+            return how
+    return "done"
+
+
+def run_partition_step(
+    ctx: _Context, control: MigrationControl, partition: MigrationCheckpoint
+) -> str | None:
+    """The upserts of one partition whose lease ``ctx.owner`` holds, from its checkpoint; at
+    most ``ctx.max_batches`` batches. Returns ``done`` (the partition is complete), ``slice``,
+    ``paused``, ``cancelled``, ``lost`` or None (the entity failed)."""
+    try:
+        runner = _runner(ctx, control, {}, partition)
+        outcome = runner.run(
+            phase=UPSERT, after_id=partition.batch_position, max_batches=ctx.max_batches
+        )
+    except LeaseLostError:
+        return "lost"
+    except DiffmigError as error:
+        _fail_entity(ctx, control, error)
+        return None
+    except Exception as error:  # a bug or an unforeseen driver error: fail, resumable
+        _fail_entity(ctx, control, _unexpected(error))
+        return None
+    if outcome.status != "done":
+        return outcome.status
+    if not partitions.complete(checkpoint_id=partition.pk, owner=ctx.owner):
+        return "lost"
+    return "done"
 
 
 def _run_entity_deletes(

@@ -5,6 +5,10 @@ thread, runs at most ``DIFFMIG_UNIT_BATCHES`` batches through the same steps as 
 in-process executor (``services.runs.run_entity_step``), gives the lease back and
 dispatches again (``services.dispatch``). Before anything it checks that the session still
 runs and that its slice was not run already by another copy (the checkpoint moved).
+
+A partition of a large entity's upserts (``phase`` ``upsert:<i>``, services.partitions) is a
+unit of its own: it takes the partition's lease instead of the entity's, while the entity
+stays ``running``.
 """
 
 from __future__ import annotations
@@ -18,9 +22,16 @@ from django.db import close_old_connections
 from django.db.models import F
 
 from migrationsapp.engine.errors import TransientError
+from migrationsapp.engine.runner import UPSERT
 from migrationsapp.models import MigrationCheckpoint, MigrationControl, MigrationStatus
-from migrationsapp.models.choices import LogLevel, OperationType, SessionStatus
-from migrationsapp.services import leases, runs
+from migrationsapp.models.choices import (
+    CheckpointState,
+    EntityState,
+    LogLevel,
+    OperationType,
+    SessionStatus,
+)
+from migrationsapp.services import leases, partitions, runs
 from migrationsapp.services.dispatch import dispatch, unit_phase
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.state import FINISHED_ENTITY
@@ -59,6 +70,8 @@ def _run_unit(*, session_id: uuid.UUID, control_id: uuid.UUID, phase: str, posit
         return "idle"
     if control.state in FINISHED_ENTITY:
         return "idle"
+    if partitions.is_partition(phase):
+        return _run_partition(session, control, phase, position)
     if unit_phase(control.phase) != phase or _position(control, phase) != position:
         return "stale"
     if session.pause_requested_at or session.cancel_requested_at:
@@ -80,6 +93,45 @@ def _run_unit(*, session_id: uuid.UUID, control_id: uuid.UUID, phase: str, posit
         how = _unit_failed(control, error)
     finally:
         leases.release(control_id=control_id, owner=owner)
+    if how not in ("lost", "error"):
+        dispatch(session_id=session_id)
+    return how
+
+
+def _run_partition(
+    session: MigrationStatus, control: MigrationControl, unit: str, position: int
+) -> str:
+    session_id = session.migration_session_id
+    if control.state != EntityState.RUNNING:
+        return "idle"
+    partition = partitions.of_run(control.run_id).filter(unit=unit).first()
+    if (
+        unit_phase(control.phase) != UPSERT
+        or partition is None
+        or partition.state == CheckpointState.COMPLETED
+        or partition.batch_position != position
+    ):
+        return "stale"
+    if session.pause_requested_at or session.cancel_requested_at:
+        dispatch(session_id=session_id)
+        return "stopped"
+    owner = leases.new_owner()
+    if not leases.acquire_partition(checkpoint_id=partition.pk, owner=owner):
+        return "busy"
+    try:
+        with (
+            leases.heartbeat(control_id=partition.pk, owner=owner, model=MigrationCheckpoint),
+            runs.session_context(
+                session_id=session_id, owner=owner, max_batches=settings.DIFFMIG_UNIT_BATCHES
+            ) as ctx,
+        ):
+            control.refresh_from_db()
+            partition.refresh_from_db()
+            how = runs.run_partition_step(ctx, control, partition) or "done"
+    except Exception as error:  # before the step (a database unreachable): count, retry later
+        how = _unit_failed(control, error)
+    finally:
+        leases.release(control_id=partition.pk, owner=owner, model=MigrationCheckpoint)
     if how not in ("lost", "error"):
         dispatch(session_id=session_id)
     return how

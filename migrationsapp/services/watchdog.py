@@ -7,7 +7,9 @@ workers execute it
 1. takes away the leases whose heartbeat is older than ``DIFFMIG_LEASE_TIMEOUT`` (their
    worker was killed or lost its connection), logs ``checkpoint_restore`` and counts the
    attempt; at ``DIFFMIG_MAX_ATTEMPTS`` lost workers the entity fails with that reason
-   (its dependants are then blocked by the dispatch);
+   (its dependants are then blocked by the dispatch). The partitions of a large entity
+   (services.partitions) have leases of their own, taken over the same way (the attempts
+   count on their entity run);
 2. dispatches every running session again: a ready unit whose job is gone (Redis
    restarted, a queue emptied by hand) is enqueued anew, and a session asked to pause or
    cancel whose last holder died is ended.
@@ -25,8 +27,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from migrationsapp.engine.errors import TransientError
-from migrationsapp.models import MigrationStatus
-from migrationsapp.models.choices import LogLevel, OperationType, SessionStatus
+from migrationsapp.models import MigrationControl, MigrationStatus
+from migrationsapp.models.choices import EntityState, LogLevel, OperationType, SessionStatus
 from migrationsapp.services import leases, runs
 from migrationsapp.services.dispatch import EXECUTOR, dispatch
 from migrationsapp.services.logs import log_event
@@ -61,35 +63,53 @@ def check(*, now: dt.datetime | None = None) -> WatchdogReport:
         owner, seen = control.lease_owner, _heartbeat_text(control.lease_heartbeat)
         if not leases.expire(control=control):
             continue  # renewed meanwhile, or another watchdog took it
-        control.refresh_from_db()
-        label = f"{control.session_id} {control.entity_type}"
-        limit = settings.DIFFMIG_MAX_ATTEMPTS
-        if control.attempts >= limit:
-            runs.fail_entity(
-                control=control,
-                error=TransientError(
-                    f"{control.entity_type}: its worker stopped renewing the lease "
-                    f"{control.attempts} times (the last heartbeat {seen}); given up",
-                    hint="Look at the workers' logs, then `diffmig resume` continues from "
-                    "the last checkpoint.",
-                ),
-            )
-            report.failed.append(label)
+        _taken_over(control, owner, seen, report)
+    for partition in leases.stale_partition_leases(now).filter(
+        migration_run__session_id__in=sessions
+    ):
+        owner, seen = partition.lease_owner, _heartbeat_text(partition.lease_heartbeat)
+        if not leases.expire_partition(checkpoint=partition):
             continue
-        log_event(
-            session_id=control.session_id,
-            entity=control.entity_type,
-            operation=OperationType.CHECKPOINT_RESTORE,
-            level=LogLevel.WARN,
-            message=f"{control.entity_type}: its worker stopped renewing the lease (the last "
-            f"heartbeat {seen}); another worker continues from the last checkpoint "
-            f"(attempt {control.attempts + 1} of {limit})",
-            context={"lease_owner": owner, "attempts": control.attempts},
-        )
-        report.expired.append(label)
+        control = partition.migration_run
+        control.refresh_from_db()
+        if control.state == EntityState.RUNNING:
+            _taken_over(control, owner, seen, report, unit=partition.unit)
     for session_id in sessions:
         report.dispatched.extend(dispatch(session_id=session_id))
     return report
+
+
+def _taken_over(
+    control: MigrationControl, owner: str, seen: str, report: WatchdogReport, unit: str = ""
+) -> None:
+    """After a stale lease was taken away: log the takeover, or fail the entity at the limit."""
+    control.refresh_from_db()
+    label = f"{control.session_id} {control.entity_type}" + (f" {unit}" if unit else "")
+    what = f"{control.entity_type}" + (f" ({unit})" if unit else "")
+    limit = settings.DIFFMIG_MAX_ATTEMPTS
+    if control.attempts >= limit:
+        runs.fail_entity(
+            control=control,
+            error=TransientError(
+                f"{what}: its worker stopped renewing the lease "
+                f"{control.attempts} times (the last heartbeat {seen}); given up",
+                hint="Look at the workers' logs, then `diffmig resume` continues from "
+                "the last checkpoint.",
+            ),
+        )
+        report.failed.append(label)
+        return
+    log_event(
+        session_id=control.session_id,
+        entity=control.entity_type,
+        operation=OperationType.CHECKPOINT_RESTORE,
+        level=LogLevel.WARN,
+        message=f"{what}: its worker stopped renewing the lease (the last "
+        f"heartbeat {seen}); another worker continues from the last checkpoint "
+        f"(attempt {control.attempts + 1} of {limit})",
+        context={"lease_owner": owner, "attempts": control.attempts, "unit": unit or None},
+    )
+    report.expired.append(label)
 
 
 def _heartbeat_text(heartbeat: dt.datetime | None) -> str:

@@ -1,0 +1,91 @@
+"""Partitions: the upserts of a large entity split into key ranges that several workers run.
+
+After its analysis, an entity with more upsert changes than ``DIFFMIG_PARTITION_ROWS`` gets
+one ``MigrationCheckpoint`` per contiguous range of its change set (``AnalysisChange`` ids,
+which follow the key text): unit ``upsert:<i>``, ``checkpoint_data`` ``{"lo", "hi"}`` (both
+included), ``batch_position`` the last change id done (``lo - 1`` at first). Each partition
+has its own lease (``lease_owner``/``lease_heartbeat`` on its checkpoint, services.leases),
+so N workers share the entity (services.dispatch enqueues every free partition); its upsert
+phase is done when every partition is ``completed``. The ``reference: self`` second pass
+and the deletes then run as for any entity, under the entity's lease.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from migrationsapp.engine.runner import UPSERT
+from migrationsapp.models import AnalysisChange, MigrationCheckpoint
+from migrationsapp.models.choices import CheckpointState
+from migrationsapp.services.batches import UPSERT_KINDS
+
+PREFIX = f"{UPSERT}:"
+
+
+def is_partition(unit: str) -> bool:
+    return unit.startswith(PREFIX)
+
+
+def of_run(run_id: uuid.UUID) -> QuerySet[MigrationCheckpoint]:
+    return MigrationCheckpoint.objects.filter(migration_run_id=run_id, unit__startswith=PREFIX)
+
+
+def of_run_ids(run_ids: list[uuid.UUID]) -> QuerySet[MigrationCheckpoint]:
+    return MigrationCheckpoint.objects.filter(migration_run_id__in=run_ids, unit__startswith=PREFIX)
+
+
+def pending(run_id: uuid.UUID) -> list[MigrationCheckpoint]:
+    """The partitions of an entity run still to do, in key order."""
+    rows = of_run(run_id).exclude(state=CheckpointState.COMPLETED)
+    return sorted(rows, key=lambda p: p.checkpoint_data["lo"])
+
+
+def all_done(run_id: uuid.UUID) -> bool:
+    return not of_run(run_id).exclude(state=CheckpointState.COMPLETED).exists()
+
+
+def create(*, run_id: uuid.UUID, analysis_id: uuid.UUID, entity: str) -> int:
+    """Split the entity's upserts into partitions when they are more than
+    ``DIFFMIG_PARTITION_ROWS``; how many (0: one unit, as before). Called in the transaction
+    that points the entity run at its change set."""
+    size = settings.DIFFMIG_PARTITION_ROWS
+    ids = (
+        AnalysisChange.objects.filter(analysis_id=analysis_id, kind__in=UPSERT_KINDS)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    total = ids.count()
+    if size < 1 or total <= size:
+        return 0
+    count = math.ceil(total / size)
+    rows = []
+    for index in range(count):
+        lo = ids[index * size]
+        hi = ids[min((index + 1) * size, total) - 1]
+        rows.append(
+            MigrationCheckpoint(
+                entity_type=entity,
+                migration_run_id=run_id,
+                unit=f"{PREFIX}{index}",
+                state=CheckpointState.CREATED,
+                batch_position=lo - 1,
+                records_remaining=min(size, total - index * size),
+                checkpoint_data={"phase": UPSERT, "lo": lo, "hi": hi, "last_change_id": lo - 1},
+            )
+        )
+    MigrationCheckpoint.objects.bulk_create(rows, ignore_conflicts=True)
+    return count
+
+
+def complete(*, checkpoint_id: uuid.UUID, owner: str) -> bool:
+    """Mark a partition done and give its lease back; False when ``owner`` lost it."""
+    return (
+        MigrationCheckpoint.objects.filter(pk=checkpoint_id, lease_owner=owner).update(
+            state=CheckpointState.COMPLETED, lease_owner="", lease_heartbeat=None
+        )
+        == 1
+    )
