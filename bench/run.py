@@ -9,7 +9,9 @@ an empty PostgreSQL destination, and a PostgreSQL control database, then times:
   no transformation, no bookkeeping (what a full reload costs at best);
 * diffmig baseline: the first load, with transforms, validation, record map and events;
 * diffmig differential: after changing ``--change-share`` of the rows;
-* diffmig no-change run: the analysis alone finds nothing to do.
+* diffmig no-change run: the analysis alone finds nothing to do;
+* with ``--workers 1,3``: the baseline again on that many RQ workers (needs Redis), the
+  large entity split into partitions so the workers share it — the speed-up of more workers.
 
 Results (with ratios to the reference) are appended to bench/RESULTS.md. Timings are
 reported, never asserted. Needs the services of `make test`.
@@ -21,6 +23,8 @@ import argparse
 import datetime as dt
 import os
 import platform
+import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -136,12 +140,65 @@ def change_rows(share: float, rows: int) -> int:
     return count
 
 
+BENCH_REDIS = "redis://127.0.0.1:6379/12"
+
+
+def timed_on_workers(options, count: int) -> float:
+    """A run executed by ``count`` RQ worker processes, from enqueue to the session's end."""
+    import redis
+
+    from migrationsapp.models import MigrationStatus
+    from migrationsapp.services.dispatch import submit
+    from migrationsapp.services.runs import launch_session
+
+    redis.Redis.from_url(BENCH_REDIS).flushdb()
+    session = launch_session(options=options, user="bench")
+    env = dict(os.environ)
+    started = time.perf_counter()
+    submit(session_id=session.migration_session_id)
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "diffmig", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for _ in range(count)
+    ]
+    try:
+        while True:
+            session.refresh_from_db()
+            if session.is_finished:
+                break
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+    finally:
+        for worker in workers:
+            os.killpg(worker.pid, signal.SIGTERM)
+        for worker in workers:
+            worker.wait(timeout=60)
+    assert session.overall_status == "completed", MigrationStatus.objects.get(
+        pk=session.pk
+    ).error_summary
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--change-share", type=float, default=0.01)
     parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument(
+        "--workers", default="", help="also run the baseline on N RQ workers, e.g. 1,3"
+    )
     args = parser.parse_args()
+    worker_counts = [int(n) for n in args.workers.split(",") if n.strip()]
+    if worker_counts:
+        os.environ["REDIS_URL"] = BENCH_REDIS
+        # Several partitions, so that the workers can share the one large entity.
+        os.environ["DIFFMIG_PARTITION_ROWS"] = str(max(args.rows // 6, 1000))
+        os.environ.setdefault("DIFFMIG_UNIT_BATCHES", "4")
 
     control = fresh_pg("diffmig_bench_control")
     target = fresh_pg("diffmig_bench_target")
@@ -180,6 +237,10 @@ def main() -> None:
     changed = change_rows(args.change_share, args.rows)
     timed(f"diffmig differential ({changed:,} changes)", RunOptions(batch_size=args.batch_size))
     timed("diffmig run with no change", RunOptions(batch_size=args.batch_size))
+    for count in worker_counts:
+        options = RunOptions(baseline=True, batch_size=args.batch_size)
+        seconds = timed_on_workers(options, count)
+        results.append((f"diffmig baseline on {count} RQ worker(s)", args.rows, seconds))
 
     lines = [
         f"\n## {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC — {args.rows:,} rows, "
