@@ -145,3 +145,9 @@ def services_policy(tmp_path: pathlib.Path) -> ConnectionPolicy:
         if host:
             hosts.add(host)
     return ConnectionPolicy(allowed_hosts=tuple(sorted(hosts)), sqlite_root=tmp_path)
+
+
+def engine_for(url: str) -> sa.Engine:
+    """An engine on a scratch database's URL, with the drivers diffmig uses."""
+    url = url.replace("mysql://", "mysql+pymysql://", 1)
+    return sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from migrationsapp.models import QuarantinedRecord, RecordEvent, RecordMap
+from tests.databases import engine_for
 from tests.integration.conftest import cli
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -43,13 +44,6 @@ entities:
 ANN = uuid.UUID("00000000-0000-4000-8000-00000000000a")
 BOB = uuid.UUID("00000000-0000-4000-8000-00000000000b")
 CAT = uuid.UUID("00000000-0000-4000-8000-00000000000c")
-
-
-def engine_for(url: str) -> sa.Engine:
-    url = url.replace("mysql://", "mysql+pymysql://", 1).replace(
-        "postgresql://", "postgresql+psycopg://", 1
-    )
-    return sa.create_engine(url)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import sqlalchemy as sa
 
 from migrationsapp.demo.clinic import (
     MAPPING_FILE,
@@ -15,14 +14,10 @@ from migrationsapp.demo.clinic import (
     load_legacy,
 )
 from migrationsapp.models import Connection, SchemaMappingDefinition
+from tests.databases import engine_for
 from tests.integration.conftest import cli
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
-
-
-def engine_for(url: str) -> sa.Engine:
-    url = url.replace("mysql://", "mysql+pymysql://", 1)
-    return sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
 
 
 @pytest.fixture

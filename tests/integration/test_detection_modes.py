@@ -21,6 +21,7 @@ from migrationsapp.models import (
 )
 from migrationsapp.services import runs
 from migrationsapp.services.cursors import stored_cursor
+from tests.databases import engine_for
 from tests.integration.conftest import cli
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -51,13 +52,6 @@ entities:
     validation:
       - {{field: name, rule: required}}
 """
-
-
-def engine_for(url: str) -> sa.Engine:
-    url = url.replace("mysql://", "mysql+pymysql://", 1).replace(
-        "postgresql://", "postgresql+psycopg://", 1
-    )
-    return sa.create_engine(url)
 
 
 class Legacy:

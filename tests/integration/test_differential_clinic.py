@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import sqlalchemy as sa
 
 from migrationsapp.demo.clinic import (
     ENTITIES,
@@ -28,19 +27,13 @@ from migrationsapp.demo.clinic import (
     load_legacy,
 )
 from migrationsapp.models import QuarantinedRecord
+from tests.databases import engine_for
 from tests.integration.conftest import cli
 from tests.support.clinic_run import change_set, destination_by_key, record_map
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 SEED = 11
-
-
-def engine_for(url: str) -> sa.Engine:
-    url = url.replace("mysql://", "mysql+pymysql://", 1).replace(
-        "postgresql://", "postgresql+psycopg://", 1
-    )
-    return sa.create_engine(url)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from migrationsapp.models import QuarantinedRecord, RecordEvent, RecordMap
+from tests.databases import engine_for
 from tests.integration.conftest import cli
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -53,13 +54,6 @@ STAFF = {
     21: ("reports to 20", 20),  # its manager fails in the same run
     22: ("reports to 99", 99),  # its manager does not exist at all
 }
-
-
-def engine_for(url: str) -> sa.Engine:
-    url = url.replace("mysql://", "mysql+pymysql://", 1).replace(
-        "postgresql://", "postgresql+psycopg://", 1
-    )
-    return sa.create_engine(url)
 
 
 @pytest.fixture
