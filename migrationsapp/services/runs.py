@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from migrationsapp.engine.compile import CompiledEntity, compile_entity
@@ -30,6 +30,7 @@ from migrationsapp.engine.errors import (
     LeaseLostError,
     StateTransitionError,
     TerminalError,
+    TransientError,
 )
 from migrationsapp.engine.load import DestinationWriter
 from migrationsapp.engine.mapping import EntitySpec, dependency_order
@@ -468,6 +469,17 @@ def _unexpected(error: Exception) -> DiffmigError:
     return wrapped
 
 
+def _stop_on_error(ctx: _Context, control: MigrationControl, error: Exception) -> None:
+    """How a step ends on an error. On RQ a transient one (a lost connection, the control
+    database's included) is left to the job machinery: the unit stops where its last
+    checkpoint is and the watchdog retries it, counting an attempt. Anything else, and every
+    error in-process, fails the entity (resumable) with the reason."""
+    transient = isinstance(error, TransientError | OperationalError | InterfaceError)
+    if transient and ctx.max_batches is not None:
+        raise error
+    _fail_entity(ctx, control, error if isinstance(error, DiffmigError) else _unexpected(error))
+
+
 def _fail_entity(
     ctx: _Context | None, control: MigrationControl, error: DiffmigError, *, refused: bool = False
 ) -> None:
@@ -685,11 +697,8 @@ def _run_entity_upserts(
             outcome = run_link_phase(control=control, runner=runner, fault=ctx.fault) or outcome
     except LeaseLostError:
         return "lost"  # another executor holds the entity now: this copy stops, writing nothing
-    except DiffmigError as error:
-        _fail_entity(ctx, control, error)
-        return None
-    except Exception as error:  # a bug or an unforeseen driver error: fail, resumable
-        _fail_entity(ctx, control, _unexpected(error))
+    except Exception as error:
+        _stop_on_error(ctx, control, error)
         return None
     if outcome.status in ("paused", "cancelled"):
         return outcome.status
@@ -728,11 +737,8 @@ def run_partition_step(
         )
     except LeaseLostError:
         return "lost"
-    except DiffmigError as error:
-        _fail_entity(ctx, control, error)
-        return None
-    except Exception as error:  # a bug or an unforeseen driver error: fail, resumable
-        _fail_entity(ctx, control, _unexpected(error))
+    except Exception as error:
+        _stop_on_error(ctx, control, error)
         return None
     if outcome.status != "done":
         return outcome.status
@@ -758,11 +764,8 @@ def _run_entity_deletes(
         )
     except LeaseLostError:
         return "lost"  # another executor holds the entity now: this copy stops, writing nothing
-    except DiffmigError as error:
-        _fail_entity(ctx, control, error)
-        return None
-    except Exception as error:  # a bug or an unforeseen driver error: fail, resumable
-        _fail_entity(ctx, control, _unexpected(error))
+    except Exception as error:
+        _stop_on_error(ctx, control, error)
         return None
     if outcome.status in ("paused", "cancelled", "slice"):
         return outcome.status

@@ -89,7 +89,7 @@ def _run_unit(*, session_id: uuid.UUID, control_id: uuid.UUID, phase: str, posit
         ):
             control.refresh_from_db()
             how = runs.run_entity_step(ctx, control) or "done"
-    except Exception as error:  # before the step (a database unreachable): count, retry later
+    except Exception as error:  # a database unreachable or lost: count, retry later
         how = _unit_failed(control, error)
     finally:
         leases.release(control_id=control_id, owner=owner)
@@ -128,7 +128,7 @@ def _run_partition(
             control.refresh_from_db()
             partition.refresh_from_db()
             how = runs.run_partition_step(ctx, control, partition) or "done"
-    except Exception as error:  # before the step (a database unreachable): count, retry later
+    except Exception as error:  # a database unreachable or lost: count, retry later
         how = _unit_failed(control, error)
     finally:
         leases.release(control_id=partition.pk, owner=owner, model=MigrationCheckpoint)
@@ -138,6 +138,8 @@ def _run_partition(
 
 
 def _unit_failed(control: MigrationControl, error: Exception) -> str:
+    # A lost control connection leaves Django's connection unusable: open a fresh one.
+    close_old_connections()
     MigrationControl.objects.filter(pk=control.pk).update(attempts=F("attempts") + 1)
     control.refresh_from_db()
     limit = settings.DIFFMIG_MAX_ATTEMPTS
@@ -156,7 +158,7 @@ def _unit_failed(control: MigrationControl, error: Exception) -> str:
         entity=entity,
         operation=OperationType.RECORD_MIGRATION,
         level=LogLevel.ERROR,
-        message=f"{entity}: the unit stopped before its first batch ({type(error).__name__}: "
+        message=f"{entity}: the unit stopped at its last checkpoint ({type(error).__name__}: "
         f"{error}); the watchdog tries again (attempt {control.attempts} of {limit})",
         error_details={"error": type(error).__name__, "traceback": traceback.format_exc()},
     )

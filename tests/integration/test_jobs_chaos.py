@@ -1,0 +1,191 @@
+"""Chaos on real workers: a 50,000-row clinic through ten SIGKILLs of its workers in a row.
+
+The clinic (migrationsapp.demo.clinic) at a scale of about 50,000 legacy rows in MariaDB, to a
+PostgreSQL destination, on real ``diffmig worker`` processes with the appointments split into
+partitions (services.partitions). However often the workers are killed, the destination must
+hold exactly the rows and UUIDs an uninterrupted run writes (computed without the engine), once
+each, with every record in the record map and nothing twice
+(tests.integration.test_jobs.assert_migrated).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from migrationsapp.demo.clinic import (
+    DESTINATION_TABLES,
+    ENTITIES,
+    MAPPING_FILE,
+    create_destination_schema,
+    create_legacy_schema,
+    generate_clinic,
+    load_legacy,
+)
+from migrationsapp.models import (
+    MigrationCheckpoint,
+    MigrationControl,
+    MigrationExecutionLog,
+    RecordMap,
+)
+from migrationsapp.models.choices import CheckpointState, OperationType, SessionStatus
+from migrationsapp.services.mappings import import_mapping_text
+from tests.integration.test_jobs import (
+    Clinic,
+    assert_migrated,
+    batches,
+    finished,
+    launch,
+    status,
+)
+from tests.support import workers as worker_support
+from tests.support.workers import jobs_on_redis, wait_until, workers
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+SEED = 20261128
+SCALE = 113  # 5 + 20 + 120 + 300 = 445 rows a scale: 50,285 legacy rows
+PARTITION_ROWS = 10_000  # appointments (33,900): 4 partitions; patients (13,560): 2
+BATCH_SIZE = 250
+REDIS_URL = "redis://127.0.0.1:6379/11"  # a Redis database of these tests' own
+KILLS = 10
+
+
+@pytest.fixture
+def big_clinic(mysql_to_pg) -> Iterator[Clinic]:
+    """The clinic at ~50,000 rows in a scratch MariaDB, an empty PostgreSQL destination."""
+    legacy_url, target_url = mysql_to_pg
+    legacy = sa.create_engine(
+        sa.make_url(legacy_url).set(drivername="mysql+pymysql", query={"charset": "utf8mb4"})
+    )
+    target = sa.create_engine(sa.make_url(target_url).set(drivername="postgresql+psycopg"))
+    data = generate_clinic(SEED, SCALE)
+    assert sum(len(rows) for rows in data.rows.values()) >= 50_000
+    create_legacy_schema(legacy)
+    load_legacy(legacy, data)
+    create_destination_schema(target)
+    target.dispose()
+    import_mapping_text(text=MAPPING_FILE.read_text(encoding="utf-8"))
+    yield Clinic(legacy=legacy, target_url=target_url, data=data)
+    legacy.dispose()
+
+
+@pytest.fixture
+def chaos_jobs(settings, monkeypatch):
+    """Workers on Redis database 11, partitioned appointments, short leases, many attempts."""
+    monkeypatch.setattr(worker_support, "REDIS_URL", REDIS_URL)
+    settings.DIFFMIG_LEASE_TIMEOUT = 2
+    settings.DIFFMIG_UNIT_BATCHES = 2
+    settings.DIFFMIG_MAX_ATTEMPTS = 40
+    settings.DIFFMIG_WATCHDOG_INTERVAL = 1
+    settings.DIFFMIG_PARTITION_ROWS = PARTITION_ROWS
+    with jobs_on_redis(settings) as client:
+        yield client
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def held_leases(session_id: uuid.UUID) -> set[str]:
+    """The lease tokens held now, on entity runs and on partitions."""
+    owners = set(
+        MigrationControl.objects.filter(session_id=session_id)
+        .exclude(lease_owner="")
+        .values_list("lease_owner", flat=True)
+    )
+    owners |= set(
+        MigrationCheckpoint.objects.filter(migration_run__session_id=session_id)
+        .exclude(lease_owner="")
+        .values_list("lease_owner", flat=True)
+    )
+    return owners
+
+
+def takeovers(session_id: uuid.UUID):
+    return MigrationExecutionLog.objects.filter(
+        session_id=session_id,
+        operation_type=OperationType.CHECKPOINT_RESTORE,
+        message__contains="stopped renewing the lease",
+    )
+
+
+def appointment_partitions(session_id: uuid.UUID):
+    return MigrationCheckpoint.objects.filter(
+        migration_run__session_id=session_id,
+        entity_type="appointment",
+        unit__startswith="upsert:",
+    )
+
+
+def assert_end_state(clinic: Clinic, session_id: uuid.UUID) -> None:
+    """What an uninterrupted run writes; no destination row without its record-map entry."""
+    assert_migrated(clinic, session_id)
+    engine = sa.create_engine(sa.make_url(clinic.target_url).set(drivername="postgresql+psycopg"))
+    try:
+        with engine.connect() as conn:
+            destination = {
+                entity: conn.execute(
+                    sa.text(f"SELECT count(*) FROM {DESTINATION_TABLES[entity]}")
+                ).scalar_one()
+                for entity in ENTITIES
+            }
+    finally:
+        engine.dispose()
+    live = Counter(
+        RecordMap.objects.filter(deleted_at__isnull=True).values_list("entity_type", flat=True)
+    )
+    assert destination == {entity: live[entity] for entity in ENTITIES}
+    # The appointments were split, and every range was done exactly once.
+    parts = appointment_partitions(session_id)
+    assert parts.count() >= 3
+    assert set(parts.values_list("state", "lease_owner")) == {(CheckpointState.COMPLETED, "")}
+    for part in parts:
+        assert part.batch_position == part.checkpoint_data["hi"], part.unit
+        assert part.records_remaining == 0
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_ten_kills_in_a_row_lose_and_duplicate_nothing(big_clinic, chaos_jobs, tmp_path):
+    rng = random.Random(SEED)
+    started = time.monotonic()
+    session_id = launch(batch_size=BATCH_SIZE)
+
+    with workers(tmp_path) as start:
+        dead: set[str] = set()  # the lease tokens the killed workers held
+        for kill in range(KILLS):
+            target = batches(session_id) + 1
+            worker = start()
+            wait_until(
+                lambda target=target: batches(session_id) >= target,
+                timeout=30,
+                what=f"a batch committed before kill {kill + 1}",
+            )
+            time.sleep(rng.uniform(0.0, 1.0))
+            worker.kill()
+            assert status(session_id) == SessionStatus.RUNNING, worker.log()
+            # A killed unit's lease stays, unrenewed, until a watchdog takes it over.
+            dead |= held_leases(session_id)
+        killed_at = time.monotonic()
+        # A last worker's watchdog takes the dead leases over and finishes the run.
+        survivor = start()
+        wait_until(lambda: finished(session_id), timeout=90, what="the session ended")
+        assert survivor.stop() == 0, survivor.log()
+    print(
+        f"\n{KILLS} kills in {killed_at - started:.1f} s, the run ended after "
+        f"{time.monotonic() - started:.1f} s; {len(dead)} dead lease(s)"
+    )
+
+    assert status(session_id) == SessionStatus.COMPLETED
+    assert_end_state(big_clinic, session_id)
+    # One takeover (checkpoint_restore) for each lease a killed worker held, and only those.
+    restored = [entry.context_data["lease_owner"] for entry in takeovers(session_id)]
+    assert len(dead) >= 1
+    assert sorted(restored) == sorted(dead)
