@@ -57,6 +57,12 @@ class LogLevel(models.TextChoices):
 LOG_LEVEL_RANK = {LogLevel.DEBUG: 10, LogLevel.INFO: 20, LogLevel.WARN: 30, LogLevel.ERROR: 40}
 
 
+def levels_at_or_above(level: str) -> list[str]:
+    """The log levels a threshold lets through (``warn`` → warn and error)."""
+    threshold = LOG_LEVEL_RANK[level]
+    return [name for name, rank in LOG_LEVEL_RANK.items() if rank >= threshold]
+
+
 class ChangeKind(models.TextChoices):
     NEW = "new"
     MODIFIED = "modified"

@@ -30,7 +30,7 @@ from migrationsapp.models import (
     MigrationStatus,
     SchemaMappingDefinition,
 )
-from migrationsapp.models.choices import LOG_LEVEL_RANK
+from migrationsapp.models.choices import levels_at_or_above
 
 PAGE_SIZE = 50
 EXPORT_CHUNK = 2000
@@ -63,6 +63,16 @@ def cut_page(
         next_cursor=cursor_of(items[-1]) if more and items else None,
         is_first=is_first,
     )
+
+
+def id_page(query: QuerySet, *, after: str | None, size: int) -> Page:
+    """Rows newest first by id, ``size`` at a time, older than the last id shown (keyset:
+    no OFFSET, no COUNT)."""
+    last_id = parse_id_cursor(after)
+    if last_id is not None:
+        query = query.filter(id__lt=last_id)
+    rows = list(query.order_by("-id")[: size + 1])
+    return cut_page(rows, size=size, is_first=last_id is None, cursor_of=lambda row: str(row.id))
 
 
 def parse_id_cursor(text: str | None) -> int | None:
@@ -168,10 +178,7 @@ class LogFilters:
 def filtered_logs(filters: LogFilters) -> QuerySet[MigrationExecutionLog]:
     query = MigrationExecutionLog.objects.all()
     if filters.level:
-        threshold = LOG_LEVEL_RANK[filters.level]
-        query = query.filter(
-            log_level__in=[name for name, rank in LOG_LEVEL_RANK.items() if rank >= threshold]
-        )
+        query = query.filter(log_level__in=levels_at_or_above(filters.level))
     if filters.operation:
         query = query.filter(operation_type=filters.operation)
     if filters.entity:
@@ -187,12 +194,7 @@ def log_page(
     *, filters: LogFilters, after: str | None = None, size: int = PAGE_SIZE
 ) -> Page[MigrationExecutionLog]:
     """Log entries newest first, ``size`` at a time, older than the last id shown."""
-    last_id = parse_id_cursor(after)
-    query = filtered_logs(filters)
-    if last_id is not None:
-        query = query.filter(id__lt=last_id)
-    rows = list(query.order_by("-id")[: size + 1])
-    return cut_page(rows, size=size, is_first=last_id is None, cursor_of=lambda e: str(e.id))
+    return id_page(filtered_logs(filters), after=after, size=size)
 
 
 def log_export_rows(

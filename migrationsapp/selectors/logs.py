@@ -7,7 +7,7 @@ import uuid
 from django.db.models import QuerySet
 
 from migrationsapp.models import MigrationExecutionLog
-from migrationsapp.models.choices import LOG_LEVEL_RANK, LogLevel
+from migrationsapp.models.choices import LogLevel, levels_at_or_above
 
 LEVEL_ALIASES = {"warning": "warn", "err": "error"}
 
@@ -30,10 +30,7 @@ def session_logs(
 ) -> QuerySet[MigrationExecutionLog]:
     query = MigrationExecutionLog.objects.filter(session_id=session_id, id__gt=after_id)
     if level:
-        threshold = LOG_LEVEL_RANK[level]
-        query = query.filter(
-            log_level__in=[name for name, rank in LOG_LEVEL_RANK.items() if rank >= threshold]
-        )
+        query = query.filter(log_level__in=levels_at_or_above(level))
     if entity:
         query = query.filter(entity_type=entity)
     query = query.order_by("id")

@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 
 from migrationsapp.models import QuarantinedRecord
 from migrationsapp.models.choices import ValidationRuleType
-from migrationsapp.selectors.history import PAGE_SIZE, Page, cut_page, parse_id_cursor
+from migrationsapp.selectors.history import PAGE_SIZE, Page, id_page
 
 OPEN, RESOLVED, ALL = "open", "resolved", "all"
 STATES = (OPEN, RESOLVED, ALL)
@@ -47,12 +47,7 @@ def quarantine_page(
     *, filters: QuarantineFilters, after: str | None = None, size: int = PAGE_SIZE
 ) -> Page[QuarantinedRecord]:
     """Entries newest first (by id), ``size`` at a time, older than the last id shown."""
-    last_id = parse_id_cursor(after)
-    query = filtered_quarantine(filters)
-    if last_id is not None:
-        query = query.filter(id__lt=last_id)
-    rows = list(query.order_by("-id")[: size + 1])
-    return cut_page(rows, size=size, is_first=last_id is None, cursor_of=lambda q: str(q.id))
+    return id_page(filtered_quarantine(filters), after=after, size=size)
 
 
 def quarantine_rules() -> list[str]:
