@@ -62,6 +62,8 @@ def run_watchdog(options: dict[str, Any], out: Output) -> int:
             out.line(f"  taken over: {label}")
         for label in report.failed:
             out.line(f"  failed (out of attempts): {label}")
+        for label in report.started:
+            out.line(f"  started (its launcher never did): {label}")
         connections.close_all()
         if options["once"] or stop.wait(settings.DIFFMIG_WATCHDOG_INTERVAL):
             return EXIT_OK

@@ -1,9 +1,7 @@
 """`diffmig worker`, and how `run` / `resume` hand a session to the workers (with REDIS_URL).
 
-The worker is django-rq's (``get_worker``: rq's forking ``Worker``, one work horse per job)
-on diffmig's queues, plus the watchdog: every ``DIFFMIG_WATCHDOG_INTERVAL`` seconds between
-jobs one of the workers (a short Redis lock) runs ``services.watchdog.check``. SIGTERM is
-rq's warm shutdown: the current unit (a few batches) ends, then the worker stops.
+The worker process itself (rq's worker with the watchdog, through Redis outages) is
+``cli.rq_worker``. A worker that cannot reach Redis when it starts exits with code 4.
 """
 
 from __future__ import annotations
@@ -12,94 +10,30 @@ import time
 import uuid
 from typing import Any
 
+import django_rq
 from django.conf import settings
 from django_rq.utils import reset_db_connections
 from django_rq.workers import get_worker
 from redis.exceptions import RedisError
-from rq import Worker
-from rq.exceptions import StopRequested
 from rq.logutils import setup_loghandlers
 
 from migrationsapp.cli.output import EXIT_OK, Output, Subcommand, session_exit_code
+from migrationsapp.cli.rq_worker import DiffmigWorker, work_through_outages
 from migrationsapp.models import MigrationStatus
 from migrationsapp.models.choices import SessionStatus
 from migrationsapp.selectors.sessions import session_document
-from migrationsapp.services import watchdog
 from migrationsapp.services.dispatch import (
     QueueUnavailableError,
+    queue_name,
     runs_in_workers,
     start_session,
 )
 
-WATCHDOG_LOCK = "diffmig:watchdog"
 FOLLOW_INTERVAL_S = 0.5
 IN_PROCESS = (
     "REDIS_URL is not set: runs execute in-process (`diffmig run` executes its session and "
     "waits; the web runs it in a thread), so there is no queue to work on."
 )
-
-
-class DiffmigWorker(Worker):
-    """rq's Worker, with the watchdog's round among its maintenance tasks."""
-
-    watchdog_interval: int = 10
-    # Every round, not one worker per interval (a burst worker starts with one).
-    always_watch: bool = False
-    _watched_at: float | None = None
-    _watching: bool = False
-
-    @property
-    def dequeue_timeout(self) -> int:
-        # Wake up from waiting on an empty queue in time for the next round.
-        return max(1, min(self.worker_ttl - 15, self.watchdog_interval))
-
-    def _watchdog_due(self) -> bool:
-        return (
-            self._watched_at is None
-            or time.monotonic() - self._watched_at >= self.watchdog_interval
-        )
-
-    @property
-    def should_run_maintenance_tasks(self) -> bool:
-        return self._watchdog_due() or super().should_run_maintenance_tasks
-
-    def run_maintenance_tasks(self) -> None:
-        if self._watchdog_due():
-            self.run_watchdog()
-        if super().should_run_maintenance_tasks:
-            super().run_maintenance_tasks()
-
-    def _shutdown(self) -> None:
-        if self._watching:
-            # SIGTERM during a watchdog round: finish the round, then stop (between units).
-            self._stop_requested = True
-            return
-        super()._shutdown()
-
-    def run_watchdog(self) -> None:
-        self._watched_at = time.monotonic()
-        lock_s = max(1, self.watchdog_interval - 1)
-        if not self.always_watch and not self.connection.set(
-            WATCHDOG_LOCK, self.name, nx=True, ex=lock_s
-        ):
-            return  # another worker does this round
-        self._watching = True
-        try:
-            report = watchdog.check()
-            if report.acted:
-                self.log.info(
-                    "diffmig watchdog: took over %s, failed %s, dispatched %d job(s)",
-                    report.expired or "none",
-                    report.failed or "none",
-                    len(report.dispatched),
-                )
-        except Exception:  # a round that fails must not stop the worker; the next one retries
-            self.log.exception("diffmig watchdog: the round failed")
-        finally:
-            self._watching = False
-            reset_db_connections()  # no connection may cross the next fork into a work horse
-        if self._stop_requested:
-            raise StopRequested()  # rq's warm shutdown, now that the round is over
 
 
 def add_worker_arguments(parser) -> None:
@@ -118,15 +52,20 @@ def worker(options: dict[str, Any], out: Output) -> int:
     level = "DEBUG" if options.get("verbosity", 1) >= 2 else "INFO"
     setup_loghandlers(level)
     try:
+        django_rq.get_connection(queue_name()).ping()
+    except RedisError as error:
+        raise QueueUnavailableError(f"the job queue (Redis) is unreachable: {error}") from error
+
+    def make_worker() -> DiffmigWorker:
         rq_worker = get_worker(
             *settings.DIFFMIG_QUEUES, worker_class=DiffmigWorker, name=options.get("name")
         )
         rq_worker.watchdog_interval = settings.DIFFMIG_WATCHDOG_INTERVAL
         rq_worker.always_watch = options["burst"]
         reset_db_connections()  # nothing open across the fork of a work horse
-        rq_worker.work(burst=options["burst"], logging_level=level)
-    except RedisError as error:
-        raise QueueUnavailableError(f"the job queue (Redis) is unreachable: {error}") from error
+        return rq_worker
+
+    work_through_outages(make_worker, burst=options["burst"], level=level)
     return EXIT_OK
 
 

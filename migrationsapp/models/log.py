@@ -44,6 +44,10 @@ class MigrationExecutionLog(models.Model):
             models.Index(fields=["session", "timestamp"], name="log_session_time_idx"),
             models.Index(fields=["entity_type", "log_level"], name="log_entity_level_idx"),
             models.Index(fields=["timestamp"], name="log_time_idx"),
+            # "This session's entries after the last id shown": the live panel, `logs --follow`.
+            models.Index(fields=["session", "id"], name="log_session_id_idx"),
+            # The record lookup and the log browser's record filter.
+            models.Index(fields=["record_id"], name="log_record_idx"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -134,7 +134,13 @@ class QuarantinedRecord(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["entity_type", "resolved_at"], name="quarantine_entity_idx")
+            models.Index(fields=["entity_type", "resolved_at"], name="quarantine_entity_idx"),
+            # The quarantine page's default list: the open entries, newest first.
+            models.Index(
+                fields=["-id"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="quarantine_open_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -53,6 +53,8 @@ class MigrationStatus(models.Model):
                 name="status_session_status_idx",
             ),
             models.Index(fields=["-created_at"], name="status_created_idx"),
+            # The history's keyset pages: (created_at, id) older than the last row shown.
+            models.Index(fields=["-created_at", "-id"], name="status_created_id_idx"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -176,7 +176,7 @@ def test_ten_kills_in_a_row_lose_and_duplicate_nothing(big_clinic, chaos_jobs, t
         killed_at = time.monotonic()
         # A last worker's watchdog takes the dead leases over and finishes the run.
         survivor = start()
-        wait_until(lambda: finished(session_id), timeout=90, what="the session ended")
+        wait_until(lambda: finished(session_id), timeout=240, what="the session ended")
         assert survivor.stop() == 0, survivor.log()
     print(
         f"\n{KILLS} kills in {killed_at - started:.1f} s, the run ended after "

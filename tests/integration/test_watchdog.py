@@ -164,6 +164,42 @@ def test_a_ready_unit_that_redis_lost_is_dispatched_again(redis_jobs):
 
     assert watchdog.check(now=NOW).dispatched == [job_id]
     assert list(queued()) == [job_id]
+    # The session's log says the unit was enqueued again, and why.
+    lost = MigrationExecutionLog.objects.filter(
+        session_id=session.migration_session_id,
+        operation_type=OperationType.CHECKPOINT_RESTORE,
+        message__contains="had no job in the queue",
+    ).last()
+    assert lost.context_data == {"jobs": [job_id]}
+    assert lost.log_level == "info"
+
+
+def test_a_launch_whose_launcher_died_before_starting_it_is_started(redis_jobs):
+    orphan = MigrationStatusFactory(overall_status=SessionStatus.PENDING, launched_by="ana")
+    office = entity_run(orphan, "office", position=0)
+    just_launched = MigrationStatusFactory(overall_status=SessionStatus.PENDING)
+    entity_run(just_launched, "doctor", position=0)
+    MigrationStatus.objects.filter(pk=orphan.pk).update(created_at=NOW - dt.timedelta(seconds=61))
+    MigrationStatus.objects.filter(pk=just_launched.pk).update(
+        created_at=NOW - dt.timedelta(seconds=59)
+    )
+
+    report = watchdog.check(now=NOW)
+
+    sid = orphan.migration_session_id
+    assert report.started == [str(sid)]
+    assert report.dispatched == [f"diffmig-{office.pk.hex}-upsert-0-0"]
+    orphan.refresh_from_db()
+    assert (orphan.overall_status, orphan.options["executor"]) == (SessionStatus.RUNNING, EXECUTOR)
+    started = MigrationExecutionLog.objects.get(session_id=sid, message__contains="never started")
+    assert (started.operation_type, started.log_level) == (OperationType.CHECKPOINT_RESTORE, "warn")
+    assert started.context_data == {"launched_by": "ana"}
+    # A launch younger than a lease may still be starting: left to its launcher.
+    just_launched.refresh_from_db()
+    assert just_launched.overall_status == SessionStatus.PENDING
+    assert list(queued()) == report.dispatched
+    # The next round finds it running: it is not started twice.
+    assert watchdog.check(now=NOW).started == []
 
 
 def test_a_session_asked_to_pause_whose_worker_died_is_paused_by_the_watchdog(redis_jobs):
@@ -224,6 +260,17 @@ def test_without_redis_the_worker_and_the_watchdog_say_runs_are_in_process(setti
         result = cli(*command)
         assert result.code == 0, result.err
         assert result.out.startswith("REDIS_URL is not set: runs execute in-process")
+
+
+def test_a_worker_that_cannot_reach_redis_when_it_starts_exits_4(settings):
+    down = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.REDIS_URL = down
+    settings.RQ_QUEUES = {name: {"URL": down} for name in settings.DIFFMIG_QUEUES}
+
+    result = cli("worker")
+
+    assert result.code == 4
+    assert result.err.startswith("error: the job queue (Redis) is unreachable: ")
 
 
 def test_with_redis_down_a_submitted_session_waits_running_for_the_watchdog(
