@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+from migrationsapp.services import retention
 from migrationsapp.services.units import execute_unit
 
 
@@ -16,3 +17,9 @@ def run_unit(*, session_id: str, control_id: str, phase: str, position: int) -> 
         phase=phase,
         position=position,
     )
+
+
+def apply_retention() -> dict[str, int]:
+    """The retention policy (services.retention), scheduled daily by the workers; the rows
+    deleted per table."""
+    return retention.apply_retention().deleted

@@ -3,7 +3,8 @@ through Redis outages.
 
 ``DiffmigWorker`` is rq's ``Worker`` (one work horse per job) on diffmig's queues, plus the
 watchdog: every ``DIFFMIG_WATCHDOG_INTERVAL`` seconds between jobs one of the workers (a short
-Redis lock) runs ``services.watchdog.check``. SIGTERM is rq's warm shutdown: the current unit
+Redis lock) runs ``services.watchdog.check``, and once a day enqueues the retention policy
+(``services.schedule``). SIGTERM is rq's warm shutdown: the current unit
 (a few batches) ends, then the worker stops.
 
 rq quits its loop when Redis goes away in the middle of a job (it cannot record the job's
@@ -30,7 +31,7 @@ from redis.exceptions import RedisError
 from rq import Worker
 from rq.exceptions import StopRequested
 
-from migrationsapp.services import watchdog
+from migrationsapp.services import schedule, watchdog
 
 logger = logging.getLogger("diffmig.worker")
 
@@ -102,6 +103,9 @@ class DiffmigWorker(Worker):
         self._watching = True
         try:
             report = watchdog.check()
+            retention_job = schedule.enqueue_daily_retention(self.connection)
+            if retention_job:
+                self.log.info("diffmig: the daily retention job enqueued (%s)", retention_job)
             if report.acted:
                 self.log.info(
                     "diffmig watchdog: started %s, took over %s, failed %s, dispatched %d job(s)",

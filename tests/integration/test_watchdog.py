@@ -11,11 +11,12 @@ import datetime as dt
 import django_rq
 import pytest
 from django.db import transaction
+from django.utils import timezone
 from rq.job import Job
 
 from migrationsapp.models import MigrationControl, MigrationExecutionLog, MigrationStatus
 from migrationsapp.models.choices import EntityState, OperationType, SessionStatus
-from migrationsapp.services import watchdog
+from migrationsapp.services import schedule, watchdog
 from migrationsapp.services.dispatch import (
     EXECUTOR,
     QueueUnavailableError,
@@ -27,10 +28,11 @@ from migrationsapp.services.runs import prepare_resume
 from tests.factories import (
     MigrationCheckpointFactory,
     MigrationControlFactory,
+    MigrationExecutionLogFactory,
     MigrationStatusFactory,
 )
 from tests.integration.conftest import cli
-from tests.support.workers import jobs_on_redis
+from tests.support.workers import jobs_on_redis, workers
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -305,3 +307,22 @@ def test_dispatch_inside_a_transaction_enqueues_once_it_commits(redis_jobs):
         assert queued() == {}  # a job must not start before it can see what was written
 
     assert list(queued()) == [f"diffmig-{office.pk.hex}-upsert-0-0"]
+
+
+def test_the_workers_apply_the_policy_once_a_day(settings, tmp_path):
+    """A worker's watchdog round enqueues the retention job on the low queue, once a day."""
+    today = timezone.now()
+    stale = MigrationExecutionLogFactory(timestamp=today - dt.timedelta(days=91))
+    kept = MigrationExecutionLogFactory(timestamp=today - dt.timedelta(days=89))
+    with jobs_on_redis(settings) as client:
+        first = schedule.enqueue_daily_retention(client, now=today)
+        assert first == f"diffmig-retention-{today:%Y-%m-%d}"
+        assert django_rq.get_queue("diffmig_low").job_ids == [first]
+        # Every other round that day, on any worker, enqueues nothing.
+        assert schedule.enqueue_daily_retention(client, now=today) is None
+        assert 0 < client.ttl(schedule.RETENTION_KEY) <= schedule.DAY_S
+        with workers(tmp_path) as start:
+            assert start(burst=True).wait(timeout=60) == 0
+        assert django_rq.get_queue("diffmig_low").job_ids == []
+    assert set(MigrationExecutionLog.objects.values_list("pk", flat=True)) == {kept.pk}
+    assert stale.pk != kept.pk
