@@ -37,6 +37,7 @@ from migrationsapp.models.choices import (
     RecordAction,
 )
 from migrationsapp.services.bulk import copy_available, copy_rows, copy_upsert
+from migrationsapp.services.changeset import read_change_rows
 from migrationsapp.services.logs import bulk_log, log_event, record_entry
 
 CHUNK = 1000
@@ -109,18 +110,17 @@ class ControlRunPorts:
     # -- reads -------------------------------------------------------------------------------
 
     def read_changes(self, *, after_id: int, phase: str, limit: int) -> list[Change]:
-        kinds = (ChangeKind.DELETED,) if phase == DELETE else UPSERT_KINDS
-        query = AnalysisChange.objects.filter(
-            analysis_id=self.analysis_id, id__gt=after_id, kind__in=kinds
+        upserts = phase != DELETE
+        rows = read_change_rows(
+            analysis_id=self.analysis_id,
+            kinds=UPSERT_KINDS if upserts else (ChangeKind.DELETED,),
+            after_id=after_id,
+            limit=limit,
+            lo=self.lo if upserts else None,
+            hi=self.hi if upserts else None,
         )
-        if phase != DELETE:
-            query = self._in_range(query)
-        rows = query.order_by("id").values_list(
-            "id", "kind", "legacy_key", "legacy_key_text", "content_hash"
-        )[:limit]
         return [
-            Change(id=i, kind=k, key=list(key), key_text=t, content_hash=h)
-            for i, k, key, t, h in rows
+            Change(id=i, kind=k, key=key, key_text=t, content_hash=h) for i, k, key, t, h in rows
         ]
 
     def _in_range(self, query):
@@ -321,12 +321,7 @@ class ControlRunPorts:
             for o in outcomes
             if o.action in (RecordAction.CREATED, RecordAction.UPDATED, RecordAction.DELETED)
         ]
-        for start in range(0, len(succeeded), CHUNK):
-            QuarantinedRecord.objects.filter(
-                entity_type=self.entity,
-                legacy_key_text__in=succeeded[start : start + CHUNK],
-                resolved_at__isnull=True,
-            ).update(resolved_at=now)
+        self._resolve_quarantine(succeeded, now)
         if not failed:
             return
         existing = {
@@ -379,21 +374,51 @@ class ControlRunPorts:
             batch_size=CHUNK,
         )
 
+    def _resolve_quarantine(self, key_texts: list[str], now) -> None:
+        """Close the open quarantine entries of records that have now succeeded."""
+        if key_texts and copy_available():
+            # One statement with an array parameter, rather than an IN list of 1000 keys per
+            # chunk that the ORM compiles and psycopg binds client-side: the same rows.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {QuarantinedRecord._meta.db_table} SET resolved_at = %s "
+                    "WHERE entity_type = %s AND legacy_key_text = ANY(%s) "
+                    "AND resolved_at IS NULL",
+                    [now, self.entity, key_texts],
+                )
+            return
+        for start in range(0, len(key_texts), CHUNK):
+            QuarantinedRecord.objects.filter(
+                entity_type=self.entity,
+                legacy_key_text__in=key_texts[start : start + CHUNK],
+                resolved_at__isnull=True,
+            ).update(resolved_at=now)
+
     def _write_checkpoint(self, result: BatchResult) -> None:
         partition = self.partition_id is not None and result.phase != DELETE
-        checkpoint, _ = MigrationCheckpoint.objects.get_or_create(
+        checkpoint, created = MigrationCheckpoint.objects.get_or_create(
             migration_run_id=self.run_id,
             unit=self.unit if partition else result.phase,
             defaults={"entity_type": self.entity, "state": CheckpointState.ACTIVE},
         )
         done = result.processed + result.failed + result.skipped
-        remaining = AnalysisChange.objects.filter(
+        changes = AnalysisChange.objects.filter(
             analysis_id=self.analysis_id,
-            id__gt=result.last_change_id,
             kind__in=(ChangeKind.DELETED,) if result.phase == DELETE else UPSERT_KINDS,
         )
         if partition:
-            remaining = self._in_range(remaining)
+            changes = self._in_range(changes)
+        if created:  # the unit's first batch: count what is left, once
+            remaining = changes.filter(id__gt=result.last_change_id).count()
+        else:
+            # Then subtract the changes this batch covered, counted over its own id range:
+            # counting all that remain made every batch cost as much as the rest of the
+            # entity (quadratic on a large one). The checkpoint row moves in this same
+            # transaction, under the lease, so the two numbers cannot drift apart.
+            covered = changes.filter(
+                id__gt=checkpoint.batch_position, id__lte=result.last_change_id
+            ).count()
+            remaining = Greatest(F("records_remaining") - covered, 0)
         data = {"phase": result.phase, "last_change_id": result.last_change_id}
         if partition:
             data.update(lo=self.lo, hi=self.hi)
@@ -402,7 +427,7 @@ class ControlRunPorts:
             last_processed_id=str(result.last_change_id),
             batch_position=result.last_change_id,
             records_processed=F("records_processed") + done,
-            records_remaining=remaining.count(),
+            records_remaining=remaining,
             checkpoint_data=data,
             updated_at=timezone.now(),
         )
