@@ -17,25 +17,17 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import django_rq
 import pytest
-import sqlalchemy as sa
 from django.db import connection
 
 from migrationsapp.demo.clinic import (
     ENTITIES,
-    MAPPING_FILE,
-    ClinicData,
     apply_changes,
-    create_destination_schema,
-    create_legacy_schema,
     expected_analysis,
     expected_destination,
     expected_failures,
-    generate_clinic,
-    load_legacy,
 )
 from migrationsapp.engine.ids import destination_uuid
 from migrationsapp.jobs import run_unit
@@ -53,7 +45,6 @@ from migrationsapp.models.choices import EntityState, OperationType, SessionStat
 from migrationsapp.services import leases
 from migrationsapp.services.dispatch import JOB, Unit, enqueue_unit
 from migrationsapp.services.executor import submit_session
-from migrationsapp.services.mappings import import_mapping_text
 from migrationsapp.services.runs import (
     LaunchRefusedError,
     RunOptions,
@@ -63,7 +54,7 @@ from migrationsapp.services.runs import (
     request_pause,
 )
 from tests.integration.conftest import cli
-from tests.support.clinic_run import destination_by_key, record_map
+from tests.support.clinic_run import Clinic, clinic_in, destination_by_key, record_map
 from tests.support.workers import jobs_on_redis, wait_until, workers
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -71,29 +62,10 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 SEED = 20260601
 
 
-@dataclass
-class Clinic:
-    legacy: sa.Engine
-    target_url: str
-    data: ClinicData
-
-
 @pytest.fixture
 def clinic(mysql_to_pg) -> Iterator[Clinic]:
-    """The clinic in a scratch MariaDB, an empty PostgreSQL destination, the mapping imported."""
-    legacy_url, target_url = mysql_to_pg
-    legacy = sa.create_engine(
-        sa.make_url(legacy_url).set(drivername="mysql+pymysql", query={"charset": "utf8mb4"})
-    )
-    target = sa.create_engine(sa.make_url(target_url).set(drivername="postgresql+psycopg"))
-    data = generate_clinic(SEED)
-    create_legacy_schema(legacy)
-    load_legacy(legacy, data)
-    create_destination_schema(target)
-    target.dispose()
-    import_mapping_text(text=MAPPING_FILE.read_text(encoding="utf-8"))
-    yield Clinic(legacy=legacy, target_url=target_url, data=data)
-    legacy.dispose()
+    with clinic_in(mysql_to_pg, SEED) as clinic:
+        yield clinic
 
 
 @pytest.fixture

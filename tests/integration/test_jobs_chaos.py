@@ -22,11 +22,6 @@ import sqlalchemy as sa
 from migrationsapp.demo.clinic import (
     DESTINATION_TABLES,
     ENTITIES,
-    MAPPING_FILE,
-    create_destination_schema,
-    create_legacy_schema,
-    generate_clinic,
-    load_legacy,
 )
 from migrationsapp.models import (
     MigrationCheckpoint,
@@ -35,9 +30,7 @@ from migrationsapp.models import (
     RecordMap,
 )
 from migrationsapp.models.choices import CheckpointState, OperationType, SessionStatus
-from migrationsapp.services.mappings import import_mapping_text
 from tests.integration.test_jobs import (
-    Clinic,
     assert_migrated,
     batches,
     finished,
@@ -45,6 +38,7 @@ from tests.integration.test_jobs import (
     status,
 )
 from tests.support import workers as worker_support
+from tests.support.clinic_run import Clinic, clinic_in
 from tests.support.workers import jobs_on_redis, wait_until, workers
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -60,20 +54,9 @@ KILLS = 10
 @pytest.fixture
 def big_clinic(mysql_to_pg) -> Iterator[Clinic]:
     """The clinic at ~50,000 rows in a scratch MariaDB, an empty PostgreSQL destination."""
-    legacy_url, target_url = mysql_to_pg
-    legacy = sa.create_engine(
-        sa.make_url(legacy_url).set(drivername="mysql+pymysql", query={"charset": "utf8mb4"})
-    )
-    target = sa.create_engine(sa.make_url(target_url).set(drivername="postgresql+psycopg"))
-    data = generate_clinic(SEED, SCALE)
-    assert sum(len(rows) for rows in data.rows.values()) >= 50_000
-    create_legacy_schema(legacy)
-    load_legacy(legacy, data)
-    create_destination_schema(target)
-    target.dispose()
-    import_mapping_text(text=MAPPING_FILE.read_text(encoding="utf-8"))
-    yield Clinic(legacy=legacy, target_url=target_url, data=data)
-    legacy.dispose()
+    with clinic_in(mysql_to_pg, SEED, SCALE) as clinic:
+        assert sum(len(rows) for rows in clinic.data.rows.values()) >= 50_000
+        yield clinic
 
 
 @pytest.fixture

@@ -16,22 +16,14 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 from django.db import connection
 
-from migrationsapp.demo.clinic import (
-    MAPPING_FILE,
-    create_destination_schema,
-    create_legacy_schema,
-    generate_clinic,
-    load_legacy,
-)
 from migrationsapp.models import MigrationExecutionLog
 from migrationsapp.models.choices import OperationType, SessionStatus
-from migrationsapp.services.mappings import import_mapping_text
-from tests.integration.test_jobs import Clinic, assert_migrated, batches, finished, launch, status
+from tests.integration.test_jobs import assert_migrated, batches, finished, launch, status
 from tests.integration.test_jobs_chaos import appointment_partitions
 from tests.support import workers as worker_support
+from tests.support.clinic_run import Clinic, clinic_in
 from tests.support.redis_server import RedisServer, redis_server
 from tests.support.workers import jobs_on_redis, wait_until, workers
 
@@ -47,19 +39,8 @@ OUTAGE_S = 1.5  # how long Redis stays down, each time
 
 @pytest.fixture
 def clinic(mysql_to_pg) -> Iterator[Clinic]:
-    legacy_url, target_url = mysql_to_pg
-    legacy = sa.create_engine(
-        sa.make_url(legacy_url).set(drivername="mysql+pymysql", query={"charset": "utf8mb4"})
-    )
-    target = sa.create_engine(sa.make_url(target_url).set(drivername="postgresql+psycopg"))
-    data = generate_clinic(SEED, SCALE)
-    create_legacy_schema(legacy)
-    load_legacy(legacy, data)
-    create_destination_schema(target)
-    target.dispose()
-    import_mapping_text(text=MAPPING_FILE.read_text(encoding="utf-8"))
-    yield Clinic(legacy=legacy, target_url=target_url, data=data)
-    legacy.dispose()
+    with clinic_in(mysql_to_pg, SEED, SCALE) as clinic:
+        yield clinic
 
 
 @pytest.fixture

@@ -1,15 +1,29 @@
-"""Helpers for clinic tests: read the destination back the way the tests expect it."""
+"""Helpers for clinic tests: set the legacy clinic up, read the destination back the way the
+tests expect it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from migrationsapp.demo.clinic import DESTINATION_TABLES, ENTITIES
+from migrationsapp.demo.clinic import (
+    DESTINATION_TABLES,
+    ENTITIES,
+    MAPPING_FILE,
+    ClinicData,
+    create_destination_schema,
+    create_legacy_schema,
+    generate_clinic,
+    load_legacy,
+)
 from migrationsapp.models import RecordMap
 from migrationsapp.models.analysis import AnalysisChange
 from migrationsapp.models.choices import ChangeKind
+from migrationsapp.services.mappings import import_mapping_text
 
 # The destination columns that hold a parent's UUID, and the parent entity.
 REFERENCES = {
@@ -17,6 +31,34 @@ REFERENCES = {
     "patient": {"doctor_id": "doctor"},
     "appointment": {"patient_id": "patient", "doctor_id": "doctor"},
 }
+
+
+@dataclass
+class Clinic:
+    legacy: sa.Engine
+    target_url: str
+    data: ClinicData
+
+
+@contextmanager
+def clinic_in(mysql_to_pg: tuple[str, str], seed: int, scale: int = 1) -> Iterator[Clinic]:
+    """The clinic for ``seed`` at ``scale`` in a scratch MariaDB, an empty PostgreSQL
+    destination, the mapping imported."""
+    legacy_url, target_url = mysql_to_pg
+    legacy = sa.create_engine(
+        sa.make_url(legacy_url).set(drivername="mysql+pymysql", query={"charset": "utf8mb4"})
+    )
+    target = sa.create_engine(sa.make_url(target_url).set(drivername="postgresql+psycopg"))
+    data = generate_clinic(seed, scale)
+    create_legacy_schema(legacy)
+    load_legacy(legacy, data)
+    create_destination_schema(target)
+    target.dispose()
+    import_mapping_text(text=MAPPING_FILE.read_text(encoding="utf-8"))
+    try:
+        yield Clinic(legacy=legacy, target_url=target_url, data=data)
+    finally:
+        legacy.dispose()
 
 
 def record_map(*, live_only: bool = True) -> dict[str, dict[str, Any]]:
