@@ -23,6 +23,7 @@ from migrationsapp.selectors.progress import (
     recent_sessions,
     sessions_holding,
 )
+from migrationsapp.selectors.workers import queue_health
 from migrationsapp.services.analysis import analyze_entities
 from migrationsapp.services.executor import submit_session
 from migrationsapp.services.mappings import load_active_mapping
@@ -43,6 +44,7 @@ def _dashboard(request: HttpRequest, *, status: int = 200, **launch) -> HttpResp
     context = {
         "sessions": recent_sessions(),
         "active": any_session_active(),
+        "health": queue_health(),
         "may_launch": request.user.has_perm(LAUNCH),
         **_launch_context(launch),
     }
@@ -75,7 +77,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         return render(
             request,
             "partials/_session_table.html",
-            {"sessions": recent_sessions(), "active": any_session_active()},
+            {
+                "sessions": recent_sessions(),
+                "active": any_session_active(),
+                "health": queue_health(),
+            },
         )
     return _dashboard(request)
 

@@ -27,6 +27,7 @@ from migrationsapp.selectors.progress import (
     session_progress,
 )
 from migrationsapp.selectors.throughput import throughput_chart
+from migrationsapp.selectors.workers import on_workers, queue_health
 from migrationsapp.services.executor import submit_session
 from migrationsapp.services.runs import prepare_resume, request_cancel, request_pause
 
@@ -44,6 +45,8 @@ def _progress_context(request: HttpRequest, session: MigrationStatus, **extra) -
         "progress": session_progress(session),
         "chart": throughput_chart(session_id=session.migration_session_id),
         "may_control": request.user.has_perm(CONTROL),
+        # Whether a worker is there to move it: only for a live session on the workers.
+        "health": None if session.is_finished or not on_workers(session) else queue_health(),
         **extra,
     }
 
