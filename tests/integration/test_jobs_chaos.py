@@ -1,4 +1,5 @@
-"""Chaos on real workers: a 50,000-row clinic through ten SIGKILLs of its workers in a row.
+"""Chaos on real workers: a 50,000-row clinic through eleven SIGKILLs of its workers in a row
+(ten at random moments after a committed batch, one inside the appointments' analysis).
 
 The clinic (migrationsapp.demo.clinic) at a scale of about 50,000 legacy rows in MariaDB, to a
 PostgreSQL destination, on real ``diffmig worker`` processes with the appointments split into
@@ -24,6 +25,7 @@ from migrationsapp.demo.clinic import (
     ENTITIES,
 )
 from migrationsapp.models import (
+    DifferentialAnalysisResult,
     MigrationCheckpoint,
     MigrationControl,
     MigrationExecutionLog,
@@ -133,10 +135,21 @@ def assert_end_state(clinic: Clinic, session_id: uuid.UUID) -> None:
         assert part.records_remaining == 0
 
 
+def analysing(session_id: uuid.UUID, entity: str) -> bool:
+    """The entity's analysis is under way: its unit holds the lease in the analyze phase."""
+    return (
+        MigrationControl.objects.filter(
+            session_id=session_id, entity_type=entity, phase="analyze", analysis__isnull=True
+        )
+        .exclude(lease_owner="")
+        .exists()
+    )
+
+
 # --------------------------------------------------------------------------- tests
 
 
-def test_ten_kills_in_a_row_lose_and_duplicate_nothing(big_clinic, chaos_jobs, tmp_path):
+def test_eleven_kills_in_a_row_lose_and_duplicate_nothing(big_clinic, chaos_jobs, tmp_path):
     rng = random.Random(SEED)
     started = time.monotonic()
     session_id = launch(batch_size=BATCH_SIZE)
@@ -148,7 +161,7 @@ def test_ten_kills_in_a_row_lose_and_duplicate_nothing(big_clinic, chaos_jobs, t
             worker = start()
             wait_until(
                 lambda target=target: batches(session_id) >= target,
-                timeout=30,
+                timeout=60,
                 what=f"a batch committed before kill {kill + 1}",
             )
             time.sleep(rng.uniform(0.0, 1.0))
@@ -156,18 +169,34 @@ def test_ten_kills_in_a_row_lose_and_duplicate_nothing(big_clinic, chaos_jobs, t
             assert status(session_id) == SessionStatus.RUNNING, worker.log()
             # A killed unit's lease stays, unrenewed, until a watchdog takes it over.
             dead |= held_leases(session_id)
+        # One more, inside the appointments' analysis (one unit: it starts again from the
+        # beginning, and the killed attempt leaves no analysis behind).
+        worker = start()
+        wait_until(
+            lambda: analysing(session_id, "appointment"),
+            timeout=120,
+            what="the appointments' analysis under way",
+        )
+        worker.kill()
+        dead |= held_leases(session_id)
         killed_at = time.monotonic()
         # A last worker's watchdog takes the dead leases over and finishes the run.
         survivor = start()
         wait_until(lambda: finished(session_id), timeout=240, what="the session ended")
         assert survivor.stop() == 0, survivor.log()
     print(
-        f"\n{KILLS} kills in {killed_at - started:.1f} s, the run ended after "
+        f"\n{KILLS + 1} kills in {killed_at - started:.1f} s, the run ended after "
         f"{time.monotonic() - started:.1f} s; {len(dead)} dead lease(s)"
     )
 
     assert status(session_id) == SessionStatus.COMPLETED
     assert_end_state(big_clinic, session_id)
+    analyses = Counter(
+        DifferentialAnalysisResult.objects.filter(session_id=session_id).values_list(
+            "entity_type", flat=True
+        )
+    )
+    assert analyses == {entity: 1 for entity in ENTITIES}
     # One takeover (checkpoint_restore) for each lease a killed worker held, and only those.
     restored = [entry.context_data["lease_owner"] for entry in takeovers(session_id)]
     assert len(dead) >= 1
