@@ -621,26 +621,31 @@ def _run_entity_upserts(
     spec = ctx.active.entity(control.entity_type)
     try:
         if control.phase == PHASE_ANALYZE or control.analysis_id is None:
-            analysis = analyze_into_result(
-                source=ctx.source,
-                entity=spec,
-                mapping_version=control.mapping_version or ctx.active.versions[spec.name],
-                session_id=control.session_id,
-                baseline=ctx.options.baseline,
-                resolve_gone=not ctx.options.dry_run,
-                overlap=overlap_from_seconds(ctx.options.timestamp_overlap_s),
-                batch_size=ctx.options.batch_size,
-            )
-            counts = analysis.counts
-            try:
-                check_delete_guard(spec, counts, max_delete_share=ctx.options.max_delete_share)
-                _check_confirmed_deletes(spec.name, counts.deleted, ctx.options.confirmed_deletes)
-            except DeleteGuardError as error:
-                _fail_entity(ctx, control, error, refused=True)
-                return None
-            # Compare-and-set on the lease: a copy that lost it during a long analysis must
-            # not point the entity at its own change set (nor split it into partitions).
+            # One transaction from the analysis to the entity pointing at it: a worker killed
+            # in between leaves no analysis behind, and the next attempt's is the only one.
             with transaction.atomic():
+                analysis = analyze_into_result(
+                    source=ctx.source,
+                    entity=spec,
+                    mapping_version=control.mapping_version or ctx.active.versions[spec.name],
+                    session_id=control.session_id,
+                    baseline=ctx.options.baseline,
+                    resolve_gone=not ctx.options.dry_run,
+                    overlap=overlap_from_seconds(ctx.options.timestamp_overlap_s),
+                    batch_size=ctx.options.batch_size,
+                )
+                counts = analysis.counts
+                try:
+                    check_delete_guard(spec, counts, max_delete_share=ctx.options.max_delete_share)
+                    _check_confirmed_deletes(
+                        spec.name, counts.deleted, ctx.options.confirmed_deletes
+                    )
+                except DeleteGuardError as error:
+                    _fail_entity(ctx, control, error, refused=True)
+                    return None
+                # Compare-and-set on the lease: a copy that lost it during a long analysis
+                # must not point the entity at its own change set (nor split it into
+                # partitions); its analysis is rolled back with it.
                 held = MigrationControl.objects.filter(pk=control.pk, lease_owner=ctx.owner).update(
                     analysis=analysis.result,
                     phase=UPSERT,

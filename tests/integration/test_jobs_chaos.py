@@ -77,19 +77,23 @@ def chaos_jobs(settings, monkeypatch):
 # --------------------------------------------------------------------------- helpers
 
 
-def held_leases(session_id: uuid.UUID) -> set[str]:
-    """The lease tokens held now, on entity runs and on partitions."""
-    owners = set(
-        MigrationControl.objects.filter(session_id=session_id)
+def held_leases(session_id: uuid.UUID) -> dict[str, str]:
+    """The lease tokens held now, on entity runs and on partitions: token → what it holds."""
+    held = {
+        owner: f"{entity} ({phase})"
+        for owner, entity, phase in MigrationControl.objects.filter(session_id=session_id)
         .exclude(lease_owner="")
-        .values_list("lease_owner", flat=True)
-    )
-    owners |= set(
-        MigrationCheckpoint.objects.filter(migration_run__session_id=session_id)
+        .values_list("lease_owner", "entity_type", "phase")
+    }
+    held |= {
+        owner: f"{entity} ({unit})"
+        for owner, entity, unit in MigrationCheckpoint.objects.filter(
+            migration_run__session_id=session_id
+        )
         .exclude(lease_owner="")
-        .values_list("lease_owner", flat=True)
-    )
-    return owners
+        .values_list("lease_owner", "entity_type", "unit")
+    }
+    return held
 
 
 def takeovers(session_id: uuid.UUID):
@@ -155,7 +159,7 @@ def test_eleven_kills_in_a_row_lose_and_duplicate_nothing(big_clinic, chaos_jobs
     session_id = launch(batch_size=BATCH_SIZE)
 
     with workers(tmp_path) as start:
-        dead: set[str] = set()  # the lease tokens the killed workers held
+        dead: dict[str, str] = {}  # the lease tokens the killed workers held: what each held
         for kill in range(KILLS):
             target = batches(session_id) + 1
             worker = start()
@@ -200,4 +204,4 @@ def test_eleven_kills_in_a_row_lose_and_duplicate_nothing(big_clinic, chaos_jobs
     # One takeover (checkpoint_restore) for each lease a killed worker held, and only those.
     restored = [entry.context_data["lease_owner"] for entry in takeovers(session_id)]
     assert len(dead) >= 1
-    assert sorted(restored) == sorted(dead)
+    assert sorted(restored) == sorted(dead), (dead, restored)

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,11 +72,12 @@ def control_database_url() -> str:
     return f"postgresql://{credentials}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def worker_environment() -> dict[str, str]:
+def worker_environment(application_name: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
-            "DATABASE_URL": control_database_url(),
+            # Named, so that a test can tell this worker's control connections apart.
+            "DATABASE_URL": f"{control_database_url()}?application_name={application_name}",
             "REDIS_URL": REDIS_URL,
             "PYTHONUNBUFFERED": "1",
             **{name: str(getattr(settings, name)) for name in SHARED_SETTINGS},
@@ -101,12 +103,13 @@ class WorkerProcess:
 
     def __init__(self, log_path: Path, *, burst: bool = False) -> None:
         self.log_path = log_path
+        self.application_name = f"diffmig-test-{log_path.stem}-{uuid.uuid4().hex[:8]}"
         args = [sys.executable, "manage.py", "diffmig", "worker"] + (["--burst"] if burst else [])
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 args,
                 cwd=ROOT,
-                env=worker_environment(),
+                env=worker_environment(self.application_name),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -125,7 +128,25 @@ class WorkerProcess:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(child, signal.SIGKILL)
             os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+            # A statement the worker sent just before it died still runs to its end on the
+            # server (a lease given back, a batch committed): wait until its connections are
+            # gone, so that what the test reads next is what the dead worker left.
+            wait_until(
+                lambda: not self.connections(),
+                timeout=30,
+                what=f"the control connections of {self.log_path.stem} closed",
+            )
         self.process.wait(timeout=10)
+
+    def connections(self) -> int:
+        """The control database's connections this worker (or its work horse) opened."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                [self.application_name],
+            )
+            return cursor.fetchone()[0]
 
     def stop(self) -> int:
         """SIGTERM: rq's warm shutdown (the current unit ends first); the worker's exit code."""
