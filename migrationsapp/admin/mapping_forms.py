@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from migrationsapp.models import FieldMapping, SchemaMappingDefinition, ValidationRule
+from migrationsapp.models.mapping import DEFINITION_SETTINGS
 
 
 class CommaSeparatedListField(forms.CharField):
@@ -29,23 +30,7 @@ class DefinitionForm(forms.ModelForm):
 
     class Meta:
         model = SchemaMappingDefinition
-        fields = (
-            "entity_type",
-            "description",
-            "source_connection",
-            "source_table",
-            "source_key",
-            "match_on",
-            "destination_connection",
-            "destination_table",
-            "destination_key",
-            "depends_on",
-            "detection",
-            "timestamp_column",
-            "deletes",
-            "soft_delete_column",
-            "max_delete_share",
-        )
+        fields = ("entity_type", "description", *DEFINITION_SETTINGS)
 
 
 class OptionalJSONField(forms.JSONField):

@@ -15,6 +15,23 @@ from django.db import models
 
 from .choices import DeletePolicy, Detection, ValidationRuleType, check_in
 
+# A definition's settings as an editor shows them, in this order (admin form, mapping pages).
+DEFINITION_SETTINGS = (
+    "source_connection",
+    "source_table",
+    "source_key",
+    "match_on",
+    "destination_connection",
+    "destination_table",
+    "destination_key",
+    "depends_on",
+    "detection",
+    "timestamp_column",
+    "deletes",
+    "soft_delete_column",
+    "max_delete_share",
+)
+
 
 class SchemaMappingDefinition(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

@@ -26,6 +26,7 @@ from migrationsapp.engine.errors import DiffmigError, MappingError, MappingProbl
 from migrationsapp.engine.introspect import TableInfo
 from migrationsapp.engine.mapping import check_against_tables, check_entity
 from migrationsapp.models import SchemaMappingDefinition
+from migrationsapp.models.mapping import DEFINITION_SETTINGS
 from migrationsapp.services.databases import open_named
 from migrationsapp.services.mappings import definition_to_entity
 
@@ -202,22 +203,7 @@ def validate_definition(
 
 # --------------------------------------------------------------------------- differences
 
-SETTINGS = (
-    "source_connection",
-    "source_table",
-    "source_key",
-    "match_on",
-    "destination_connection",
-    "destination_table",
-    "destination_key",
-    "depends_on",
-    "detection",
-    "timestamp_column",
-    "deletes",
-    "soft_delete_column",
-    "max_delete_share",
-    "description",
-)
+SETTINGS = (*DEFINITION_SETTINGS, "description")
 FIELD_ATTRIBUTES = (
     "source_field",
     "expression",

@@ -15,8 +15,7 @@ import django_rq
 from redis.exceptions import RedisError
 from rq import Worker
 
-from migrationsapp.models import MigrationStatus
-from migrationsapp.services.dispatch import EXECUTOR, queue_name, runs_in_workers
+from migrationsapp.services.dispatch import queue_name, runs_in_workers
 
 
 @dataclass(frozen=True)
@@ -42,8 +41,3 @@ def queue_health() -> QueueHealth | None:
         )
     except RedisError as error:
         return QueueHealth(error=str(error))
-
-
-def on_workers(session: MigrationStatus) -> bool:
-    """Whether the workers execute the session (not a thread or a CLI process)."""
-    return (session.options or {}).get("executor") == EXECUTOR

@@ -82,6 +82,11 @@ def runs_in_workers() -> bool:
     return bool(settings.REDIS_URL)
 
 
+def on_workers(session: MigrationStatus) -> bool:
+    """Whether the workers execute the session (not a thread or a CLI process)."""
+    return (session.options or {}).get("executor") == EXECUTOR
+
+
 def queue_name() -> str:
     return settings.DIFFMIG_QUEUES[0]
 
@@ -234,7 +239,7 @@ def start_session(*, session_id: uuid.UUID) -> list[str]:
             )
         except StateTransitionError:
             session.refresh_from_db()
-    if (session.options or {}).get("executor") != EXECUTOR:
+    if not on_workers(session):
         MigrationStatus.objects.filter(migration_session_id=session_id).update(
             options={**(session.options or {}), "executor": EXECUTOR}
         )

@@ -187,7 +187,8 @@ class EntityRunPorts(ControlRunPorts):
             )
 
 
-def _position(control: MigrationControl, unit: str) -> int:
+def checkpoint_position(control: MigrationControl, unit: str) -> int:
+    """The last change id an entity run's unit (upsert, delete, link, upsert:<i>) has done."""
     return (
         MigrationCheckpoint.objects.filter(migration_run_id=control.run_id, unit=unit)
         .values_list("batch_position", flat=True)
@@ -210,7 +211,7 @@ def run_link_phase(
         batch_size=runner.batch_size,
         fault=fault,
     )
-    return linker.run(after_id=_position(control, LINK))
+    return linker.run(after_id=checkpoint_position(control, LINK))
 
 
 def unlink_for_deletes(*, control: MigrationControl, runner: EntityRunner) -> int:
@@ -223,6 +224,6 @@ def unlink_for_deletes(*, control: MigrationControl, runner: EntityRunner) -> in
         columns=columns,
         writer=runner.writer,
         ports=runner.ports,
-        after_id=_position(control, DELETE),
+        after_id=checkpoint_position(control, DELETE),
         batch_size=runner.batch_size,
     )

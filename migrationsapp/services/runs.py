@@ -58,7 +58,12 @@ from migrationsapp.services.cursors import announce_cursor, overlap_from_seconds
 from migrationsapp.services.databases import open_named
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.mappings import ActiveMapping, load_active_mapping
-from migrationsapp.services.run_ports import EntityRunPorts, run_link_phase, unlink_for_deletes
+from migrationsapp.services.run_ports import (
+    EntityRunPorts,
+    checkpoint_position,
+    run_link_phase,
+    unlink_for_deletes,
+)
 from migrationsapp.services.state import (
     FINISHED_ENTITY,
     FINISHED_SESSION,
@@ -583,11 +588,7 @@ def _compile(ctx: _Context, spec: EntitySpec) -> CompiledEntity:
 
 
 def _checkpoint(control: MigrationControl, phase: str, *, announce: bool = True) -> int:
-    position = (
-        MigrationCheckpoint.objects.filter(migration_run_id=control.run_id, unit=phase)
-        .values_list("batch_position", flat=True)
-        .first()
-    )
+    position = checkpoint_position(control, phase)
     # A unit's continuation (ctx.max_batches) is no restore: the watchdog logs a takeover.
     if position and announce:
         log_event(
@@ -596,7 +597,7 @@ def _checkpoint(control: MigrationControl, phase: str, *, announce: bool = True)
             operation=OperationType.CHECKPOINT_RESTORE,
             message=f"{control.entity_type}: {phase} continues after change {position}",
         )
-    return position or 0
+    return position
 
 
 def _check_confirmed_deletes(entity: str, deleted: int, confirmed: dict[str, int] | None) -> None:

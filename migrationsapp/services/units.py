@@ -34,17 +34,10 @@ from migrationsapp.models.choices import (
 from migrationsapp.services import leases, partitions, runs
 from migrationsapp.services.dispatch import dispatch, unit_phase
 from migrationsapp.services.logs import log_event
+from migrationsapp.services.run_ports import checkpoint_position
 from migrationsapp.services.state import FINISHED_ENTITY
 
 logger = logging.getLogger("diffmig.units")
-
-
-def _position(control: MigrationControl, phase: str) -> int:
-    return (
-        MigrationCheckpoint.objects.filter(migration_run_id=control.run_id, unit=phase)
-        .values_list("batch_position", flat=True)
-        .first()
-    ) or 0
 
 
 def execute_unit(*, session_id: uuid.UUID, control_id: uuid.UUID, phase: str, position: int) -> str:
@@ -72,7 +65,7 @@ def _run_unit(*, session_id: uuid.UUID, control_id: uuid.UUID, phase: str, posit
         return "idle"
     if partitions.is_partition(phase):
         return _run_partition(session, control, phase, position)
-    if unit_phase(control.phase) != phase or _position(control, phase) != position:
+    if unit_phase(control.phase) != phase or checkpoint_position(control, phase) != position:
         return "stale"
     if session.pause_requested_at or session.cancel_requested_at:
         dispatch(session_id=session_id)  # the session stops once no unit holds a lease

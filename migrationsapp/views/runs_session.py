@@ -27,7 +27,8 @@ from migrationsapp.selectors.progress import (
     session_progress,
 )
 from migrationsapp.selectors.throughput import throughput_chart
-from migrationsapp.selectors.workers import on_workers, queue_health
+from migrationsapp.selectors.workers import queue_health
+from migrationsapp.services.dispatch import on_workers
 from migrationsapp.services.executor import submit_session
 from migrationsapp.services.runs import prepare_resume, request_cancel, request_pause
 
