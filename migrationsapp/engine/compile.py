@@ -173,7 +173,8 @@ def _finisher(
     def convert(value: Any) -> Any:
         if value is None:
             return empty()
-        if value.__class__ is ready:
+        # Text with a NUL byte goes to convert_value, which refuses it naming the field.
+        if value.__class__ is ready and not (ready is str and "\x00" in value):
             return value
         return convert_value(value, kind, tz=tz, scale=scale, column=destination)
 

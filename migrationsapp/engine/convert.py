@@ -4,6 +4,8 @@ The last step before validation: whatever a transform or expression produced is 
 into what the destination column holds (0/1 -> boolean, DECIMAL -> numeric, a naive
 DATETIME -> timestamptz in the source connection's zone, numbers -> text). A value that
 does not convert fails its row with ``RowError(rule="type")``; ``None`` always stays ``None``.
+Text with a NUL byte fails here too, naming the field: PostgreSQL text cannot hold one, and
+the destination would otherwise refuse the row only when it is written.
 
 The lenient parsers here (``as_text``, ``as_int``, ``as_decimal``, ``as_bool``) are shared
 with the function library, so ``str(v)`` and a text column agree on how a value reads.
@@ -183,8 +185,23 @@ def _parse_datetime(value: Any) -> Any:
     return dt.datetime.fromisoformat(value.strip()) if isinstance(value, str) else value
 
 
+class _Refused(ValueError):
+    """A value no destination column of the kind can hold; the message says why."""
+
+
+NUL_REASON = "text contains a NUL byte (0x00), which PostgreSQL cannot store"
+
+
+def check_text(text: str) -> str:
+    """``text`` if a PostgreSQL text column can hold it; raises ``ValueError`` (with the
+    reason) for a NUL byte, which legacy databases keep and PostgreSQL refuses."""
+    if "\x00" in text:
+        raise _Refused(NUL_REASON)
+    return text
+
+
 def _to_text(value: Any, tz: dt.tzinfo, scale: int | None) -> str:
-    return as_text(value)
+    return check_text(as_text(value))
 
 
 def _to_integer(value: Any, tz: dt.tzinfo, scale: int | None) -> int:
@@ -332,6 +349,13 @@ def convert_value(
         raise ValueError(f"unknown column kind {kind!r}; expected one of {KINDS}") from None
     try:
         return converter(value, tz, scale)
+    except _Refused as exc:
+        raise RowError(
+            f"{exc}: {show_value(value)}; clean the source value or remove the byte in a transform",
+            field=column or None,
+            rule="type",
+            value=value,
+        ) from exc
     except (ValueError, TypeError, ArithmeticError) as exc:
         # decimal.InvalidOperation (quantize overflow) and OverflowError are ArithmeticErrors.
         raise RowError(

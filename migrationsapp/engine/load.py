@@ -4,14 +4,18 @@ PostgreSQL: the batch is COPYed into a temporary table and merged with
 ``INSERT … ON CONFLICT (key) DO UPDATE``, in one transaction that commits before the control
 database records the batch (the two-commit protocol: a replay writes the same rows).
 SQLite: an ``executemany`` upsert. A batch the database refuses as a whole (a foreign key,
-a NOT NULL) is retried row by row in savepoints so that only the offending rows fail, each
-with the database's reason.
+a NOT NULL, a value the column cannot hold: text with a NUL byte, a number out of range, a
+string too long) is retried row by row in savepoints so that only the offending rows fail,
+each with the database's reason and, when the database names it, the column. Errors from
+the driver's COPY (which SQLAlchemy does not wrap) are treated the same way; only a lost
+connection stops the batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -20,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .connectors import Database, TableInfo
+from .errors import RowError
 
 Row = Mapping[str, Any]
 
@@ -41,11 +46,12 @@ class DestinationWriter:
 
     # -- upserts ---------------------------------------------------------------------------
 
-    def upsert(self, rows: Sequence[Row], columns: Sequence[str]) -> dict[uuid.UUID, str]:
+    def upsert(self, rows: Sequence[Row], columns: Sequence[str]) -> dict[uuid.UUID, RowError]:
         """Insert or update ``rows`` (each holding the key column and ``columns``).
 
-        Returns the rows the database refused, by UUID, with its reason; the others are
-        committed.
+        Returns the rows the database refused, by UUID, each as a ``RowError`` (rule
+        ``destination``) with the database's reason and the column when it names one; the
+        others are committed.
         """
         if not rows:
             return {}
@@ -59,7 +65,7 @@ class DestinationWriter:
             if not _is_row_error(exc):
                 raise
         # The batch as a whole was refused: find the rows at fault, one savepoint each.
-        failures: dict[uuid.UUID, str] = {}
+        failures: dict[uuid.UUID, RowError] = {}
         with self._connect() as conn:
             for row in rows:
                 savepoint = conn.begin_nested()
@@ -70,7 +76,7 @@ class DestinationWriter:
                     savepoint.rollback()
                     if not _is_row_error(exc):
                         raise
-                    failures[row[self.key_column]] = _database_reason(exc)
+                    failures[row[self.key_column]] = _refusal(exc, row, all_columns)
             conn.commit()
         return failures
 
@@ -92,9 +98,18 @@ class DestinationWriter:
             "ON COMMIT DROP"
         )
         raw = conn.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(f"COPY {stage} ({quoted}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row.get(c) for c in columns])
+        copy_sql = f"COPY {stage} ({quoted}) FROM STDIN"
+        try:
+            with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                for row in rows:
+                    copy.write_row([row.get(c) for c in columns])
+        except self._driver_error as exc:
+            # The raw COPY is not SQLAlchemy's: wrap its error like every other statement's
+            # (a DataError for a value the column cannot hold, an OperationalError for a lost
+            # connection), so the caller tells row errors from the rest in one place.
+            raise sa.exc.DBAPIError.instance(
+                copy_sql, None, exc, self._driver_error, hide_parameters=True
+            ) from exc
         updates = ", ".join(
             f"{self._quote(c)} = EXCLUDED.{self._quote(c)}" for c in columns if c != self.key_column
         )
@@ -283,6 +298,11 @@ class DestinationWriter:
     # -- helpers -----------------------------------------------------------------------------
 
     @property
+    def _driver_error(self) -> type[Exception]:
+        """The DB-API driver's base error class (psycopg's ``Error`` on PostgreSQL)."""
+        return self.database.engine.dialect.loaded_dbapi.Error
+
+    @property
     def _is_sqlite(self) -> bool:
         return self.database.dialect == "sqlite"
 
@@ -338,3 +358,38 @@ def _is_row_error(exc: sa.exc.DBAPIError) -> bool:
 def _database_reason(exc: sa.exc.DBAPIError) -> str:
     text = str(exc.orig).strip().splitlines()
     return "destination refused the row: " + " ".join(line.strip() for line in text[:2])
+
+
+# PostgreSQL names the column of a value COPY could not take in the error's context line:
+# 'COPY diffmig_stage, line 1, column salary: "1e9"'.
+_COPY_COLUMN = re.compile(r"COPY [^,]+, line \d+, column ([^:\s]+)")
+
+
+def _refused_column(exc: sa.exc.DBAPIError, row: Row, columns: Sequence[str]) -> str | None:
+    """The destination column the database blamed, when it says (None: it does not)."""
+    diag = getattr(exc.orig, "diag", None)
+    named = getattr(diag, "column_name", None)  # NOT NULL violations name it
+    if named in columns:
+        return named
+    match = _COPY_COLUMN.search(getattr(diag, "context", None) or str(exc.orig))
+    if match and match.group(1).strip('"') in columns:
+        return match.group(1).strip('"')
+    if "NUL (0x00)" in str(exc.orig):
+        # Refused by the driver before it reached the server: the text value with the NUL.
+        return next((c for c in columns if _has_nul(row.get(c))), None)
+    return None
+
+
+def _has_nul(value: Any) -> bool:
+    return isinstance(value, str) and "\x00" in value
+
+
+def _refusal(exc: sa.exc.DBAPIError, row: Row, columns: Sequence[str]) -> RowError:
+    """One refused row as the error it is quarantined with: the reason, and the column."""
+    column = _refused_column(exc, row, columns)
+    return RowError(
+        _database_reason(exc),
+        field=column,
+        rule="destination",
+        value=None if column is None else row.get(column),
+    )

@@ -228,12 +228,12 @@ class EntityRunner:
         candidates = self._check_unique(candidates, outcomes)
 
         rows = [{self.compiled.spec.destination_key: u, **values} for _, u, values in candidates]
-        refused: dict[uuid.UUID, str] = {}
+        refused: dict[uuid.UUID, RowError] = {}
         if not self.dry_run:
             refused = self.writer.upsert(rows, self.compiled.destination_columns)
         for change, record_uuid, _ in candidates:
             if record_uuid in refused:
-                error = RowError(refused[record_uuid], rule="destination")
+                error = refused[record_uuid]  # the database's reason, and column when named
                 outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, error)
             else:
                 note = adopted.get(change.key_text, "")

@@ -90,6 +90,15 @@ EVENT_COLUMNS = (
 UPSERT_KINDS = (ChangeKind.NEW, ChangeKind.MODIFIED, ChangeKind.RETRY)
 
 
+def stored_value(value: object, limit: int) -> str:
+    """A refused value as the quarantine and the log keep it: text, cut at ``limit``, with
+    NUL bytes written out (PostgreSQL text and jsonb cannot hold them: the very value that
+    failed a row must not fail the batch's control commit too)."""
+    if value is None:
+        return ""
+    return str(value)[:limit].replace("\x00", "\\x00")
+
+
 @dataclass
 class ControlRunPorts:
     control_id: uuid.UUID
@@ -336,7 +345,7 @@ class ControlRunPorts:
             values = {
                 "rule": (error.rule if error else "") or "transform",
                 "field": (error.field if error else "") or "",
-                "value": "" if error is None or error.value is None else str(error.value)[:2000],
+                "value": "" if error is None else stored_value(error.value, 2000),
                 "reason": str(error) if error else "failed",
                 "content_hash": outcome.content_hash,
                 "mapping_version": self.mapping_version,
@@ -452,7 +461,7 @@ class ControlRunPorts:
                             "field": getattr(error, "field", None),
                             "value": None
                             if error is None or error.value is None
-                            else str(error.value)[:500],
+                            else stored_value(error.value, 500),
                         },
                     )
                 )
