@@ -55,9 +55,9 @@ from migrationsapp.models.choices import (
 from migrationsapp.services import leases, partitions
 from migrationsapp.services.analysis import analyze_into_result
 from migrationsapp.services.cursors import announce_cursor, overlap_from_seconds
-from migrationsapp.services.databases import open_named
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.mappings import ActiveMapping, load_active_mapping
+from migrationsapp.services.run_connections import ConnectionOpenError, open_for_run
 from migrationsapp.services.run_ports import (
     EntityRunPorts,
     checkpoint_position,
@@ -352,8 +352,21 @@ def execute_session(
         raise StateTransitionError(
             f"session {session_id} is {session.overall_status}: it cannot run"
         )
-    with session_context(session_id=session_id, fault=fault, observer=observer) as context:
-        return _execute(context)
+    try:
+        with session_context(session_id=session_id, fault=fault, observer=observer) as context:
+            return _execute(context)
+    except ConnectionOpenError as error:
+        return fail_unopened(session_id=session_id, error=error)
+
+
+def fail_unopened(*, session_id: uuid.UUID, error: ConnectionOpenError) -> MigrationStatus:
+    """A running session whose connections cannot be opened: every entity still to run
+    fails with the reason (resumable), and the session ends ``failed`` — never left
+    ``running`` for a run that cannot do anything."""
+    for control in _controls(session_id):
+        if control.state not in FINISHED_ENTITY:
+            _fail_entity(None, control, error)
+    return _finish(session_id)
 
 
 @contextmanager
@@ -377,8 +390,14 @@ def session_context(
         timestamp_overlap_s=saved.get("timestamp_overlap_s"),
     )
     active = load_active_mapping()
-    source = open_named(active.mapping.source)
-    destination = open_named(active.mapping.destination)
+    # Both connections are opened (connected) before any work: one that cannot be opened
+    # raises ConnectionOpenError, which the executors turn into a failed entity.
+    source = open_for_run(active.mapping.source)
+    try:
+        destination = open_for_run(active.mapping.destination)
+    except ConnectionOpenError:
+        source.close()
+        raise
     context = _Context(
         session=session,
         active=active,
@@ -703,6 +722,11 @@ def _run_entity_upserts(
             outcome = run_link_phase(control=control, runner=runner, fault=ctx.fault) or outcome
     except LeaseLostError:
         return "lost"  # another executor holds the entity now: this copy stops, writing nothing
+    except DeleteGuardError as error:
+        # The source read ended early (engine.reads): refused like the delete guard, with its
+        # analysis rolled back and nothing written; a resume analyses again.
+        _fail_entity(ctx, control, error, refused=True)
+        return None
     except Exception as error:
         _stop_on_error(ctx, control, error)
         return None
