@@ -1,14 +1,21 @@
 """Django settings, read from the environment (CONTRACT.md §1).
 
 With nothing set, the embedded default serves: a SQLite control database under ``var/``,
-jobs run in-process, DEBUG on with a development key. Production sets ``DEBUG=0`` and must
-then give ``SECRET_KEY`` and ``DIFFMIG_FERNET_KEYS``.
+jobs run in-process, development keys (a system check warns), and no debug page. Three modes:
+
+- ``DEBUG`` unset: development. Django's DEBUG is off (an error never shows the debug page,
+  which would print settings and decrypted connection URLs), but the development keys serve.
+- ``DEBUG=1``: development with Django's debug page, for a developer's own machine.
+- ``DEBUG=0``: production. ``SECRET_KEY`` and ``DIFFMIG_FERNET_KEYS`` are required, cookies
+  are secure and HTTP redirects to HTTPS.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from diffmig.env import database_from_url, env_bool, env_int, env_list, env_str
@@ -17,19 +24,24 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 VAR_DIR.mkdir(exist_ok=True)
 
-DEBUG = env_bool("DEBUG", True)
-# A system check (migrationsapp.checks) warns when DEBUG is on only because it is unset.
+# Only an explicit DEBUG=1 shows Django's debug page: unset means development without it.
+DEBUG = env_bool("DEBUG", False)
+# A system check (migrationsapp.checks) warns when DEBUG is unset: development keys serve.
 DIFFMIG_DEBUG_DEFAULTED = env_str("DEBUG") is None
+# Production is DEBUG=0 said explicitly: its keys are required and its cookies are secure.
+DIFFMIG_PRODUCTION = not DEBUG and not DIFFMIG_DEBUG_DEFAULTED
 
-# Development-only keys: used only while DEBUG is on.
+# Development-only keys: never used in production.
 _DEV_SECRET_KEY = "dev-only-insecure-diffmig-key-0123456789-abcdefghijklmnopqrstuvwxyz"  # noqa: S105
 _DEV_FERNET_KEY = "ZGV2LW9ubHktZGlmZm1pZy1mZXJuZXQta2V5LTAwMDA="
 
-SECRET_KEY = env_str("SECRET_KEY") or (_DEV_SECRET_KEY if DEBUG else None)
+SECRET_KEY = env_str("SECRET_KEY") or (None if DIFFMIG_PRODUCTION else _DEV_SECRET_KEY)
 if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY is required when DEBUG=0.")
 
-DIFFMIG_FERNET_KEYS = env_list("DIFFMIG_FERNET_KEYS", "") or ([_DEV_FERNET_KEY] if DEBUG else [])
+DIFFMIG_FERNET_KEYS = env_list("DIFFMIG_FERNET_KEYS", "") or (
+    [] if DIFFMIG_PRODUCTION else [_DEV_FERNET_KEY]
+)
 if not DIFFMIG_FERNET_KEYS:
     raise ImproperlyConfigured(
         "DIFFMIG_FERNET_KEYS is required when DEBUG=0: comma-separated Fernet keys "
@@ -51,11 +63,14 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_rq",
+    "axes",
+    "csp",
     "migrationsapp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -63,6 +78,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "diffmig.urls"
@@ -107,6 +124,43 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 
+# Sign-in throttle (django-axes): after DIFFMIG_LOGIN_FAILURE_LIMIT wrong passwords for one
+# user from one address, that pair is refused, even with the right password, until
+# DIFFMIG_LOGIN_COOLOFF_MINUTES have passed without an attempt. Both sign-in pages go through
+# django.contrib.auth's authenticate(), where the first backend checks the lock.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("DIFFMIG_LOGIN_FAILURE_LIMIT", 5)
+_cool_off_minutes = env_int("DIFFMIG_LOGIN_COOLOFF_MINUTES", 15)
+if AXES_FAILURE_LIMIT < 1 or _cool_off_minutes < 1:
+    raise ImproperlyConfigured(
+        "DIFFMIG_LOGIN_FAILURE_LIMIT and DIFFMIG_LOGIN_COOLOFF_MINUTES must be at least 1."
+    )
+AXES_COOLOFF_TIME = timedelta(minutes=_cool_off_minutes)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "migrationsapp.views.lockout.locked_out"
+
+# Content-Security-Policy (django-csp): scripts, styles and everything else only from our own
+# origin; no inline script or style (htmx's own indicator style is off: see base.html). The
+# RQ dashboard's third-party pages are the one exception (migrationsapp/views/rq_dashboard.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+    }
+}
+
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -133,10 +187,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"diffmig": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "diffmig": {"handlers": ["console"], "level": "INFO"},
+        # Django prints server errors to the console only with DEBUG on; without the debug
+        # page the traceback still belongs in the server's log.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+    },
 }
 
-if not DEBUG:
+if DIFFMIG_PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("DIFFMIG_SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = 31_536_000

@@ -26,6 +26,7 @@ from tests.factories import (
     RecordMapFactory,
     SchemaMappingDefinitionFactory,
 )
+from tests.support.workers import jobs_on_redis
 
 pytestmark = [pytest.mark.django_db]
 embedded = pytest.mark.embedded  # all but the RQ dashboard test work without services
@@ -251,6 +252,8 @@ def test_logout_is_a_post_with_csrf(auditor):
 
 
 @pytest.mark.services
-def test_rq_dashboard_opens_for_operators(operator_client):
-    response = operator_client.get(reverse("django_rq:home"))
+def test_rq_dashboard_opens_for_operators(settings, operator_client):
+    with jobs_on_redis(settings):
+        response = operator_client.get(reverse("django_rq:home"))
     assert response.status_code == 200
+    assert b"Queues" in response.content
