@@ -110,6 +110,13 @@ class DeleteGuardError(TerminalError):
     """A run would delete more than the entity's allowed share, or the source read ended early."""
 
 
+class ReadEndedEarlyError(DeleteGuardError):
+    """A source stream stopped short of the rows its snapshot holds, without an error.
+
+    The keys it did not read would look deleted: the entity is refused, like the delete guard.
+    """
+
+
 class StateTransitionError(TerminalError):
     """A session cannot move from its current state to the one asked for."""
 

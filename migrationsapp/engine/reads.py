@@ -9,8 +9,11 @@
   the source's collation thinks is equal.
 
 Every stream reads in batches through a server-side cursor, so memory stays constant in
-the size of the table, and a read that ends early raises SourceUnavailableError instead
-of returning a shorter stream.
+the size of the table, and a read that ends early never returns a shorter stream: a
+dropped connection or an aborted statement raises SourceUnavailableError, and a stream
+that stops short without any error (a row limit such as MySQL's ``sql_select_limit``, a
+proxy that ends a result quietly) raises ReadEndedEarlyError, found by counting the rows
+in the same snapshot first.
 
 Values come back as the driver gives them (PyMySQL, psycopg, sqlite3), with a few MySQL
 types made regular: BIT -> int, TIME -> datetime.time, TIMESTAMP -> aware UTC datetime,
@@ -31,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from migrationsapp.engine.errors import ConfigurationError, TerminalError
+from migrationsapp.engine.errors import ConfigurationError, ReadEndedEarlyError, TerminalError
 from migrationsapp.engine.ids import encode_key, value_text
 from migrationsapp.engine.introspect import ColumnInfo, TableInfo
 
@@ -208,13 +211,24 @@ def python_row_hash(values: Sequence[Any]) -> str:
 # --- streams ----------------------------------------------------------------------------
 
 
-def _stream(db: Database, stmt: sa.Select, batch_size: int) -> Iterator[Sequence[sa.Row[Any]]]:
-    """Batches of ``stmt``'s rows from one snapshot, through a server-side cursor."""
+def _stream(
+    db: Database, table: str, stmt: sa.Select, batch_size: int
+) -> Iterator[Sequence[sa.Row[Any]]]:
+    """Batches of ``stmt``'s rows from one snapshot, through a server-side cursor.
+
+    The rows are counted first, in the same snapshot, and a stream that ends with fewer
+    raises ReadEndedEarlyError: whoever reads it (an analysis) would otherwise take every
+    row it did not see as deleted.
+    """
     with db.snapshot() as conn:
+        expected = conn.execute(_count_of(stmt)).scalar_one()
         result = conn.execution_options(yield_per=batch_size).execute(stmt)
         finished = False
+        read = 0
         try:
-            yield from result.partitions(batch_size)
+            for batch in result.partitions(batch_size):
+                read += len(batch)
+                yield batch
             finished = True
         finally:
             if not finished and db.dialect == "mysql":
@@ -224,6 +238,22 @@ def _stream(db: Database, stmt: sa.Select, batch_size: int) -> Iterator[Sequence
                     conn.invalidate()
             else:
                 result.close()
+        # Fewer is what loses keys; more (a source without snapshots, e.g. MyISAM, taking
+        # inserts during the read) loses none.
+        if read < expected:
+            raise ReadEndedEarlyError(
+                f"reading table {table!r} of database {db.name!r} ended early: {read} of its "
+                f"{expected} rows arrived, without an error from the server; the rows not read "
+                "are not taken as deleted",
+                hint="Look for a row limit on the source server or a proxy in between (e.g. "
+                "MySQL's sql_select_limit) or a connection that was cut, then run again.",
+            )
+
+
+def _count_of(stmt: sa.Select) -> sa.Select:
+    """``SELECT count(*)`` over the rows ``stmt`` reads (same table and conditions)."""
+    # maintain_column_froms: the FROM comes from the columns replaced here.
+    return stmt.with_only_columns(sa.func.count(), maintain_column_froms=True).order_by(None)
 
 
 def _abandon_mysql_stream(result: sa.CursorResult[Any]) -> None:
@@ -267,7 +297,8 @@ def stream_key_hashes(
     hashed = [t.c[n] for n in hashed_columns]
     convert_key = _row_converter(db.dialect, key_infos)
     if db.dialect == "sqlite":
-        return _python_hashes(db, sa.select(*keys, *hashed), len(keys), convert_key, batch_size)
+        stmt = sa.select(*keys, *hashed)
+        return _python_hashes(db, table, stmt, len(keys), convert_key, batch_size)
     if db.dialect == "mysql":
         digest = _mysql_hash(hashed, hashed_infos)
     else:
@@ -277,9 +308,14 @@ def stream_key_hashes(
 
 
 def _python_hashes(
-    db: Database, stmt: sa.Select, n_keys: int, convert_key: Callable, batch_size: int
+    db: Database,
+    table: str,
+    stmt: sa.Select,
+    n_keys: int,
+    convert_key: Callable,
+    batch_size: int,
 ) -> Iterator[list[tuple[tuple, str]]]:
-    for batch in _stream(db, stmt, batch_size):
+    for batch in _stream(db, table, stmt, batch_size):
         yield [(convert_key(row[:n_keys]), python_row_hash(row[n_keys:])) for row in batch]
 
 
@@ -291,7 +327,7 @@ def _server_hashes(
     convert_key: Callable,
     batch_size: int,
 ) -> Iterator[list[tuple[tuple, str]]]:
-    for batch in _stream(db, stmt, batch_size):
+    for batch in _stream(db, table, stmt, batch_size):
         out = []
         for row in batch:
             if row[n_keys] is None:
@@ -315,13 +351,19 @@ def stream_rows(
     infos = _columns(db, info, columns)
     t = _table_clause(info, columns)
     stmt = sa.select(*(t.c[n] for n in columns))
-    return _dict_rows(db, stmt, list(columns), _row_converter(db.dialect, infos), batch_size)
+    convert = _row_converter(db.dialect, infos)
+    return _dict_rows(db, table, stmt, list(columns), convert, batch_size)
 
 
 def _dict_rows(
-    db: Database, stmt: sa.Select, names: list[str], convert: Callable, batch_size: int
+    db: Database,
+    table: str,
+    stmt: sa.Select,
+    names: list[str],
+    convert: Callable,
+    batch_size: int,
 ) -> Iterator[list[dict[str, Any]]]:
-    for batch in _stream(db, stmt, batch_size):
+    for batch in _stream(db, table, stmt, batch_size):
         yield [dict(zip(names, convert(row), strict=True)) for row in batch]
 
 
@@ -583,7 +625,7 @@ def stream_key_hashes_by_timestamp(
     convert_ts = _row_converter(db.dialect, [ts_info])
 
     def batches() -> Iterator[list[tuple[tuple, str, Any]]]:
-        for batch in _stream(db, stmt, batch_size):
+        for batch in _stream(db, table, stmt, batch_size):
             out = []
             for row in batch:
                 key = convert_key(row[:n_keys])
