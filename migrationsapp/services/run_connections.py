@@ -4,10 +4,12 @@ The engine's databases connect lazily, so a database that is down, a wrong passw
 unknown database would only show deep inside an analysis or a batch — where a transient
 error is retried by the watchdog, over and over, and the session stays ``running``. A run
 opens both connections here first (one ``SELECT 1`` each): what cannot be opened raises
-``ConnectionOpenError``, a terminal error naming the connection and the cause, and the
-executors fail the entities with it (``services.runs``, ``services.units``). The session
-then ends ``failed`` and blocks nothing; ``diffmig resume`` or a new run tries again once
-the connection is fixed.
+``ConnectionOpenError``, a terminal error naming the connection and the cause. In-process
+(``services.runs.execute_session``) every entity still to run fails with it at once; on the
+RQ workers (``services.units``) the unit counts an attempt and the watchdog tries again (the
+database may be restarting) until ``DIFFMIG_MAX_ATTEMPTS``, then the entity fails with it.
+Either way the session ends ``failed`` and blocks nothing; ``diffmig resume`` or a new run
+tries again once the connection is fixed.
 """
 
 from __future__ import annotations

@@ -34,7 +34,6 @@ from migrationsapp.models.choices import (
 from migrationsapp.services import leases, partitions, runs
 from migrationsapp.services.dispatch import dispatch, unit_phase
 from migrationsapp.services.logs import log_event
-from migrationsapp.services.run_connections import ConnectionOpenError
 from migrationsapp.services.run_ports import checkpoint_position
 from migrationsapp.services.state import FINISHED_ENTITY
 
@@ -48,7 +47,7 @@ def execute_unit(*, session_id: uuid.UUID, control_id: uuid.UUID, phase: str, po
     before it began), ``idle`` (the session or the entity is no longer running), ``stale``
     (another copy already ran this slice), ``busy`` (another copy holds the lease), ``lost``
     (the lease was taken away meanwhile), ``error`` (left for the watchdog to retry) or
-    ``failed`` (out of attempts, or its connections cannot be opened).
+    ``failed`` (out of attempts).
     """
     close_old_connections()
     how = _run_unit(session_id=session_id, control_id=control_id, phase=phase, position=position)
@@ -83,9 +82,7 @@ def _run_unit(*, session_id: uuid.UUID, control_id: uuid.UUID, phase: str, posit
         ):
             control.refresh_from_db()
             how = runs.run_entity_step(ctx, control) or "done"
-    except ConnectionOpenError as error:
-        how = _unopened(control, error)
-    except Exception as error:  # a database lost during the work: count, retry later
+    except Exception as error:  # a database unreachable or lost: count, retry later
         how = _unit_failed(control, error)
     finally:
         leases.release(control_id=control_id, owner=owner)
@@ -124,27 +121,13 @@ def _run_partition(
             control.refresh_from_db()
             partition.refresh_from_db()
             how = runs.run_partition_step(ctx, control, partition) or "done"
-    except ConnectionOpenError as error:
-        how = _unopened(control, error)
-    except Exception as error:  # a database lost during the work: count, retry later
+    except Exception as error:  # a database unreachable or lost: count, retry later
         how = _unit_failed(control, error)
     finally:
         leases.release(control_id=partition.pk, owner=owner, model=MigrationCheckpoint)
     if how not in ("lost", "error"):
         dispatch(session_id=session_id)
     return how
-
-
-def _unopened(control: MigrationControl, error: ConnectionOpenError) -> str:
-    """The unit could not open its source or destination (down, wrong password, unknown
-    database): the entity fails at once with the reason, as in-process, rather than going
-    round the watchdog's retries while the session shows ``running``. The dispatch that
-    follows blocks its dependants and ends the session once nothing else runs."""
-    close_old_connections()
-    control.refresh_from_db()
-    if control.state not in FINISHED_ENTITY:
-        runs.fail_entity(control=control, error=error)
-    return "failed"
 
 
 def _unit_failed(control: MigrationControl, error: Exception) -> str:

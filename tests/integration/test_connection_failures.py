@@ -26,7 +26,7 @@ from migrationsapp.services.runs import RunOptions, launch_session
 from tests.databases import engine_for
 from tests.integration.conftest import cli
 from tests.support.reliability import record
-from tests.support.workers import jobs_on_redis, workers
+from tests.support.workers import jobs_on_redis, wait_until, workers
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -66,7 +66,8 @@ def free_port() -> int:
 
 
 def broken(url: str, how: str) -> str:
-    """``url`` made impossible to open in one of the ways a real deployment breaks."""
+    """``url`` made impossible to open in one of the ways a real deployment breaks
+    (``unset``: the variable is removed instead)."""
     parsed = sa.make_url(url)
     if how == "down":
         return parsed.set(port=free_port()).render_as_string(hide_password=False)
@@ -76,6 +77,8 @@ def broken(url: str, how: str) -> str:
         return parsed.set(username="diffmig_nobody", password="wrong").render_as_string(
             hide_password=False
         )
+    if how == "unset":
+        return ""  # the variable the mapping names is not set in this process
     if how == "database":
         return parsed.set(database="diffmig_t_no_such_database").render_as_string(
             hide_password=False
@@ -148,6 +151,7 @@ CASES = [
     ("DIFFMIG_TARGET_URL", "target", "down"),
     ("DIFFMIG_TARGET_URL", "target", "password"),
     ("DIFFMIG_TARGET_URL", "target", "database"),
+    ("DIFFMIG_LEGACY_URL", "legacy", "unset"),
 ]
 
 
@@ -157,7 +161,10 @@ def test_an_in_process_run_that_cannot_open_a_connection_fails_with_the_reason(
     legacy_url, target_url = offices
     urls = {"DIFFMIG_LEGACY_URL": legacy_url, "DIFFMIG_TARGET_URL": target_url}
     for variable, name, how in CASES:
-        monkeypatch.setenv(variable, broken(urls[variable], how))
+        if how == "unset":
+            monkeypatch.delenv(variable)
+        else:
+            monkeypatch.setenv(variable, broken(urls[variable], how))
 
         result = cli("run", "--json")
 
@@ -173,7 +180,7 @@ def test_an_in_process_run_that_cannot_open_a_connection_fails_with_the_reason(
     record(
         "faults",
         "a run whose source or destination cannot be opened (down, wrong password, unknown "
-        "database), in-process",
+        "database, unset variable), in-process",
         tried=len(CASES),
         held=len(CASES),
         outcome="the session and its entities end failed with the reason; the next run is "
@@ -185,7 +192,10 @@ def test_an_rq_run_that_cannot_open_a_connection_fails_with_the_reason(
     offices, monkeypatch, settings, tmp_path
 ):
     legacy_url, target_url = offices
-    settings.DIFFMIG_MAX_ATTEMPTS = 3
+    # On the workers a unit that cannot open a connection is tried again by the watchdog
+    # (the database may be coming back), then its entity fails with the reason.
+    settings.DIFFMIG_MAX_ATTEMPTS = 2
+    settings.DIFFMIG_WATCHDOG_INTERVAL = 1
     cases = [("DIFFMIG_LEGACY_URL", "legacy", "down"), ("DIFFMIG_TARGET_URL", "target", "password")]
     urls = {"DIFFMIG_LEGACY_URL": legacy_url, "DIFFMIG_TARGET_URL": target_url}
     with jobs_on_redis(settings), workers(tmp_path) as start:
@@ -195,11 +205,16 @@ def test_an_rq_run_that_cannot_open_a_connection_fails_with_the_reason(
             session_id = session.migration_session_id
             submit_session(session_id=session_id)
 
-            # The worker inherits the broken variable; one burst runs what is queued.
-            worker = start(burst=True)
-            assert worker.wait(timeout=90) == 0, worker.log()
+            worker = start()  # it inherits the broken variable
+            wait_until(
+                lambda session_id=session_id: ended(session_id),
+                timeout=60,
+                what="the session ended",
+            )
+            assert worker.stop() == 0
 
-            assert_failed_with_reason(session_id, name)
+            reason = assert_failed_with_reason(session_id, name)
+            assert "its unit failed 2 times" in reason
             monkeypatch.setenv(variable, urls[variable])
         # Fixed: a new run on the workers completes (the failed sessions block nothing).
         session = launch_session(options=RunOptions(), user="test")
@@ -213,6 +228,11 @@ def test_an_rq_run_that_cannot_open_a_connection_fails_with_the_reason(
         "a run on RQ workers whose source or destination cannot be opened",
         tried=len(cases),
         held=len(cases),
-        outcome="the session and its entities end failed with the reason at once (no retry "
-        "loop); the next run is not blocked",
+        outcome="retried by the watchdog DIFFMIG_MAX_ATTEMPTS times, then the session and its "
+        "entities end failed with the reason; the next run is not blocked",
     )
+
+
+def ended(session_id: uuid.UUID) -> bool:
+    status = MigrationStatus.objects.get(migration_session_id=session_id).overall_status
+    return status not in (SessionStatus.PENDING, SessionStatus.RUNNING)
