@@ -8,9 +8,23 @@ imported, so nothing can reach Python's object model. Nothing is ever ``eval``-e
 node becomes a small closure, built once, and a row is evaluated by calling the root closure.
 
 Limits keep a hostile or careless expression from eating the worker (there is no timeout:
-RQ owns SIGALRM): text length, node count, the size of ``**``, and the length of any string
-or list built. A part made only of constants is computed at compile time, so ``9**9**9``
-or ``'a' * 10**9`` is refused at import instead of failing every row.
+RQ owns SIGALRM), and each is counted, never timed:
+
+* text length and node count of one expression;
+* steps: what one evaluation may run at most, counted at compile time — its own nodes, plus
+  all the steps of a named function each time it is called. Chains of named functions that
+  call the next one twice grow exponentially and are refused at the first function whose
+  count passes ``MAX_STEPS``. Compiling (constant folding included) runs within the same
+  count;
+* the size of ``**`` and of integers;
+* the real size of every value built: text in characters, a list, tuple or dict in elements
+  counted in full, nested ones and repeated ones included (``[[1] * 99999] * 99999`` is ten
+  billion, not 99999), and its nesting depth. Each is checked before the value is built, so
+  that equality, hashing and ``str()`` of any value an expression builds stay bounded.
+
+A part made only of constants is computed at compile time, so ``9**9**9``,
+``'a' * 10**9`` or ``str([[1] * 99999] * 99999)`` is refused at import instead of failing
+every row.
 """
 
 from __future__ import annotations
@@ -28,9 +42,17 @@ from migrationsapp.engine.errors import ExpressionError, RowError
 
 MAX_EXPRESSION_LENGTH = 2000
 MAX_NODES = 200
+MAX_STEPS = 5000  # per evaluation, named functions counted in full at every call
+# How deep one evaluation may nest (parts inside parts, through named functions too): each
+# level is a Python call, and Python stops at 1000 of them, counting its caller's.
+MAX_NESTING = 300
+_CALL_LEVELS = 3  # Python calls a named function adds besides its body (call, __call__, evaluate)
 MAX_EXPONENT = 100
 MAX_POWER_BITS = 4096  # an integer power stays below 2**4096 (about 1233 digits)
+MAX_INT_BITS = 2 * MAX_POWER_BITS  # any integer an expression computes
 MAX_STRING_LENGTH = 100_000  # also bounds lists, tuples and bytes built by an expression
+MAX_VALUE_SIZE = MAX_STRING_LENGTH  # characters and elements of a value, nested ones included
+MAX_VALUE_DEPTH = 20  # lists, tuples and dicts inside one another
 
 Env = Mapping[str, Any]
 Code = Callable[[Env], Any]
@@ -49,6 +71,11 @@ class Library(Protocol):
 
     def function(self, name: str) -> Callable[..., Any]: ...
 
+    def cost(self, name: str) -> tuple[int, int]:
+        """(steps, nesting) of one call of ``name``: a named function's own counts; (1, 1) for
+        a builtin."""
+        ...
+
     def check_call(self, name: str, args: Sequence[Any], keywords: Mapping[str, Any]) -> str | None:
         """Why this call can never work (arity, a bad literal argument), or None."""
         ...
@@ -66,6 +93,8 @@ class Expression:
     text: str
     names: frozenset[str]  # the variables it reads (columns or parameters), not function names
     _code: Code = field(repr=False)
+    steps: int = 1  # the most steps one evaluation takes (see MAX_STEPS)
+    nesting: int = 1  # the deepest chain of calls one evaluation makes (see MAX_NESTING)
 
     def evaluate(self, variables: Env) -> Any:
         """The value for one row; a missing name or a failing operation raises RowError."""
@@ -87,6 +116,104 @@ def _constant(value: Any) -> _Compiled:
     return _Compiled(lambda env: value, True, value)
 
 
+# --- the real size of values ----------------------------------------------------------------
+
+_CONTAINERS = (list, tuple, dict)
+# Sizes of containers already measured, by identity. An entry holds its value, so the id
+# cannot be reused while it is cached; the cache is small and emptied when full, since the
+# values that matter are the ones an evaluation has just built.
+_SIZES: dict[int, tuple[Any, int, int]] = {}
+_SIZES_KEPT = 32
+
+
+def _remember(value: Any, size: int, depth: int) -> None:
+    if len(_SIZES) >= _SIZES_KEPT:
+        _SIZES.clear()
+    _SIZES[id(value)] = (value, size, depth)
+
+
+def _known(value: Any) -> tuple[int, int] | None:
+    entry = _SIZES.get(id(value))
+    return (entry[1], entry[2]) if entry is not None and entry[0] is value else None
+
+
+def _too_big(size: int, depth: int) -> RowError | None:
+    if size > MAX_VALUE_SIZE:
+        return RowError(
+            f"the result would hold more than {MAX_VALUE_SIZE} elements and characters "
+            "(nested and repeated ones counted)"
+        )
+    if depth > MAX_VALUE_DEPTH:
+        return RowError(f"the result would be nested more than {MAX_VALUE_DEPTH} levels deep")
+    return None
+
+
+def measure(value: Any) -> tuple[int, int]:
+    """(size, depth) of a value: characters of text, elements of containers counted in full.
+
+    The walk stops as soon as either passes its limit (the numbers returned are then just
+    past it), so measuring costs at most MAX_VALUE_SIZE steps whatever the value shares.
+    """
+    if isinstance(value, str | bytes):
+        return len(value), 0
+    if not isinstance(value, _CONTAINERS):
+        return 1, 0
+    known = _known(value)
+    if known is not None:
+        return known
+    size, deepest = 0, 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_VALUE_DEPTH:
+            return size, deepest
+        children = (*item.keys(), *item.values()) if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, str | bytes):
+                size += max(1, len(child))
+            elif isinstance(child, _CONTAINERS):
+                cached = _known(child)
+                if cached is not None:
+                    size += max(1, cached[0])
+                    deepest = max(deepest, depth + cached[1])
+                elif child:
+                    stack.append((child, depth + 1))
+                else:  # an empty container counts as one element
+                    size += 1
+                    deepest = max(deepest, depth + 1)
+            else:
+                size += 1
+        if size > MAX_VALUE_SIZE:
+            return size, deepest
+    _remember(value, size, deepest)
+    return size, deepest
+
+
+def _container_of(parts: Sequence[Any]) -> tuple[int, int]:
+    """(size, depth) of a container holding ``parts``, measured before it is built."""
+    size, depth = 0, 0
+    for part in parts:
+        part_size, part_depth = measure(part)
+        size += max(1, part_size)
+        depth = max(depth, part_depth)
+    return size, depth + 1
+
+
+def _built(value: Any, size: int, depth: int) -> Any:
+    if isinstance(value, _CONTAINERS):
+        _remember(value, size, depth)
+    return value
+
+
+def _checked_container(parts: Sequence[Any], build: Callable[[], Any]) -> Any:
+    size, depth = _container_of(parts)
+    error = _too_big(size, depth)
+    if error is not None:
+        raise error
+    return _built(build(), size, depth)
+
+
 # --- operators: each raises RowError with a sentence a person can act on -------------------
 
 
@@ -96,21 +223,40 @@ def _checked_length(result: Any) -> Any:
     return result
 
 
+def _checked_number(result: Any) -> Any:
+    if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
+        raise RowError(f"the result would be a number of more than {MAX_INT_BITS} bits")
+    return result
+
+
 def _add(a: Any, b: Any) -> Any:
+    if isinstance(a, list | tuple) and type(a) is type(b):
+        # Checked before it is built: the parts may share (and so hide) a lot of elements.
+        (size_a, depth_a), (size_b, depth_b) = measure(a), measure(b)
+        size, depth = size_a + size_b, max(depth_a, depth_b)
+        error = _too_big(size, depth)
+        if error is not None:
+            raise error
+        return _built(a + b, size, depth)
     # Computing first is safe: the result is at most as long as both inputs together.
-    return _checked_length(a + b)
+    return _checked_number(_checked_length(a + b))
 
 
 def _mul(a: Any, b: Any) -> Any:
-    # Repetition is checked before it happens: 'a' * 10**9 would allocate a gigabyte.
+    # Repetition is checked before it happens: 'a' * 10**9 would allocate a gigabyte, and
+    # [[1] * 99999] * 99999 holds ten billion elements behind its 99999 references.
     for seq, times in ((a, b), (b, a)):
-        if (
-            isinstance(seq, _SEQUENCES)
-            and isinstance(times, int)
-            and len(seq) * max(times, 0) > MAX_STRING_LENGTH
-        ):
-            raise RowError(f"the result would be longer than {MAX_STRING_LENGTH} characters")
-    return a * b
+        if isinstance(seq, _SEQUENCES) and isinstance(times, int):
+            count = max(times, 0)
+            if len(seq) * count > MAX_STRING_LENGTH:
+                raise RowError(f"the result would be longer than {MAX_STRING_LENGTH} characters")
+            if isinstance(seq, list | tuple):
+                size, depth = measure(seq)
+                error = _too_big(size * count, depth)
+                if error is not None:
+                    raise error
+                return _built(seq * count, size * count, depth)
+    return _checked_number(a * b)
 
 
 def _mod(a: Any, b: Any) -> Any:
@@ -151,9 +297,13 @@ def _arithmetic(symbol: str, fn: Callable[[Any, Any], Any], type_error: str) -> 
     return apply
 
 
+def _sub(a: Any, b: Any) -> Any:
+    return _checked_number(a - b)
+
+
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: _arithmetic("+", _add, "cannot add {a} and {b}"),
-    ast.Sub: _arithmetic("-", operator.sub, "cannot subtract {b} from {a}"),
+    ast.Sub: _arithmetic("-", _sub, "cannot subtract {b} from {a}"),
     ast.Mult: _arithmetic("*", _mul, "cannot multiply {a} by {b}"),
     ast.Div: _arithmetic("/", operator.truediv, "cannot divide {a} by {b}"),
     ast.FloorDiv: _arithmetic("//", operator.floordiv, "cannot divide {a} by {b}"),
@@ -251,10 +401,21 @@ def called_functions(tree: ast.AST) -> set[str]:
 
 
 def compile_tree(tree: ast.expr, *, text: str, library: Library, label: str) -> Expression:
-    """Compile a parsed expression; ``text`` is what ``Expression.text`` shows."""
+    """Compile a parsed expression; ``text`` is what ``Expression.text`` shows.
+
+    Refuses (ExpressionError) an expression whose evaluation could take more than MAX_STEPS
+    steps, before folding any of its constant parts.
+    """
     compiler = _Compiler(library, label)
+    compiler.count(tree)
     compiled = compiler.compile(tree)
-    return Expression(text=text, names=frozenset(compiler.names), _code=compiled.code)
+    return Expression(
+        text=text,
+        names=frozenset(compiler.names),
+        _code=compiled.code,
+        steps=compiler.steps,
+        nesting=compiler.nesting,
+    )
 
 
 # --- the compiler ----------------------------------------------------------------------------
@@ -265,9 +426,48 @@ class _Compiler:
         self.library = library
         self.label = label
         self.names: set[str] = set()
+        self.steps = 0
+        self.nesting = 0
 
     def fail(self, reason: str) -> ExpressionError:
         return ExpressionError(f"{self.label}: {reason}")
+
+    def count(self, tree: ast.AST) -> None:
+        """Count the steps and the nesting of one evaluation, and refuse either past its limit.
+
+        Every node is a step, and a call of a named function adds all of that function's own
+        steps (and nesting) each time. Each named function's counts were taken once, when it
+        was compiled, so this is linear in the size of the tree however deep the calls go.
+        """
+        steps = nesting = 0
+        stack: list[tuple[ast.AST, int]] = [(tree, 1)]
+        while stack:
+            node, depth = stack.pop()
+            if isinstance(node, ast.expr):
+                steps += 1
+                called = (
+                    node.func.id
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    else None
+                )
+                if called is not None and called in self.library:
+                    call_steps, call_nesting = self.library.cost(called)
+                    steps += call_steps
+                    nesting = max(nesting, depth + _CALL_LEVELS + call_nesting)
+                nesting = max(nesting, depth)
+                depth += 1
+            stack.extend((child, depth) for child in ast.iter_child_nodes(node))
+        if steps > MAX_STEPS:
+            raise self.fail(
+                f"one evaluation would take {steps} steps (a named function counts all of its "
+                f"own steps at every call); the limit is {MAX_STEPS}"
+            )
+        if nesting > MAX_NESTING:
+            raise self.fail(
+                f"one evaluation would nest {nesting} levels deep (parts inside parts, named "
+                f"functions calling each other); the limit is {MAX_NESTING}"
+            )
+        self.steps, self.nesting = steps, nesting
 
     def compile(self, node: ast.AST) -> _Compiled:
         method = getattr(self, f"_{type(node).__name__}", None)
@@ -376,12 +576,22 @@ class _Compiler:
     def _List(self, node: ast.List) -> _Compiled:
         items = [self.compile(item) for item in node.elts]
         codes = tuple(item.code for item in items)
-        return self._fold(lambda env: [c(env) for c in codes], items)
+
+        def build(env: Env) -> list[Any]:
+            values = [c(env) for c in codes]
+            return _checked_container(values, lambda: values)
+
+        return self._fold(build, items)
 
     def _Tuple(self, node: ast.Tuple) -> _Compiled:
         items = [self.compile(item) for item in node.elts]
         codes = tuple(item.code for item in items)
-        return self._fold(lambda env: tuple(c(env) for c in codes), items)
+
+        def build(env: Env) -> tuple[Any, ...]:
+            values = tuple(c(env) for c in codes)
+            return _checked_container(values, lambda: values)
+
+        return self._fold(build, items)
 
     def _Dict(self, node: ast.Dict) -> _Compiled:
         if any(key is None for key in node.keys):
@@ -391,8 +601,11 @@ class _Compiler:
         pairs = tuple((k.code, v.code) for k, v in zip(keys, values, strict=True))
 
         def build(env: Env) -> dict[Any, Any]:
+            items = [(k(env), v(env)) for k, v in pairs]
+            # Measured before hashing: a key's hash reads all of it.
+            parts = [part for item in items for part in item]
             try:
-                return {k(env): v(env) for k, v in pairs}
+                return _checked_container(parts, lambda: dict(items))
             except TypeError as exc:  # an unhashable key
                 raise RowError(f"a dict key cannot be used: {exc}") from None
 

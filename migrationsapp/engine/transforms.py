@@ -16,12 +16,12 @@ import datetime as dt
 import functools
 import inspect
 import keyword
-import re
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
 import phonenumbers
+import re2
 
 from migrationsapp.engine.convert import as_bool, as_decimal, as_int, as_text
 from migrationsapp.engine.convert import show_value as show
@@ -34,6 +34,7 @@ from migrationsapp.engine.expressions import (
     compile_tree,
     parse_expression,
 )
+from migrationsapp.engine.patterns import PatternError, compile_pattern, parse_replacement
 
 
 def _text_function(name: str, clean: Callable[[str], str]) -> Callable[[Any], str | None]:
@@ -85,13 +86,18 @@ def parse_date(v: Any, fmt: str) -> dt.date | None:
     raise RowError(f"parse_date: {show(v)} does not match the format {fmt!r}", value=v)
 
 
-# Each form may be followed by a time part (" 10:30", "T10:30:00"), which is dropped.
+# Each form may be followed by a time part (" 10:30", "T10:30:00"), which is dropped. RE2, like
+# every pattern that reads row values: linear time whatever the value.
+_LEGACY_OPTIONS = re2.Options()
+_LEGACY_OPTIONS.dot_nl = True
 _LEGACY_FORMS = tuple(
-    re.compile(rf"{form}(?:[T\s].*)?", re.ASCII | re.DOTALL)
+    re2.compile(rf"{form}(?:[T\t\n\v\f\r ].*)?", _LEGACY_OPTIONS)
     for form in (
-        r"(?P<y>\d{4})(?P<sep>[-/.])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})",  # 2021-03-07
-        r"(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})",  # 03/07/2021
-        r"(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})",  # 07.03.2021
+        r"(?P<y>[0-9]{4})-(?P<m>[0-9]{1,2})-(?P<d>[0-9]{1,2})",  # 2021-03-07
+        r"(?P<y>[0-9]{4})/(?P<m>[0-9]{1,2})/(?P<d>[0-9]{1,2})",  # 2021/03/07
+        r"(?P<y>[0-9]{4})\.(?P<m>[0-9]{1,2})\.(?P<d>[0-9]{1,2})",  # 2021.03.07
+        r"(?P<m>[0-9]{1,2})/(?P<d>[0-9]{1,2})/(?P<y>[0-9]{4})",  # 03/07/2021
+        r"(?P<d>[0-9]{1,2})\.(?P<m>[0-9]{1,2})\.(?P<y>[0-9]{4})",  # 07.03.2021
     )
 )
 
@@ -112,9 +118,10 @@ def legacy_date(v: Any) -> dt.date | None:
     for pattern in _LEGACY_FORMS:
         match = pattern.fullmatch(text)
         if match is not None:
+            parts = match.groupdict()
             try:
                 # MySQL's '0000-00-00' and impossible dates like 2021-02-30 mean "no date".
-                return dt.date(int(match["y"]), int(match["m"]), int(match["d"]))
+                return dt.date(int(parts["y"]), int(parts["m"]), int(parts["d"]))
             except ValueError:
                 return None
     raise RowError(
@@ -180,13 +187,11 @@ def concat(*values: Any) -> str:
     return _checked("concat", "".join(parts))
 
 
-@functools.lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
 def regex_replace(v: Any, pattern: str, repl: str) -> str | None:
-    """``re.sub(pattern, repl, v)``, its result bounded like any string an expression builds."""
+    """Every match of ``pattern`` (RE2 syntax) in ``v`` replaced by ``repl`` (engine.patterns).
+
+    Linear time in ``v``; the result is bounded like any string an expression builds.
+    """
     if v is None:
         return None
     if not isinstance(v, str):
@@ -194,28 +199,17 @@ def regex_replace(v: Any, pattern: str, repl: str) -> str | None:
     if not isinstance(pattern, str) or not isinstance(repl, str):
         raise RowError("regex_replace: the pattern and the replacement must be text", value=v)
     try:
-        compiled = _regex(pattern)
-    except re.error as exc:
+        compiled = compile_pattern(pattern)
+    except PatternError as exc:
         raise RowError(f"regex_replace: invalid pattern {pattern!r}: {exc}", value=v) from None
     try:
-        if "\\" not in repl and len(v) + (len(v) + 1) * len(repl) <= MAX_STRING_LENGTH:
-            return compiled.sub(repl, v)  # a literal replacement that cannot grow too long
-        built = 0
-
-        def expand(match: re.Match[str]) -> str:
-            # Group references can copy the input once per match: stop before it balloons.
-            nonlocal built
-            piece = match.expand(repl)
-            built += len(piece)
-            if built > MAX_STRING_LENGTH:
-                raise RowError(
-                    f"regex_replace: the result would be longer than {MAX_STRING_LENGTH} characters"
-                )
-            return piece
-
-        return _checked("regex_replace", compiled.sub(expand, v))
-    except re.error as exc:
-        raise RowError(f"regex_replace: invalid replacement {repl!r}: {exc}", value=v) from None
+        replacement = parse_replacement(repl)
+    except PatternError as exc:
+        raise RowError(f"regex_replace: {exc}", value=v) from None
+    try:
+        return compiled.replace(v, replacement, max_length=MAX_STRING_LENGTH)
+    except PatternError as exc:
+        raise RowError(f"regex_replace: {exc}", value=v) from None
 
 
 BUILTIN_FUNCTIONS: Mapping[str, Callable[..., Any]] = MappingProxyType(
@@ -226,7 +220,7 @@ BUILTIN_FUNCTIONS: Mapping[str, Callable[..., Any]] = MappingProxyType(
         "title": _text_function("title", str.title),
         "collapse_spaces": _text_function("collapse_spaces", lambda v: " ".join(v.split())),
         "email": _text_function("email", lambda v: v.strip().lower()),
-        "str": _converter("str", as_text, "convertible to text"),
+        "str": _converter("str", lambda v: _checked("str", as_text(v)), "convertible to text"),
         "to_int": _converter("to_int", as_int, "an integer"),
         "to_decimal": _converter("to_decimal", as_decimal, "a decimal number"),
         "to_bool": _converter(
@@ -253,10 +247,27 @@ def _literal_pattern(pattern: Any) -> str | None:
     if not isinstance(pattern, str):
         return f"the pattern must be text, not {show(pattern)}"
     try:
-        _regex(pattern)
-    except re.error as exc:
+        compile_pattern(pattern)
+    except PatternError as exc:
         return f"invalid pattern {pattern!r}: {exc}"
     return None
+
+
+def _literal_replacement(repl: Any) -> str | None:
+    if not isinstance(repl, str):
+        return f"the replacement must be text, not {show(repl)}"
+    try:
+        parse_replacement(repl)
+    except PatternError as exc:
+        return str(exc)
+    return None
+
+
+def _replacement_fits_pattern(arguments: Mapping[str, Any]) -> str | None:
+    pattern, repl = arguments.get("pattern", UNKNOWN), arguments.get("repl", UNKNOWN)
+    if pattern is UNKNOWN or repl is UNKNOWN:
+        return None
+    return parse_replacement(repl).problem(compile_pattern(pattern))
 
 
 def _literal_region(region: Any) -> str | None:
@@ -267,12 +278,16 @@ def _literal_region(region: Any) -> str | None:
 # Arguments written as literals that can never work are refused at import, not on every row.
 _LITERAL_CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("regex_replace", "pattern"): _literal_pattern,
-    ("regex_replace", "repl"): _literal_text("the replacement"),
+    ("regex_replace", "repl"): _literal_replacement,
     ("parse_date", "fmt"): _literal_text("the format"),
     ("phone_e164", "region"): _literal_region,
     ("map", "mapping"): lambda v: (
         None if isinstance(v, Mapping) else f"the second argument must be a dict, not {show(v)}"
     ),
+}
+# Checks of literal arguments together, once each one alone passed.
+_LITERAL_CALL_CHECKS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
+    "regex_replace": _replacement_fits_pattern,
 }
 
 
@@ -315,10 +330,10 @@ class FunctionLibrary:
         self.names: frozenset[str] = frozenset(self._functions)
 
     def _register(self, function: _NamedFunction) -> None:
-        # Only compile_functions calls this, while it builds the library.
+        # Only compile_library calls this, while it builds the library (it sets `names` once
+        # at the end: rebuilding the set at every function would be quadratic).
         self._functions[function.name] = function
         self._named[function.name] = function
-        self.names = frozenset(self._functions)
 
     def __contains__(self, name: object) -> bool:
         return name in self._functions
@@ -329,6 +344,12 @@ class FunctionLibrary:
             return self._functions[name]
         except KeyError:
             raise ExpressionError(f"unknown function {name!r}") from None
+
+    def cost(self, name: str) -> tuple[int, int]:
+        """(steps, nesting) of one call: a named function's counts (MAX_STEPS, MAX_NESTING);
+        (1, 1) for a builtin."""
+        named = self._named.get(name)
+        return (named.expression.steps, named.expression.nesting) if named else (1, 1)
 
     def parameters(self, name: str) -> frozenset[str] | None:
         """A named function's keyword parameters; None for a builtin."""
@@ -359,63 +380,158 @@ class FunctionLibrary:
             reason = check(value) if check is not None and value is not UNKNOWN else None
             if reason:
                 return f"{name}(): {reason}"
-        return None
+        check_all = _LITERAL_CALL_CHECKS.get(name)
+        reason = check_all(bound.arguments) if check_all is not None else None
+        return f"{name}(): {reason}" if reason else None
 
 
 def _find_cycle(calls: Mapping[str, set[str]]) -> list[str] | None:
-    """A cycle among named functions, as a path whose first and last names are the same."""
+    """A cycle among named functions, as a path whose first and last names are the same.
+
+    A depth-first walk with its own stack: a chain of thousands of functions must not hit
+    Python's recursion limit, and each function is visited once.
+    """
     done: set[str] = set()
-
-    def visit(name: str, path: list[str]) -> list[str] | None:
-        if name in path:
-            return [*path[path.index(name) :], name]
-        if name in done:
-            return None
-        for callee in sorted(calls[name]):
-            cycle = visit(callee, [*path, name])
-            if cycle:
-                return cycle
-        done.add(name)
-        return None
-
-    for name in calls:
-        cycle = visit(name, [])
-        if cycle:
-            return cycle
+    for root in calls:
+        if root in done:
+            continue
+        path, on_path = [root], {root: 0}
+        pending = [iter(sorted(calls[root]))]
+        while pending:
+            callee = next(pending[-1], None)
+            if callee is None:
+                finished = path.pop()
+                del on_path[finished]
+                done.add(finished)
+                pending.pop()
+            elif callee in on_path:
+                return [*path[on_path[callee] :], callee]
+            elif callee not in done:
+                on_path[callee] = len(path)
+                path.append(callee)
+                pending.append(iter(sorted(calls[callee])))
     return None
 
 
-def compile_functions(definitions: Mapping[str, str]) -> FunctionLibrary:
-    """The library with the mapping file's named functions compiled in (callees first)."""
+def _callees_first(calls: Mapping[str, set[str]]) -> list[str]:
+    """Every name once, each after the functions it calls (a call back into the path of the
+    walk, that is a cycle, is skipped: the cycle is reported on its own)."""
+    order: list[str] = []
+    placed: set[str] = set()
+    for root in calls:
+        if root in placed:
+            continue
+        placed.add(root)
+        stack = [(root, iter(sorted(calls[root])))]
+        while stack:
+            name, callees = stack[-1]
+            callee = next(callees, None)
+            if callee is None:
+                order.append(name)
+                stack.pop()
+            elif callee not in placed:
+                placed.add(callee)
+                stack.append((callee, iter(sorted(calls[callee]))))
+    return order
+
+
+def compile_library(
+    definitions: Mapping[str, str],
+) -> tuple[FunctionLibrary, list[ExpressionError]]:
+    """The library with every named function that compiles, and an error for each problem.
+
+    Linear in the number of functions: each is parsed, checked and compiled once, callees
+    first, and a function's step count (MAX_STEPS) is taken from its callees' counts. A
+    function that calls a refused one is refused too ("unknown function").
+    """
+    key = _definitions_key(definitions)
+    if key is None:
+        return _build_library(definitions)
+    library, errors = _cached_library(key)
+    return library, [ExpressionError(str(error)) for error in errors]
+
+
+def _definitions_key(definitions: Mapping[str, str]) -> tuple[tuple[str, str], ...] | None:
+    items = tuple(definitions.items())
+    if all(isinstance(name, str) and isinstance(text, str) for name, text in items):
+        return items
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_library(
+    items: tuple[tuple[str, str], ...],
+) -> tuple[FunctionLibrary, tuple[ExpressionError, ...]]:
+    # The same functions are compiled for every entity of a mapping and by every check;
+    # a library never changes once built, so it is shared.
+    library, errors = _build_library(dict(items))
+    return library, tuple(errors)
+
+
+def _build_library(definitions: Mapping[str, str]) -> tuple[FunctionLibrary, list[ExpressionError]]:
+    errors: list[ExpressionError] = []
     trees = {}
     for name, text in definitions.items():
-        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-            raise ExpressionError(f"function {name!r}: a function name must be an identifier")
-        if name in BUILTIN_FUNCTIONS:
-            raise ExpressionError(
-                f"function {name!r}: shadows the library function of that name; rename it"
-            )
-        trees[name] = parse_expression(text, label=f"function {name!r}")
+        try:
+            if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+                raise ExpressionError(f"function {name!r}: a function name must be an identifier")
+            if name in BUILTIN_FUNCTIONS:
+                raise ExpressionError(
+                    f"function {name!r}: shadows the library function of that name; rename it"
+                )
+            trees[name] = parse_expression(text, label=f"function {name!r}")
+        except ExpressionError as exc:
+            errors.append(exc)
     calls = {name: called_functions(tree) & trees.keys() for name, tree in trees.items()}
     cycle = _find_cycle(calls)
     if cycle:
-        raise ExpressionError(f"named functions call each other in a cycle: {' -> '.join(cycle)}")
-    library = FunctionLibrary()
-    compiled: set[str] = set()
-
-    def build(name: str) -> None:
-        if name in compiled:
-            return
-        for callee in sorted(calls[name]):
-            build(callee)
-        expression = compile_tree(
-            trees[name], text=definitions[name], library=library, label=f"function {name!r}"
+        errors.append(
+            ExpressionError(f"named functions call each other in a cycle: {' -> '.join(cycle)}")
         )
+    library = FunctionLibrary()
+    refused = set(definitions) - trees.keys()
+    blocked: list[str] = []  # refused only because a function they call is refused
+    for name in _callees_first(calls):
+        if calls[name] & refused:
+            refused.add(name)
+            blocked.append(name)
+            continue
+        try:
+            expression = compile_tree(
+                trees[name], text=definitions[name], library=library, label=f"function {name!r}"
+            )
+        except ExpressionError as exc:
+            refused.add(name)
+            if not cycle or name not in cycle:  # a function of the cycle: said once, above
+                errors.append(exc)
+            continue
         library._register(_NamedFunction(name, expression))
-        compiled.add(name)
+    if blocked:
+        errors.append(ExpressionError(_blocked_message(blocked, calls, refused)))
+    library.names = frozenset(library._functions)
+    return library, errors
 
-    for name in trees:
-        build(name)
+
+def _blocked_message(blocked: list[str], calls: Mapping[str, set[str]], refused: set[str]) -> str:
+    """One line for every function refused because it calls a refused one (a long chain
+    above one bad function would otherwise fill the screen)."""
+    first = blocked[0]
+    callee = sorted(calls[first] & refused)[0]
+    if len(blocked) == 1:
+        return f"function {first!r}: calls {callee!r}, which is refused"
+    shown = ", ".join(repr(name) for name in blocked[:3])
+    more = f" and {len(blocked) - 3} more" if len(blocked) > 3 else ""
+    return f"functions {shown}{more} call refused functions (first: {first!r} calls {callee!r})"
+
+
+def compile_functions(definitions: Mapping[str, str]) -> FunctionLibrary:
+    """The library with the mapping file's named functions compiled in (callees first).
+
+    Raises the first problem as an ExpressionError (``compile_library`` collects them all).
+    """
+    library, errors = compile_library(definitions)
+    if errors:
+        raise errors[0]
     return library
 
 

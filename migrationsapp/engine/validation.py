@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -20,15 +19,18 @@ from typing import Any
 
 from migrationsapp.engine.convert import show_value as show
 from migrationsapp.engine.errors import MappingError, MappingProblem, RowError
+from migrationsapp.engine.patterns import PatternError, UserPattern, compile_pattern
 
 RULES = ("required", "unique", "format", "range")
 _PARAMS = {"required": set(), "unique": set(), "format": {"pattern"}, "range": {"min", "max"}}
 
 # A practical address check, not RFC 5322: dot-separated local part, hostname labels of at
-# most 63 characters, and a top-level domain of letters.
+# most 63 characters, and a top-level domain of letters. RE2 like every user pattern.
 _LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-NAMED_PATTERNS = {"email": re.compile(rf"{_LOCAL}@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}")}
+NAMED_PATTERNS: Mapping[str, UserPattern] = MappingProxyType(
+    {"email": compile_pattern(rf"{_LOCAL}@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}")}
+)
 
 _TODAY = "today"
 Bound = int | float | Decimal | dt.date | str  # str only for 'today'
@@ -88,15 +90,20 @@ def _check_unique(value: Any, today: dt.date) -> str | None:
 
 
 def _format_check(pattern: str) -> Callable[[Any, dt.date], str | None]:
+    """The check of a ``format`` rule; PatternError when RE2 refuses the pattern."""
     named = NAMED_PATTERNS.get(pattern)
-    regex = named or re.compile(pattern)
+    regex = named or compile_pattern(pattern)
     failure = f"is not a valid {pattern}" if named else f"does not match the pattern {pattern!r}"
 
     def check(value: Any, today: dt.date) -> str | None:
         if value is None:
             return None
         text = value if isinstance(value, str) else str(value)
-        return None if regex.fullmatch(text) else f"format: {show(text)} {failure}"
+        try:
+            matched = regex.fullmatch(text)
+        except PatternError as exc:  # a value that is not valid Unicode
+            return f"format: {show(text)}: {exc}"
+        return None if matched else f"format: {show(text)} {failure}"
 
     return check
 
@@ -175,8 +182,8 @@ def _compile_one(spec: RuleSpec, problem: Callable[[str], None]) -> CompiledRule
             return None
         try:
             check = _format_check(pattern)
-        except re.error as exc:
-            problem(f"format: the pattern {pattern!r} is not a valid regular expression: {exc}")
+        except PatternError as exc:
+            problem(f"format: the pattern {pattern!r} is refused: {exc}")
             return None
     else:
         if params.get("min") is None and params.get("max") is None:

@@ -280,13 +280,13 @@ def test_regex_replace_bounds_a_growing_result() -> None:
 def test_regex_replace_with_a_literal_bad_pattern_is_refused_at_compile_time() -> None:
     assert refused("regex_replace(v, '(', '')") == (
         "expression \"regex_replace(v, '(', '')\": regex_replace(): invalid pattern '(': "
-        "missing ), unterminated subpattern at position 0"
+        "missing ) at '(' (RE2 syntax)"
     )
 
 
 def test_regex_replace_with_a_bad_pattern_from_a_column_fails_the_row() -> None:
     error = row_error("regex_replace(v, p, '')", v="abc", p="(")
-    assert error.reason.startswith("regex_replace: invalid pattern '(': missing )")
+    assert error.reason == "regex_replace: invalid pattern '(': missing ) at '(' (RE2 syntax)"
 
 
 def test_compile_time_checks_arity_and_literal_arguments() -> None:
