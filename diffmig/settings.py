@@ -1,6 +1,7 @@
 """Django settings, read from the environment (CONTRACT.md §1).
 
-With nothing set, the embedded default serves: a SQLite control database under ``var/``,
+With nothing set, the embedded default serves: a SQLite control database under ``var/``
+(connections' SQLite files under ``var/databases/``, apart from it),
 jobs run in-process, development keys (a system check warns), and no debug page. Three modes:
 
 - ``DEBUG`` unset: development. Django's DEBUG is off (an error never shows the debug page,
@@ -50,7 +51,11 @@ if not DIFFMIG_FERNET_KEYS:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1")
 DIFFMIG_ALLOWED_DB_HOSTS = env_list("DIFFMIG_ALLOWED_DB_HOSTS", "127.0.0.1,localhost")
-DIFFMIG_SQLITE_ROOT = Path(env_str("DIFFMIG_SQLITE_ROOT") or VAR_DIR).resolve()
+# SQLite files that connections may open lie under this folder, which must not hold the
+# control database's own file (checked below, once DATABASES is known).
+DIFFMIG_SQLITE_ROOT = Path(env_str("DIFFMIG_SQLITE_ROOT") or VAR_DIR / "databases").resolve()
+if env_str("DIFFMIG_SQLITE_ROOT") is None:
+    DIFFMIG_SQLITE_ROOT.mkdir(exist_ok=True)
 DIFFMIG_LEASE_TIMEOUT = env_int("DIFFMIG_LEASE_TIMEOUT", 60)
 
 INSTALLED_APPS = [
@@ -107,6 +112,18 @@ DATABASES = {
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The control database as configured: connections may never reach it, even while Django
+# runs on another database (a test database replaces DATABASES' name).
+DIFFMIG_CONTROL_DATABASE = {
+    key: DATABASES["default"].get(key, "") for key in ("ENGINE", "NAME", "HOST", "PORT")
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3") and (
+    Path(DATABASES["default"]["NAME"]).resolve().is_relative_to(DIFFMIG_SQLITE_ROOT)
+):
+    raise ImproperlyConfigured(
+        f"DIFFMIG_SQLITE_ROOT ({DIFFMIG_SQLITE_ROOT}) holds the control database's file "
+        f"({DATABASES['default']['NAME']}): point it at a folder of its own, e.g. var/databases/"
+    )
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

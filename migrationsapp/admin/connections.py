@@ -3,8 +3,11 @@
 The list and the pages show whether a password is stored, never the password nor its
 ciphertext. The form's password field renders empty (empty = keep the stored one, or tick
 "clear"); a password typed into the URL is moved out of it before the form is even
-validated, so not even a form with errors echoes it back. Saving goes through
-``services.connections.save_connection``, which encrypts it.
+validated, so not even a form with errors echoes it back (a URL whose password cannot be
+read unambiguously, or that carries one as a query option, comes back without it and is
+refused). A literal URL is checked against the connection policy (hosts, options, never
+the control database) on save. Saving goes through ``services.connections.save_connection``,
+which encrypts the password and clears it when the host or database changes.
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ from __future__ import annotations
 import zoneinfo
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from migrationsapp.engine.connection_policy import check_url, template_problems
+from migrationsapp.engine.connection_urls import placeholder_names, redact_url, strip_password
+from migrationsapp.engine.errors import ConfigurationError
 from migrationsapp.models import Connection
-from migrationsapp.services.connections import save_connection, split_password
+from migrationsapp.services.connections import read_url_password, save_connection
+from migrationsapp.services.databases import connection_policy
 
 from .base import WriteGuardMixin
 
@@ -36,15 +43,34 @@ class ConnectionForm(forms.ModelForm):
         fields = ("name", "url", "timezone", "schema")
 
     def __init__(self, data=None, *args, **kwargs):
+        self.url_refusal = ""
         if data is not None and data.get("url"):
-            clean_url, url_password = split_password(data["url"])
-            if url_password:
-                # Move the password out of the URL now: a re-rendered form must not echo it.
-                data = data.copy()
-                data["url"] = clean_url
-                if not data.get("password"):
-                    data["password"] = url_password
+            data = data.copy()
+            url = data["url"]
+            problems = template_problems(url)
+            if problems:
+                # Refused as written: echo back none of what could be a password.
+                self.url_refusal = problems[0]
+                data["url"] = redact_url(strip_password(url))
+            else:
+                read = read_url_password(url)
+                data["url"] = read.url
+                if read.literal and not data.get("password"):
+                    # Move the password out of the URL now: a re-rendered form must not echo it.
+                    data["password"] = read.literal
         super().__init__(data, *args, **kwargs)
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        if self.url_refusal:
+            raise forms.ValidationError(self.url_refusal)
+        if not placeholder_names(url):
+            # A literal URL is checked now; one with ${…} when it is opened.
+            try:
+                check_url(url, connection_policy())
+            except ConfigurationError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return url
 
     def clean_timezone(self) -> str:
         name = self.cleaned_data["timezone"]
@@ -60,6 +86,12 @@ class ConnectionForm(forms.ModelForm):
         cleaned = super().clean()
         if cleaned.get("clear_password") and cleaned.get("password"):
             raise forms.ValidationError("Either type a new password or clear it, not both.")
+        url = cleaned.get("url")
+        if url and cleaned.get("password") and read_url_password(url).from_environment:
+            raise forms.ValidationError(
+                "This URL takes its password from the environment (${DIFFMIG_…}): "
+                "leave the password field empty."
+            )
         return cleaned
 
     @property
@@ -99,6 +131,9 @@ class ConnectionAdmin(WriteGuardMixin, admin.ModelAdmin):
         return ("name", "password_set", "created_at", "updated_at")
 
     def save_model(self, request, obj, form, change):
+        had_password = (
+            change and Connection.objects.filter(pk=obj.pk).exclude(password_encrypted="").exists()
+        )
         saved = save_connection(
             name=obj.name,
             url=obj.url,
@@ -112,3 +147,9 @@ class ConnectionAdmin(WriteGuardMixin, admin.ModelAdmin):
         obj.created_at = saved.created_at
         obj.updated_at = saved.updated_at
         obj._state.adding = False
+        if had_password and not saved.has_password and form.password_to_store is None:
+            messages.warning(
+                request,
+                "The stored password was cleared: the connection now points elsewhere "
+                "(host, port or database changed). Type the password again.",
+            )

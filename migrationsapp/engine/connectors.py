@@ -2,8 +2,9 @@
 
 A connection is a SQLAlchemy URL (``mysql://…``, ``postgresql://…``, ``sqlite:///…``) whose
 ``${DIFFMIG_…}`` placeholders are filled from the environment. Before anything connects,
-the URL is checked against the policy: allowed hosts only, SQLite files only under the
-SQLite root, and no driver option that reads (or writes) files on this machine. Then the
+the URL is checked against the policy (``connection_policy.py``): allowed hosts only, SQLite
+files only under the SQLite root, a short list of driver options, never the control
+database. A stored password joins the URL object only here, never its text. Then the
 URL is pinned to the drivers diffmig is written for (PyMySQL, psycopg 3, sqlite3) and each
 session is set up so that values read back do not depend on server defaults (UTC session
 zone, ISO dates, exact float text).
@@ -15,20 +16,29 @@ and snapshot reads, content hashes and fetch-by-key (``reads.py``) hang off it.
 from __future__ import annotations
 
 import os
-import pathlib
-import re
 import threading
 import zoneinfo
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
 
 from migrationsapp.engine import reads
+from migrationsapp.engine.connection_policy import (
+    ConnectionPolicy,
+    ControlDatabase,
+    check_url,
+    checked_url,
+)
+from migrationsapp.engine.connection_urls import (
+    expand_placeholders,
+    expand_url,
+    placeholder_names,
+    redact_url,
+)
 from migrationsapp.engine.convert import KINDS
 from migrationsapp.engine.errors import ConfigurationError, SourceUnavailableError
 from migrationsapp.engine.introspect import ColumnInfo, TableInfo, introspect_table
@@ -38,211 +48,32 @@ __all__ = [
     "ColumnInfo",
     "ConnectionPolicy",
     "ConnectionSpec",
+    "ControlDatabase",
     "Database",
     "TableInfo",
     "check_url",
     "expand_placeholders",
+    "expand_url",
     "open_database",
     "placeholder_names",
     "redact_url",
+    "resolved_url",
 ]
 
 
 @dataclass(frozen=True)
 class ConnectionSpec:
-    """A named connection as configured: its URL may still hold ``${DIFFMIG_…}``."""
+    """A named connection as configured: its URL may still hold ``${DIFFMIG_…}``.
+
+    A stored password travels apart from the URL (and out of ``repr``), and is put into
+    the URL object only when connecting.
+    """
 
     name: str
     url: str
     timezone: str = "UTC"
     schema: str | None = None
-
-
-@dataclass(frozen=True)
-class ConnectionPolicy:
-    """Where connections may point (``DIFFMIG_ALLOWED_DB_HOSTS``, ``DIFFMIG_SQLITE_ROOT``)."""
-
-    allowed_hosts: tuple[str, ...]
-    sqlite_root: pathlib.Path
-
-
-# --- placeholders --------------------------------------------------------------------
-
-_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
-_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ALLOWED_PREFIX = "DIFFMIG_"
-# DIFFMIG_ variables that are diffmig's own secrets, not connection settings: a URL could
-# echo them back in a driver error ("Access denied for user '<value>'").
-_RESERVED_VARIABLES = {"DIFFMIG_FERNET_KEYS": "it holds diffmig's own encryption keys"}
-
-
-def placeholder_names(text: str) -> list[str]:
-    """The ``${NAME}`` names in ``text``, in order of first appearance, without repeats."""
-    return list(dict.fromkeys(m.group(1) for m in _PLACEHOLDER.finditer(text)))
-
-
-def _check_variable(name: str) -> None:
-    if not _VARIABLE_NAME.fullmatch(name):
-        raise ConfigurationError(f"${{{name}}} is not a valid placeholder: write ${{DIFFMIG_NAME}}")
-    if not name.startswith(_ALLOWED_PREFIX):
-        raise ConfigurationError(
-            f"${{{name}}} is refused: only {_ALLOWED_PREFIX} variables may be used"
-        )
-    if name in _RESERVED_VARIABLES:
-        raise ConfigurationError(f"${{{name}}} is refused: {_RESERVED_VARIABLES[name]}")
-
-
-def expand_placeholders(text: str, environ: Mapping[str, str]) -> str:
-    """Fill every ``${DIFFMIG_NAME}`` from ``environ``; refuse any other or unset name.
-
-    One pass: a value that itself contains ``${…}`` is not expanded again.
-    """
-    for name in placeholder_names(text):
-        _check_variable(name)
-        if name not in environ:
-            raise ConfigurationError(
-                f"${{{name}}} is not set: define {name} in the environment diffmig runs in"
-            )
-    if "${" in _PLACEHOLDER.sub("", text):
-        raise ConfigurationError(f"{redact_url(text)!r} has an unterminated ${{…}} placeholder")
-    return _PLACEHOLDER.sub(lambda m: environ[m.group(1)], text)
-
-
-# --- URL checks -------------------------------------------------------------------------
-
-# scheme -> (backend, the one driver diffmig uses for it)
-_SCHEMES = {
-    "mysql": ("mysql", "pymysql"),
-    "mariadb": ("mysql", "pymysql"),
-    "postgresql": ("postgresql", "psycopg"),
-    "postgres": ("postgresql", "psycopg"),
-    "sqlite": ("sqlite", "pysqlite"),
-}
-
-# Query options refused whatever the database, each with the reason given to the user.
-_REFUSED_OPTIONS = {
-    "local_infile": "it lets the server read files on this machine (LOAD DATA LOCAL)",
-    "read_default_file": "it makes the driver read an option file on this machine",
-    "read_default_group": "it makes the driver read an option file on this machine",
-    "init_command": "it runs SQL chosen by the URL on every connection",
-    "passfile": "it makes the driver read a password file on this machine",
-    "service": "it makes the driver read a service file on this machine",
-    "servicefile": "it makes the driver read a service file on this machine",
-    "sslkeylogfile": "it makes the driver write a file on this machine",
-    "uri": "diffmig opens SQLite files itself: give the path, not a file: URI",
-}
-# Query options that choose where to connect: they pass the same host check as the URL's.
-_HOST_OPTIONS = {"host", "hostaddr", "unix_socket"}
-
-_USERINFO_PASSWORD = re.compile(r"^(?P<head>[\w+]+://[^:/]*):(?P<password>[^@]*)@")
-_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd)=)[^&#]*")
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password (in the user part or a query option) replaced by ``***``."""
-    # Same grammar as SQLAlchemy's make_url, so what it would take as the password is hidden.
-    url = _USERINFO_PASSWORD.sub(lambda m: f"{m['head']}:***@", url, count=1)
-    return _QUERY_PASSWORD.sub(r"\1***", url)
-
-
-def check_url(url: str, policy: ConnectionPolicy) -> None:
-    """Refuse a URL the policy does not allow (raises ConfigurationError)."""
-    _checked_url(url, policy)
-
-
-def _option_values(value: str | Sequence[str]) -> list[str]:
-    values = [value] if isinstance(value, str) else list(value)
-    return [part.strip() for v in values for part in v.split(",") if part.strip()]
-
-
-def _host_only(value: str) -> str:
-    """``db.example:5432`` -> ``db.example``; ``[::1]:5432`` -> ``::1``; ``::1`` stays."""
-    if value.startswith("["):
-        return value[1:].split("]", 1)[0]
-    if value.count(":") == 1:
-        return value.split(":", 1)[0]
-    return value
-
-
-def _check_host(host: str | None, policy: ConnectionPolicy, shown: str) -> None:
-    allowed = {h.strip().lower().strip("[]") for h in policy.allowed_hosts if h.strip()}
-    # No host, or a socket path, means this machine, which is "localhost" to the policy.
-    effective = (host or "localhost").strip().lower().strip("[]")
-    if effective.startswith("/"):
-        effective = "localhost"
-    if effective not in allowed:
-        raise ConfigurationError(
-            f"host {host!r} in {shown} is refused: it is not in DIFFMIG_ALLOWED_DB_HOSTS "
-            f"({', '.join(sorted(allowed)) or 'empty'})"
-        )
-
-
-def _sqlite_path(database: str | None, policy: ConnectionPolicy, shown: str) -> pathlib.Path:
-    if not database or database == ":memory:" or database.startswith("file:"):
-        raise ConfigurationError(
-            f"{shown} is refused: a SQLite connection needs a file path under "
-            "DIFFMIG_SQLITE_ROOT, not an in-memory database or a file: URI"
-        )
-    path = pathlib.Path(database)
-    # resolve() follows symlinks and folds "..", so the check is on the file really opened.
-    resolved = (path if path.is_absolute() else pathlib.Path.cwd() / path).resolve()
-    root = pathlib.Path(policy.sqlite_root).resolve()
-    if not resolved.is_relative_to(root):
-        raise ConfigurationError(
-            f"SQLite file {database!r} resolves to {resolved}, which is outside "
-            f"DIFFMIG_SQLITE_ROOT ({root})"
-        )
-    return resolved
-
-
-def _checked_url(text: str, policy: ConnectionPolicy) -> URL:
-    """Check ``text`` and return it as the SQLAlchemy URL diffmig connects with."""
-    shown = redact_url(text)
-    if "${" in text:
-        raise ConfigurationError(f"{shown} still holds a ${{…}} placeholder: expand it first")
-    try:
-        url = make_url(text)
-    except (sa.exc.ArgumentError, ValueError) as exc:
-        raise ConfigurationError(
-            f"{shown} is not a database URL: write e.g. mysql://user:pw@host:3306/db, "
-            "postgresql://user@host:5432/db or sqlite:///path/to/file.db"
-        ) from exc
-    scheme, _, driver = url.drivername.lower().partition("+")
-    if scheme not in _SCHEMES:
-        raise ConfigurationError(
-            f"{shown}: scheme {url.drivername!r} is not supported "
-            "(use mysql://, mariadb://, postgresql:// or sqlite:///)"
-        )
-    backend, our_driver = _SCHEMES[scheme]
-    if driver and driver != our_driver:
-        raise ConfigurationError(
-            f"{shown}: driver {driver!r} is not supported; diffmig uses {our_driver} "
-            f"(write {scheme}:// or {scheme}+{our_driver}://)"
-        )
-    for key, value in url.query.items():
-        lowered = key.lower()
-        if lowered in _REFUSED_OPTIONS:
-            raise ConfigurationError(
-                f"option {key!r} in {shown} is refused: {_REFUSED_OPTIONS[lowered]}"
-            )
-        if lowered in _HOST_OPTIONS:
-            for item in _option_values(value):
-                host = "localhost" if lowered == "unix_socket" else _host_only(item)
-                _check_host(host, policy, shown)
-
-    if backend == "sqlite":
-        path = _sqlite_path(url.database, policy, shown)
-        return url.set(drivername="sqlite+pysqlite", database=str(path))
-
-    _check_host(url.host, policy, shown)
-    if backend == "postgresql" and url.database and ("=" in url.database or "://" in url.database):
-        # libpq may read a dbname that looks like a connection string as one, host and all.
-        raise ConfigurationError(f"{shown}: database name {url.database!r} is refused")
-    url = url.set(drivername=f"{backend}+{our_driver}")
-    if backend == "mysql" and not any(k.lower() == "charset" for k in url.query):
-        # utf8mb4, not MySQL's 3-byte utf8: emoji and other astral characters survive.
-        url = url.update_query_dict({"charset": "utf8mb4"})
-    return url
+    password: str = field(default="", repr=False)
 
 
 # --- opening ----------------------------------------------------------------------------
@@ -277,15 +108,54 @@ def _postgresql_session_setup(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.commit()  # a SET inside a rolled-back transaction would be undone
 
 
+# libpq reads ~/.pgpass, and a client certificate from ~/.postgresql/, when a URL does not
+# say otherwise: ambient credentials of the account diffmig runs as, which would reach any
+# database that trusts them. A password file path that cannot exist (a file below
+# /dev/null) turns the first off silently; sslcertmode=disable the second.
+_NO_PASSFILE = os.path.join(os.devnull, "diffmig-no-passfile")
+
+
+def _connect_args(backend: str, url: sa.URL) -> dict[str, Any]:
+    connect_args: dict[str, Any] = {}
+    query_keys = {k.lower() for k in url.query}
+    if backend == "mysql":
+        connect_args["local_infile"] = False
+    elif backend == "postgresql":
+        if "connect_timeout" not in query_keys:
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+        if "application_name" not in query_keys:
+            connect_args["application_name"] = "diffmig"
+        connect_args["passfile"] = _NO_PASSFILE
+        connect_args["sslcertmode"] = "disable"
+        if url.password is None:
+            # An empty password, not none: libpq would fall back to PGPASSWORD.
+            connect_args["password"] = ""
+    return connect_args
+
+
+def resolved_url(
+    spec: ConnectionSpec, policy: ConnectionPolicy, environ: Mapping[str, str] | None = None
+) -> sa.URL:
+    """``spec``'s URL expanded, checked and given its stored password: what is connected to."""
+    try:
+        url = checked_url(expand_url(spec.url, os.environ if environ is None else environ), policy)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"connection {spec.name!r}: {exc}", hint=exc.hint) from None
+    if spec.password:
+        if url.password is not None:
+            raise ConfigurationError(
+                f"connection {spec.name!r}: its URL gives a password and one is stored too",
+                hint="Clear the stored password, or take the password out of the URL.",
+            )
+        url = url.set(password=spec.password)
+    return url
+
+
 def open_database(
     spec: ConnectionSpec, policy: ConnectionPolicy, environ: Mapping[str, str] | None = None
 ) -> Database:
     """Expand, check and open ``spec``. Connects lazily: reachability shows on first use."""
-    text = expand_placeholders(spec.url, os.environ if environ is None else environ)
-    try:
-        url = _checked_url(text, policy)
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"connection {spec.name!r}: {exc}") from exc
+    url = resolved_url(spec, policy, environ)
     try:
         zone = zoneinfo.ZoneInfo(spec.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
@@ -295,18 +165,10 @@ def open_database(
         ) from exc
 
     backend = url.get_backend_name()
-    connect_args: dict[str, Any] = {}
     engine_args: dict[str, Any] = {"pool_pre_ping": True}
-    query_keys = {k.lower() for k in url.query}
     if backend == "mysql":
-        connect_args["local_infile"] = False
         engine_args["pool_recycle"] = 3600  # below the usual wait_timeout
-    elif backend == "postgresql":
-        if "connect_timeout" not in query_keys:
-            connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
-        if "application_name" not in query_keys:
-            connect_args["application_name"] = "diffmig"
-    engine = sa.create_engine(url, connect_args=connect_args, **engine_args)
+    engine = sa.create_engine(url, connect_args=_connect_args(backend, url), **engine_args)
     if backend == "mysql":
         event.listen(engine, "connect", _mysql_session_setup)
     elif backend == "postgresql":
@@ -317,7 +179,7 @@ def open_database(
         timezone=zone,
         schema=spec.schema,
         engine=engine,
-        display_url=redact_url(url.render_as_string(hide_password=False)),
+        display_url=redact_url(url.render_as_string(hide_password=True)),
     )
 
 

@@ -1,4 +1,7 @@
-"""`diffmig connections test`: reach every connection the active mappings name."""
+"""`diffmig connections test`: reach every connection the active mappings name.
+
+The URL shown is the one connected to, through ``redact_url``: never a password.
+"""
 
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ def test_connections() -> list[ConnectionCheck]:
         shown = redact_url(spec.url)
         try:
             with opened(spec) as database:
+                shown = database.display_url  # the URL connected to, password hidden
                 results.append(
                     ConnectionCheck(name=name, url=shown, ok=True, server=database.server_version())
                 )

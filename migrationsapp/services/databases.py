@@ -1,4 +1,9 @@
-"""Opening the databases a mapping names, under the settings' connection policy."""
+"""Opening the databases a mapping names, under the settings' connection policy.
+
+The policy knows the control database twice over: as Django opened it, and as it was
+configured (they differ only while Django runs on a test database); a connection may
+reach neither.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
+from django.db import connections
 
+from migrationsapp.engine.connection_policy import control_from_settings
 from migrationsapp.engine.connectors import (
     ConnectionPolicy,
     ConnectionSpec,
@@ -16,13 +23,15 @@ from migrationsapp.engine.connectors import (
 )
 from migrationsapp.engine.errors import ConfigurationError
 from migrationsapp.models import Connection
-from migrationsapp.services.connections import connection_url
+from migrationsapp.services.connections import spec_of
 
 
 def connection_policy() -> ConnectionPolicy:
+    configured = getattr(settings, "DIFFMIG_CONTROL_DATABASE", None) or {}
     return ConnectionPolicy(
         allowed_hosts=tuple(settings.DIFFMIG_ALLOWED_DB_HOSTS),
         sqlite_root=settings.DIFFMIG_SQLITE_ROOT,
+        control=control_from_settings([connections["default"].settings_dict, configured]),
     )
 
 
@@ -35,12 +44,7 @@ def connection_spec(name: str) -> ConnectionSpec:
             f"connection {name!r} is not configured",
             hint="Import a mapping file that defines it (diffmig mappings import FILE).",
         ) from exc
-    return ConnectionSpec(
-        name=connection.name,
-        url=connection_url(connection),
-        timezone=connection.timezone or "UTC",
-        schema=connection.schema or None,
-    )
+    return spec_of(connection)
 
 
 def open_named(name: str) -> Database:

@@ -1,7 +1,8 @@
 """The demo: a messy legacy clinic migrated with a baseline, changed, migrated again, verified.
 
 Runs on the embedded default with no services: the legacy clinic and the destination are
-SQLite files under ``var/demo/`` (the legacy one on MariaDB when ``DIFFMIG_LEGACY_URL`` is
+SQLite files under ``DIFFMIG_SQLITE_ROOT/demo/`` (``var/databases/demo/`` by default, apart
+from the control database's file; the legacy one on MariaDB when ``DIFFMIG_LEGACY_URL`` is
 set, the destination on PostgreSQL when ``DIFFMIG_TARGET_URL`` is). The demo owns the four
 clinic entities: it rebuilds their tables and forgets what the control database knew of
 their records, so that every demo starts from a fresh destination.

@@ -38,7 +38,7 @@ from migrationsapp.models import (
     TransformationFunction,
     ValidationRule,
 )
-from migrationsapp.services.connections import save_connection
+from migrationsapp.services.connections import save_connection, spec_for_import
 from migrationsapp.services.databases import opened
 
 
@@ -53,9 +53,11 @@ def check_mapping_file(mapping: MappingFile) -> None:
     """Every check of CONTRACT.md §2: structure first, then the introspected tables."""
     check_structure(mapping)
     problems: list[MappingProblem] = []
-    source_spec = mapping.connections[mapping.source]
-    destination_spec = mapping.connections[mapping.destination]
     try:
+        # Checked with the password the import will store (the stored one, for a file whose
+        # URL names none and an unchanged target), so that an exported file imports again.
+        source_spec = spec_for_import(mapping.connections[mapping.source])
+        destination_spec = spec_for_import(mapping.connections[mapping.destination])
         with opened(source_spec) as source, opened(destination_spec) as destination:
             for entity in mapping.entities:
                 problems += check_against_tables(

@@ -23,7 +23,7 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     environ.pop("DATABASE_URL", None)
     environ.pop("DEBUG", None)
     environ.pop("SECRET_KEY", None)
-    environ["DIFFMIG_SQLITE_ROOT"] = str(ROOT / "var")
+    environ["DIFFMIG_SQLITE_ROOT"] = str(ROOT / "var" / "databases")
     environ.update(env)
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],

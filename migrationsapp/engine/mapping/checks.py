@@ -4,9 +4,9 @@ expressions that compile, connection URLs."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from migrationsapp.engine.connection_policy import template_problems
 from migrationsapp.engine.connectors import ConnectionSpec, placeholder_names
 from migrationsapp.engine.errors import ExpressionError, MappingError, MappingProblem
 from migrationsapp.engine.transforms import (
@@ -23,7 +23,6 @@ from .spec import (
     DELETE_POLICIES,
     DETECTIONS,
     ENTITY_NAME,
-    FORBIDDEN_URL_OPTIONS,
     PLACEHOLDER_PREFIX,
     SELF_REFERENCE,
     SUPPORTED_VERSION,
@@ -226,17 +225,9 @@ def _connection_problems(
                     f"${{{variable}}} is refused: only variables whose names begin with "
                     f"{PLACEHOLDER_PREFIX} are expanded"
                 )
-    try:
-        options = parse_qsl(urlsplit(connection.url).query, keep_blank_values=True)
-    except ValueError as exc:
-        add(f"url does not parse ({exc})")
-        options = []
-    for option, _ in options:
-        if option.strip().lower() in FORBIDDEN_URL_OPTIONS:
-            add(
-                f"driver option {option.strip()!r} is refused "
-                "(it makes the driver read local files or run a statement)"
-            )
+    # The connection policy's own rules for a URL as written (driver options, the password).
+    for problem in template_problems(connection.url):
+        add(problem)
     if not placeholder_names(connection.timezone):
         try:
             ZoneInfo(connection.timezone)
