@@ -1,11 +1,21 @@
-"""`diffmig verify`: source and destination compared record by record; exit 1 on a mismatch."""
+"""`diffmig verify`: source and destination compared record by record; exit 1 on a mismatch.
+
+Quarantined records are listed apart; one whose destination row is gone, or differs from
+what its last migrated content gives, is a mismatch too (exit 1): a quarantine must not hide
+a tampered or deleted row.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from migrationsapp.cli.output import EXIT_FAILED, EXIT_OK, Output, Subcommand
-from migrationsapp.engine.verify import EntityVerification, json_value
+from migrationsapp.engine.verify import (
+    Q_MISSING,
+    QUARANTINE_MISMATCHES,
+    EntityVerification,
+    json_value,
+)
 from migrationsapp.services.verify import verify_entities
 
 SHOWN = 10  # mismatches listed per entity and kind in the human output
@@ -66,6 +76,24 @@ def _print_mismatches(result: EntityVerification, out: Output) -> None:
         )
     if result.different.total > SHOWN:
         out.line(f"{entity}: … and {result.different.total - SHOWN} more differences")
+    shown = 0
+    for record in result.quarantined_records.items:
+        if record.state not in QUARANTINE_MISMATCHES or shown >= SHOWN:
+            continue
+        shown += 1
+        if record.state == Q_MISSING:
+            what = "its destination row is missing"
+        else:
+            what = "its destination row differs from its last migrated content: " + "; ".join(
+                f"{d.field}: expected {json_value(d.source)!r}, found {json_value(d.destination)!r}"
+                for d in record.fields
+            )
+        out.line(f"{entity} {record.key} (quarantined: {record.reason}): {what}")
+    if result.quarantined_mismatches > shown:
+        out.line(
+            f"{entity}: … and {result.quarantined_mismatches - shown} more quarantined records "
+            "missing or different in the destination"
+        )
     if result.stale.total:
         out.line(
             f"{entity}: written under a mapping version older than v{result.mapping_version} "

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from .connectors import Database
 from .errors import DeleteGuardError
@@ -33,6 +33,10 @@ class AnalysisCounts:
     source_count: int = 0
     # Records of the entity in the record map (not deleted): the delete share's denominator.
     mapped_count: int = 0
+    # Source rows with a NULL in a key column: no record can be tracked by them, so they
+    # are left out of the change set and reported (their first few keys in null_key_samples).
+    null_keys: int = 0
+    null_key_samples: list[str] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -74,21 +78,38 @@ def analyze_entity(
     """Stream the source's keys and hashes into ``store`` and classify them."""
     started = time.monotonic()
     seen = 0
+    null_keys: list[str] = []
     for batch in source.stream_key_hashes(
         entity.source_table, entity.source_key, hashed_columns, batch_size=batch_size
     ):
-        store.add_source(
-            [
-                (encode_key(key), json.dumps(storage_values(key)), content_hash)
-                for key, content_hash in batch
-            ]
-        )
+        staged = []
+        for key, content_hash in batch:
+            if any(value is None for value in key):
+                # NULL is no identity (a unique index admits many): such a row cannot be
+                # told apart from the next run's, so it is reported, never migrated.
+                null_keys.append(describe_null_key(entity, key))
+                continue
+            staged.append((encode_key(key), json.dumps(storage_values(key)), content_hash))
+        store.add_source(staged)
         seen += len(batch)
         if progress:
             progress(seen)
     counts = store.classify(baseline=baseline, mapping_version=mapping_version)
+    counts.null_keys = len(null_keys)
+    counts.null_key_samples = null_keys[:NULL_KEY_SAMPLES]
     counts.seconds = time.monotonic() - started
     return counts
+
+
+NULL_KEY_SAMPLES = 20
+
+
+def describe_null_key(entity: EntitySpec, key: Sequence[Any]) -> str:
+    """A NULL-keyed row for people: ``code=NULL`` (``region=EU, code=NULL`` for two columns)."""
+    return ", ".join(
+        f"{column}={'NULL' if value is None else encode_key([value])}"
+        for column, value in zip(entity.source_key, key, strict=True)
+    )
 
 
 def check_delete_guard(

@@ -10,11 +10,20 @@ stays constant in the size of the tables (only the capped report lists grow, to 
    control database (one query each), the rows are transformed, references are translated
    into the parents' UUIDs through the record map, and the destination rows of the batch
    are fetched by UUID (one ``IN`` query). Each source record then ends up as
-   *quarantined* (open quarantine: counted apart, not compared), *missing* (no live record
+   *quarantined* (open quarantine: reported apart, see below), *missing* (no live record
    map entry, or no destination row) or *compared* field by field, adding one *different*
    per field that does not match; a compared record written under another mapping version
    than the active one (an older one; or a newer one after a rollback) is also *stale*.
    Stale rows are compared all the same: only missing, extra and different are mismatches.
+
+   A quarantined record is counted in ``quarantined`` and listed in ``quarantined_records``
+   with its destination state, so that a quarantine never hides a tampered or deleted row:
+   *not migrated* (no live record map entry: nothing was ever written), *missing* (migrated,
+   but its destination row is gone), *equal* or *different* (with the fields) when the
+   source still holds the content last migrated (its content hash and mapping version are
+   the record map's: the row must be exactly what that content gives), *source changed*
+   when the source changed since (the row holds the last migrated content, which verify
+   cannot rebuild; the change is what failed). *missing* and *different* are mismatches.
 2. **Destination pass.** The destination table's keys are streamed from one snapshot and,
    per batch, looked up by UUID in the record map. A row is *extra* when no record map
    entry of this entity has its UUID (diffmig did not write it), when its entry is deleted
@@ -74,6 +83,7 @@ class MapEntry:
     uuid: uuid.UUID
     mapping_version: int
     deleted: bool
+    content_hash: str = ""  # of the content last written ("" when unknown)
 
 
 class VerifyPorts(Protocol):
@@ -91,8 +101,8 @@ class VerifyPorts(Protocol):
 
     def quarantined(
         self, entity: str, key_texts: Collection[str]
-    ) -> set[str]:  # pragma: no cover - protocol
-        """The keys among these that are in open quarantine."""
+    ) -> dict[str, str]:  # pragma: no cover - protocol
+        """The keys among these that are in open quarantine, with the reason of each."""
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -134,6 +144,36 @@ class FieldDifference:
         }
 
 
+# The destination state of a quarantined record (see the module docstring).
+NOT_MIGRATED = "not_migrated"
+Q_MISSING = "missing"
+Q_EQUAL = "equal"
+Q_DIFFERENT = "different"
+SOURCE_CHANGED = "source_changed"
+SOURCE_DELETED = "source_deleted"  # gone from the source, its delete failed: the row stays
+QUARANTINE_STATES = (NOT_MIGRATED, Q_MISSING, Q_EQUAL, Q_DIFFERENT, SOURCE_CHANGED, SOURCE_DELETED)
+# States that are mismatches: the destination is not what the last migration wrote.
+QUARANTINE_MISMATCHES = (Q_MISSING, Q_DIFFERENT)
+
+
+@dataclass(frozen=True)
+class QuarantinedState:
+    """A quarantined record, why it is quarantined, and what its destination row holds."""
+
+    key: str
+    state: str
+    reason: str = ""
+    fields: tuple[FieldDifference, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "destination": self.state,
+            "reason": self.reason,
+            "different": [d.as_dict() for d in self.fields],
+        }
+
+
 @dataclass
 class EntityVerification:
     """The outcome of verifying one entity."""
@@ -149,21 +189,51 @@ class EntityVerification:
     extra: CappedList[str] = field(init=False)
     different: CappedList[FieldDifference] = field(init=False)
     stale: CappedList[str] = field(init=False)
+    quarantined_records: CappedList[QuarantinedState] = field(init=False)
+    quarantined_states: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.missing = CappedList(self.cap)
         self.extra = CappedList(self.cap)
         self.different = CappedList(self.cap)
         self.stale = CappedList(self.cap)
+        self.quarantined_records = CappedList(self.cap)
+        self.quarantined_states = dict.fromkeys(QUARANTINE_STATES, 0)
+
+    def add_quarantined(self, record: QuarantinedState) -> None:
+        self.quarantined += 1
+        self.quarantined_states[record.state] += 1
+        self.quarantined_records.add(record)
+
+    @property
+    def quarantined_mismatches(self) -> int:
+        """Quarantined records whose destination row is gone or differs from what their
+        last migrated content gives."""
+        return sum(self.quarantined_states[s] for s in QUARANTINE_MISMATCHES)
 
     @property
     def equal(self) -> bool:
-        """No record missing, extra or different (stale and quarantined rows are not)."""
-        return not (self.missing.total or self.extra.total or self.different.total)
+        """No record missing, extra or different, quarantined ones included (stale rows, and
+        quarantined rows that are equal, never migrated or changed since, are not)."""
+        return not (
+            self.missing.total
+            or self.extra.total
+            or self.different.total
+            or self.quarantined_mismatches
+        )
 
     @property
     def truncated(self) -> bool:
-        return any(lst.truncated for lst in (self.missing, self.extra, self.different, self.stale))
+        return any(
+            lst.truncated
+            for lst in (
+                self.missing,
+                self.extra,
+                self.different,
+                self.stale,
+                self.quarantined_records,
+            )
+        )
 
     def counts(self) -> dict[str, int]:
         return {
@@ -174,6 +244,7 @@ class EntityVerification:
             "different_records": self.different_records,
             "quarantined": self.quarantined,
             "stale": self.stale.total,
+            **{f"quarantined_{state}": n for state, n in self.quarantined_states.items()},
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -184,6 +255,7 @@ class EntityVerification:
             "extra": list(self.extra.items),
             "different": [d.as_dict() for d in self.different.items],
             "quarantined": self.quarantined,
+            "quarantined_records": [q.as_dict() for q in self.quarantined_records.items],
             "stale": list(self.stale.items),
             "mapping_version": self.mapping_version,
             "counts": self.counts(),
@@ -427,16 +499,18 @@ class EntityVerifier:
         texts = [text for text, _ in keyed]
         quarantined = self.ports.quarantined(self.entity, texts)
         entries = self.ports.entries_by_key(self.entity, texts)
+        unchanged = self._at_last_migrated(keyed, quarantined, entries)
 
-        # Transform every record that is neither quarantined nor missing.
+        # Transform every record that has a live record map entry (quarantined ones too:
+        # their destination row is checked as well).
         candidates: list[tuple[str, MapEntry, dict[str, Any] | RowError]] = []
         for text, row in keyed:
-            if text in quarantined:
-                report.quarantined += 1
-                continue
             entry = entries.get(text)
             if entry is None or entry.deleted:
-                report.missing.add(text)
+                if text in quarantined:
+                    report.add_quarantined(QuarantinedState(text, NOT_MIGRATED, quarantined[text]))
+                else:
+                    report.missing.add(text)
                 continue
             try:
                 values: dict[str, Any] | RowError = self.compiled.transform(row)
@@ -453,6 +527,11 @@ class EntityVerifier:
         )
         for text, entry, values in candidates:
             row = fetched.get(entry.uuid)
+            if text in quarantined:
+                report.add_quarantined(
+                    self._quarantined_state(text, quarantined[text], values, row, unchanged)
+                )
+                continue
             if row is None:
                 report.missing.add(text)
                 continue
@@ -464,6 +543,53 @@ class EntityVerifier:
                 report.different_records += 1
                 for difference in differences:
                     report.different.add(difference)
+
+    def _at_last_migrated(
+        self,
+        keyed: list[tuple[str, dict[str, Any]]],
+        quarantined: Mapping[str, str],
+        entries: Mapping[str, MapEntry],
+    ) -> set[str]:
+        """The quarantined, migrated records whose source holds the content last migrated:
+        its content hash and mapping version are those of the record map (one hash read of
+        the source per batch, for these keys only)."""
+        spec = self.compiled.spec
+        wanted = []
+        for text, row in keyed:
+            entry = entries.get(text)
+            if (
+                text in quarantined
+                and entry is not None
+                and not entry.deleted
+                and entry.content_hash
+                and entry.mapping_version == self.mapping_version
+            ):
+                wanted.append((text, tuple(row[c] for c in spec.source_key)))
+        if not wanted:
+            return set()
+        hashes = self.source.fetch_key_hashes(
+            spec.source_table, spec.source_key, self.compiled.hashed_columns, [k for _, k in wanted]
+        )
+        by_text = {encode_key(list(key)): content_hash for key, content_hash in hashes.items()}
+        return {text for text, _ in wanted if by_text.get(text) == entries[text].content_hash}
+
+    def _quarantined_state(
+        self,
+        key_text: str,
+        reason: str,
+        values: dict[str, Any] | RowError,
+        row: Mapping[str, Any] | None,
+        unchanged: set[str],
+    ) -> QuarantinedState:
+        """What the destination row of a quarantined, migrated record holds."""
+        if row is None:
+            return QuarantinedState(key_text, Q_MISSING, reason)
+        if key_text not in unchanged:
+            return QuarantinedState(key_text, SOURCE_CHANGED, reason)
+        differences = self._compare(key_text, values, row)
+        if differences:
+            return QuarantinedState(key_text, Q_DIFFERENT, reason, tuple(differences))
+        return QuarantinedState(key_text, Q_EQUAL, reason)
 
     def _resolve_references(self, transformed: list[dict[str, Any]]) -> None:
         """Replace each ReferenceValue by the parent's UUID (live entries only)."""
@@ -562,7 +688,11 @@ class EntityVerifier:
         quarantined = self.ports.quarantined(self.entity, [e.key_text for _, e in gone])
         for record_uuid, entry in gone:
             if entry.key_text in quarantined:
-                report.quarantined += 1  # e.g. a delete the destination refused
+                # A delete the destination refused (a child still points at it): the row
+                # stays until the delete succeeds.
+                report.add_quarantined(
+                    QuarantinedState(entry.key_text, SOURCE_DELETED, quarantined[entry.key_text])
+                )
             else:
                 report.extra.add(str(record_uuid))
 

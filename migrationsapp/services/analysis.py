@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from migrationsapp.engine.errors import MappingError, MappingProblem
 from migrationsapp.engine.mapping import EntitySpec, hashed_columns
 from migrationsapp.models import AnalysisChange, DifferentialAnalysisResult, MigrationControl
 from migrationsapp.models.analysis import DISPLAY_CAP
-from migrationsapp.models.choices import ChangeKind, EntityState, OperationType
+from migrationsapp.models.choices import ChangeKind, EntityState, LogLevel, OperationType
 from migrationsapp.services.changeset import ControlChangeSetStore
 from migrationsapp.services.cursors import (
     WindowControlStore,
@@ -27,6 +28,9 @@ from migrationsapp.services.cursors import (
 from migrationsapp.services.databases import open_named
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.mappings import load_active_mapping
+
+# PostgreSQL's detail of a duplicate staged key: 'Key (key_text)=(A-1) already exists.'
+_REPEATED_KEY = re.compile(r"Key \(key_text\)=\((.*)\) already exists")
 
 
 @dataclass
@@ -112,13 +116,15 @@ def analyze_into_result(
     except IntegrityError as exc:
         # The staging table's primary key is the key text: a repeated key means the
         # declared source_key does not identify a row.
+        repeated = _REPEATED_KEY.search(str(exc))
+        example = f" (key {repeated.group(1)!r} is on more than one row)" if repeated else ""
         raise MappingError(
             [
                 MappingProblem(
                     entity=entity.name,
                     field=None,
                     reason=f"source_key {list(entity.source_key)} is not unique in table "
-                    f"{entity.source_table!r}; choose columns that identify one row",
+                    f"{entity.source_table!r}{example}; choose columns that identify one row",
                 )
             ]
         ) from exc
@@ -139,6 +145,19 @@ def analyze_into_result(
         },
         context={"analysis_id": str(result.id), **counts.as_dict()},
     )
+    if counts.null_keys:
+        log_event(
+            session_id=session_id,
+            entity=entity.name,
+            operation=OperationType.VALIDATION,
+            level=LogLevel.WARN,
+            message=f"{entity.name}: {counts.null_keys} source row(s) have NULL in source_key "
+            f"{list(entity.source_key)} and are not migrated (a NULL identifies no record): "
+            + "; ".join(counts.null_key_samples)
+            + (" …" if counts.null_keys > len(counts.null_key_samples) else "")
+            + "; give them a key in the source, or choose key columns without NULLs",
+            context={"null_keys": counts.null_keys, "samples": counts.null_key_samples},
+        )
     if store.resolved_gone:
         log_event(
             session_id=session_id,
@@ -187,6 +206,7 @@ def _store_counts(
         "group": group,
         # What the detection mode sees and cannot see (a timestamp window misses some).
         **detection,
+        "null_keys": counts.null_keys,
     }
     result.save()
 

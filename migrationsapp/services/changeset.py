@@ -2,7 +2,9 @@
 
 The source's ``(key_text, key_json, hash)`` rows go into a temporary table of the control
 database (COPY on PostgreSQL, ``executemany`` on SQLite); one INSERT … SELECT per kind then
-joins it with the record map and the open quarantine and writes the analysis's change set.
+joins it with the record map and the open quarantine and writes the analysis's change set:
+every record with an open quarantine entry is in it (``retry`` when unchanged since it
+failed, else ``new`` or ``modified``), so the quarantine never hides a record.
 Python never holds more than one batch, and key equality is the database's exact text
 equality, whatever the source's collation says.
 
@@ -78,7 +80,11 @@ class ControlChangeSetStore:
         json_cast = "::jsonb" if self.vendor == "postgresql" else ""
         analysis = self.analysis_id.hex if self.vendor == "sqlite" else self.analysis_id
         with connection.cursor() as cursor:
-            # new / modified / retry: source keys that are not in the map as they are now.
+            # new / modified / retry: source keys that are not in the map as they are now,
+            # and every key with an open quarantine entry, whatever its hash: a record whose
+            # source went back to its last migrated content still failed last time (its
+            # destination row may be stale or missing) and must be tried again, never
+            # counted unchanged.
             cursor.execute(
                 f"""
                 INSERT INTO {changes} (analysis_id, kind, legacy_key, legacy_key_text, content_hash)
@@ -98,6 +104,7 @@ class ControlChangeSetStore:
                       AND q.resolved_at IS NULL
                 WHERE %s OR m.id IS NULL OR m.deleted_at IS NOT NULL
                    OR m.content_hash <> s.hash OR m.mapping_version <> %s
+                   OR q.id IS NOT NULL
                 ORDER BY s.key_text
                 """,
                 [

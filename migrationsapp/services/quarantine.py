@@ -6,13 +6,10 @@ the same moment, or a second click, cannot be overwritten; the loser gets a
 ``QuarantineActionError`` saying what the entry's state is now. Each action is written to the
 execution log (operation ``validation``, naming the user) in the same transaction.
 
-**Retry on next run.** The analysis (``services.changeset``) takes a source record into the
-change set only when the record map does not hold it as it is now (no entry, deleted,
-another content hash or mapping version); an open quarantine entry with the same content
-hash and mapping version then makes it ``retry``. That misses a record that was migrated
-before and failed on a re-send of *unchanged* content (a ``--baseline`` run, a failed
-delete): the map still holds the source's hash, so the analysis sees nothing to do. To make a
-requested retry reliable whatever the history, the action clears the content hash of
+**Retry on next run.** Every open entry is in the next analysis's change set anyway
+(``services.changeset``): ``retry`` when its content hash and mapping version are those it
+failed with, else ``new`` or ``modified``. The action makes the next run write the record
+again as if its content were new to diffmig: it clears the content hash of
 
 * the open quarantine entry, so the classification no longer calls it ``retry``, and
 * the record map entry of the record, if it has one, so the hash comparison always differs.

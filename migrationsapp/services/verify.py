@@ -34,16 +34,20 @@ _ENTRY_FIELDS = (
     "destination_uuid",
     "mapping_version",
     "deleted_at",
+    "content_hash",
 )
 
 
-def _entry(text: str, key: list, destination: uuid.UUID, version: int, deleted) -> MapEntry:
+def _entry(
+    text: str, key: list, destination: uuid.UUID, version: int, deleted, content_hash: str
+) -> MapEntry:
     return MapEntry(
         key_text=text,
         key=list(key),
         uuid=destination,
         mapping_version=version,
         deleted=deleted is not None,
+        content_hash=content_hash or "",
     )
 
 
@@ -77,16 +81,16 @@ class ControlVerifyPorts:
                     found[entry.uuid] = entry
         return found
 
-    def quarantined(self, entity: str, key_texts: Collection[str]) -> set[str]:
+    def quarantined(self, entity: str, key_texts: Collection[str]) -> dict[str, str]:
         texts = list(key_texts)
-        found: set[str] = set()
+        found: dict[str, str] = {}
         for start in range(0, len(texts), CHUNK):
             found.update(
                 QuarantinedRecord.objects.filter(
                     entity_type=entity,
                     legacy_key_text__in=texts[start : start + CHUNK],
                     resolved_at__isnull=True,
-                ).values_list("legacy_key_text", flat=True)
+                ).values_list("legacy_key_text", "reason")
             )
         return found
 
@@ -176,8 +180,9 @@ def _log(result: EntityVerification) -> None:
             f"verify {result.entity} (mapping v{result.mapping_version}): {verdict}; "
             f"{counts['compared']} compared, {counts['missing']} missing, "
             f"{counts['extra']} extra, {counts['different']} different fields in "
-            f"{counts['different_records']} records, {counts['quarantined']} quarantined, "
-            f"{counts['stale']} stale"
+            f"{counts['different_records']} records, {counts['quarantined']} quarantined "
+            f"({result.quarantined_mismatches} of them missing or different in the "
+            f"destination), {counts['stale']} stale"
         ),
         performance_data={"seconds": round(result.seconds, 4)},
         context={"verify": counts, "mapping_version": result.mapping_version},
