@@ -6,8 +6,8 @@ from typing import Any
 
 from migrationsapp.cli import preview as preview_module
 from migrationsapp.cli.output import EXIT_OK, Output, Subcommand
-from migrationsapp.engine.errors import ConfigurationError
 from migrationsapp.services import mappings
+from migrationsapp.services.mapping_files import read_mapping_file
 
 
 def add_arguments(parser) -> None:
@@ -36,12 +36,7 @@ def run(options: dict[str, Any], out: Output) -> int:
     if action == "export":
         out.stdout.write(mappings.export_mapping_text(entities=options["entities"] or None))
         return EXIT_OK
-    path = options["file"]
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as error:
-        raise ConfigurationError(f"cannot read {path}: {error.strerror}") from error
+    text = read_mapping_file(options["file"])
     result = mappings.import_mapping_text(text=text, dry_run=options["dry_run"])
     verb = "would store" if result.dry_run else "stored"
     for entity, version in result.created:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from migrationsapp.cli import arguments
 from migrationsapp.cli.output import EXIT_OK, Output, Subcommand, session_exit_code
 from migrationsapp.cli.progress import progress_bars, wanted
 from migrationsapp.cli.worker import run_on_workers
@@ -18,10 +19,16 @@ def add_run_arguments(parser) -> None:
     parser.add_argument("--baseline", action="store_true", help="send every source row again")
     parser.add_argument("--dry-run", action="store_true", help="write nothing")
     parser.add_argument("--batch-size", type=int, default=1000, metavar="N")
-    parser.add_argument("--max-delete-share", type=float, default=None, metavar="X")
+    parser.add_argument(
+        "--max-delete-share",
+        type=arguments.share,
+        default=None,
+        metavar="X",
+        help="refuse an entity whose deletes exceed this share (0 to 1) of its migrated records",
+    )
     parser.add_argument(
         "--timestamp-overlap",
-        type=float,
+        type=arguments.seconds,
         default=None,
         metavar="SECONDS",
         help="detection timestamp/hybrid: how far the window reaches back before the cursor "

@@ -142,6 +142,15 @@ def _sqlite_uuid_columns(conn: sa.Connection, table: str) -> set[str]:
     return {row[1] for row in rows if str(row[2]).strip().upper() == "UUID"}
 
 
+def _column_name(dialect_name: str, reflected: str) -> str:
+    """A reflected column name as the database spells it.
+
+    SQLAlchemy's MySQL reflection reads SHOW CREATE TABLE and leaves a backtick in a column
+    name doubled, as it is quoted there: a column named a`b comes back as a``b.
+    """
+    return reflected.replace("``", "`") if dialect_name == "mysql" else reflected
+
+
 def introspect_table(
     conn: sa.Connection, dialect_name: str, name: str, schema: str | None
 ) -> TableInfo | None:
@@ -155,7 +164,10 @@ def introspect_table(
         reflected = inspector.get_columns(name, schema=schema)
     declared: dict[str, str] | None = None
     try:
-        pk = tuple(inspector.get_pk_constraint(name, schema=schema)["constrained_columns"] or ())
+        pk = tuple(
+            _column_name(dialect_name, c)
+            for c in inspector.get_pk_constraint(name, schema=schema)["constrained_columns"] or ()
+        )
     except NotImplementedError:  # views on some dialects
         pk = ()
     json_columns: set[str] = set()
@@ -168,7 +180,7 @@ def introspect_table(
     columns: dict[str, ColumnInfo] = {}
     for col in reflected:
         sa_type = col["type"]
-        col_name = col["name"]
+        col_name = _column_name(dialect_name, col["name"])
         kind = kind_of(dialect_name, sa_type)
         sql_type = _sql_type(sa_type, conn.dialect)
         if dialect_name == "sqlite" and col_name in declared_uuid:

@@ -23,6 +23,7 @@ from migrationsapp.models import (
     ValidationRule,
 )
 from migrationsapp.selectors.mapping_views import IntrospectedTables
+from migrationsapp.services.mapping_files import MAX_MAPPING_BYTES
 from migrationsapp.services.preview import MAX_LIMIT
 
 ROWS_EXTRA = 2  # blank rows offered for new entries
@@ -138,7 +139,7 @@ class PreviewForm(forms.Form):
 
 
 class ImportForm(forms.Form):
-    MAX_BYTES = 1_000_000
+    MAX_BYTES = MAX_MAPPING_BYTES  # the command line's cap too
 
     file = forms.FileField(required=False, help_text="A mapping file (YAML).")
     text = forms.CharField(

@@ -6,7 +6,7 @@ import io
 from dataclasses import dataclass
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from tests.databases import (
     create_mysql_database,
@@ -31,6 +31,11 @@ def cli(*args: str) -> CliResult:
         call_command("diffmig", *args, stdout=out, stderr=err)
     except SystemExit as stop:
         code = int(stop.code or 0)
+    except CommandError as refused:
+        # An argument the parser refused: a terminal gets one line and exit 2 (the command's
+        # OneLineParser); called from code, Django raises CommandError instead.
+        code = 2
+        err.write(f"error: {str(refused).removeprefix('Error: ')}\n")
     return CliResult(code=code, out=out.getvalue(), err=err.getvalue())
 
 

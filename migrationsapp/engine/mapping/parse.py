@@ -338,12 +338,19 @@ def parse_mapping(data: Mapping[str, Any]) -> MappingFile:
     return mapping
 
 
+# A mapping file nests a handful of levels; PyYAML composes nodes recursively, so thousands
+# of nested brackets would end in a RecursionError instead of a refusal.
+MAX_YAML_DEPTH = 64
+
+
 class _SafeLoader(yaml.SafeLoader):
-    """``yaml.safe_load`` that also refuses duplicate keys and aliases.
+    """``yaml.safe_load`` that also refuses duplicate keys, aliases and deep nesting.
 
     PyYAML silently keeps the last of two equal keys (a typo would then drop a setting
     without a word), and aliases let a small file expand into a huge one.
     """
+
+    _depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -351,7 +358,18 @@ class _SafeLoader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(
                 None, None, "aliases (*name) are not supported in a mapping file", event.start_mark
             )
-        return super().compose_node(parent, index)
+        if self._depth >= MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"nested deeper than {MAX_YAML_DEPTH} levels",
+                self.peek_event().start_mark,
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: set[str] = set()

@@ -8,7 +8,7 @@ turns errors into one line (plus a hint) on stderr and the contract's exit codes
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from django.core.management.base import BaseCommand, CommandParser
@@ -26,12 +26,27 @@ from migrationsapp.engine.errors import DiffmigError, MappingError, TransientErr
 from migrationsapp.selectors.sessions import SessionNotFoundError
 
 
+class OneLineParser(CommandParser):
+    """A subcommand's parser: a bad argument is one line on stderr and exit 2 (CONTRACT §4).
+
+    argparse would print the whole usage first; the line names the option and what it takes,
+    and ``--help`` shows the rest. Called from code (``call_command``), Django's CommandError.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        if not self.called_from_command_line:
+            super().error(message)  # raises CommandError
+        self.exit(EXIT_REFUSED, f"error: {self.prog}: {message}\n")
+
+
 class Command(BaseCommand):
     help = "Differential migrations: analyse, run and follow them. See README.md."
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+        commands = parser.add_subparsers(
+            dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser
+        )
         for sub in SUBCOMMANDS:
             sub.add_arguments(
                 commands.add_parser(
