@@ -386,7 +386,8 @@ class _SafeLoader(yaml.SafeLoader):
 def load_mapping_yaml(text: str) -> MappingFile:
     """Parse and check a mapping file's YAML text; a syntax error names its line."""
     try:
-        data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
+        # _SafeLoader is a SafeLoader subclass (safe_load's constructors): not an unsafe load.
+        data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506  # nosec B506
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
