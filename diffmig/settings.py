@@ -1,4 +1,4 @@
-"""Django settings, read from the environment (CONTRACT.md §1).
+"""Django settings, read from the environment (docs/settings.md).
 
 With nothing set, the embedded default serves: a SQLite control database under ``var/``
 (connections' SQLite files under ``var/databases/``, apart from it),

@@ -89,7 +89,7 @@ class ExactSearchMixin:
     """Search by exact value on indexed columns instead of ``icontains`` on every row.
 
     ``exact_search_fields`` are compared as text; ``uuid_search_fields`` only when the term
-    is a UUID. Keys compare exactly (CONTRACT §3), so ``1007/3`` finds that key only.
+    is a UUID. Keys compare exactly (docs/mapping.md), so ``1007/3`` finds that key only.
     """
 
     exact_search_fields: tuple[str, ...] = ()

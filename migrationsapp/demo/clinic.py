@@ -54,7 +54,7 @@ from migrationsapp.demo.clinic_schema import (
     read_legacy,
 )
 
-# The mapping of the clinic (CONTRACT.md §2), next to the project's other examples. Its
+# The mapping of the clinic (docs/mapping.md), next to the project's other examples. Its
 # connection URLs come from DIFFMIG_LEGACY_URL and DIFFMIG_TARGET_URL.
 MAPPING_FILE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "clinic.yaml"
 

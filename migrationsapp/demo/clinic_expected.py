@@ -1,6 +1,6 @@
 """What a correct migration of the clinic must produce, computed independently of the engine.
 
-These functions follow ``examples/clinic.yaml`` and CONTRACT.md §2 in plain Python (the
+These functions follow ``examples/clinic.yaml`` and docs/mapping.md in plain Python (the
 phone numbers through the ``phonenumbers`` library directly), so that tests can hold the
 engine's output against a second implementation instead of against itself. Nothing here
 imports the engine except ``ids`` for the key encoding.
@@ -261,7 +261,7 @@ def expected_failures(data: ClinicData) -> dict[str, set[str]]:
 
 
 def expected_analysis(before: ClinicData, log: ChangeLog) -> dict[str, dict[str, set[str]]]:
-    """The keys an analysis after ``log`` finds, per entity and category (CONTRACT.md §4).
+    """The keys an analysis after ``log`` finds, per entity and category (docs/cli.md, analyze).
 
     ``before`` is a snapshot of the data taken before ``apply_changes`` and it must have been
     migrated by a run (so the record map holds ``expected_destination(before)`` and the

@@ -1,7 +1,7 @@
 """The shapes of the clinic data set: legacy rows held in memory and the log of a change round.
 
 The clinic has four entities, in dependency order: office → doctor → patient → appointment.
-In memory every legacy table is a dict from the row's key text (CONTRACT.md §3, made by
+In memory every legacy table is a dict from the row's key text (docs/mapping.md, made by
 ``encode_key``) to the row as a dict of column → Python value, with the values exactly as the
 legacy database holds them: ``int``, ``str`` (trailing spaces and emoji kept), ``Decimal``,
 naive ``datetime``, ``date``, and the MySQL zero date as the string ``'0000-00-00'``.

@@ -1,6 +1,6 @@
 """The function library of mappings, and compiling transforms, expressions and named functions.
 
-The library is what a field's ``transform:`` or ``expression:`` may call (CONTRACT.md §2):
+The library is what a field's ``transform:`` or ``expression:`` may call (docs/mapping.md):
 text clean-up, conversions, dates, phone numbers and a few helpers. Every function returns
 ``None`` for a ``None`` input (except ``coalesce``, ``default`` and ``concat``) and raises
 ``RowError`` naming itself and the value it could not handle, so the row is quarantined.

@@ -248,7 +248,7 @@ class EntityVerification:
         }
 
     def as_dict(self) -> dict[str, Any]:
-        """The entity's entry of ``verify --json`` (CONTRACT.md §4), plus counts."""
+        """The entity's entry of ``verify --json`` (docs/cli.md), plus counts."""
         return {
             "compared": self.compared,
             "missing": list(self.missing.items),

@@ -55,7 +55,7 @@ def entity_counts(control: MigrationControl) -> dict[str, Any]:
 
 
 def session_document(session: MigrationStatus) -> dict[str, Any]:
-    """The `--json` document of CONTRACT.md §4."""
+    """The `--json` session document (docs/cli.md)."""
     controls = list(session.controls.order_by("position"))
     entities = {c.entity_type: entity_counts(c) for c in controls}
     processed = sum(c.processed_count for c in controls)

@@ -78,7 +78,7 @@ class QueueUnavailableError(TransientError):
 
 
 def runs_in_workers() -> bool:
-    """With REDIS_URL, sessions run as RQ jobs; without it, in-process (CONTRACT §6)."""
+    """With REDIS_URL, sessions run as RQ jobs; without it, in-process (docs/architecture.md)."""
     return bool(settings.REDIS_URL)
 
 

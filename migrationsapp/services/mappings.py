@@ -50,7 +50,7 @@ class ImportResult:
 
 
 def check_mapping_file(mapping: MappingFile) -> None:
-    """Every check of CONTRACT.md §2: structure first, then the introspected tables."""
+    """Every check of docs/mapping.md (importing): structure first, then the introspected tables."""
     check_structure(mapping)
     problems: list[MappingProblem] = []
     try:

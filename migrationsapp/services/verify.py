@@ -106,7 +106,7 @@ class VerifyReport:
         return all(e.equal for e in self.entities)
 
     def as_dict(self) -> dict:
-        """The ``verify --json`` document (CONTRACT.md §4)."""
+        """The ``verify --json`` document (docs/cli.md)."""
         return {"entities": {e.entity: e.as_dict() for e in self.entities}}
 
 

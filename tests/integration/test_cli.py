@@ -1,4 +1,4 @@
-"""The command line's contract (CONTRACT.md §2 and §4): outputs, refusals and exit codes."""
+"""The command line's contract (docs/mapping.md, docs/cli.md): outputs, refusals and exit codes."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A mapping file that is not UTF-8, nests thousands of levels deep or is larger than the web
 import's cap; table and column names with backticks, quotes and semicolons; and
-``--max-delete-share`` values that are not a share. Each is refused (exit 2, CONTRACT §4)
+``--max-delete-share`` values that are not a share. Each is refused (exit 2, docs/cli.md)
 with one line saying what is wrong, and a refused import stores nothing.
 """
 

@@ -1,4 +1,4 @@
-"""Settings from the environment (CONTRACT.md §1): production refuses to start half-configured."""
+"""Settings from the environment (docs/settings.md): production refuses to start half-configured."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ from migrationsapp.engine.mapping import (
 from migrationsapp.engine.transforms import compile_functions
 from migrationsapp.engine.validation import RuleSpec
 
-# CONTRACT.md §2's example, word for word (comments shortened to fit the line length).
+# The outside contract's example mapping, word for word (comments shortened to fit the line length).
 EXAMPLE = """\
 version: 1
 connections:

@@ -1,4 +1,4 @@
-"""The mapping file (CONTRACT.md §2): its spec objects, parsing, dumping and checks.
+"""The mapping file (docs/mapping.md): its spec objects, parsing, dumping and checks.
 
 One YAML file describes connections, named functions and entities. This module turns it
 into frozen spec objects (``MappingFile`` → ``EntitySpec`` → ``FieldSpec``), dumps them back

@@ -26,7 +26,7 @@ FORBIDDEN_URL_OPTIONS = ("local_infile", "read_default_file", "read_default_grou
 
 ENTITY_NAME = re.compile(r"[a-z0-9_]+\Z")
 
-# Allowed keys, in the order the file writes them (CONTRACT.md §2's example).
+# Allowed keys, in the order the file writes them (docs/mapping.md, a complete file).
 TOP_KEYS = ("version", "connections", "source", "destination", "functions", "entities")
 CONNECTION_KEYS = ("url", "timezone", "schema")
 ENTITY_KEYS = (

@@ -1,4 +1,4 @@
-"""`python manage.py diffmig …`: the command line of CONTRACT.md §4.
+"""`python manage.py diffmig …`: the command line of docs/cli.md.
 
 The subcommands live in ``migrationsapp.cli``; this command builds the parser from them and
 turns errors into one line (plus a hint) on stderr and the contract's exit codes: 0 success,
@@ -40,7 +40,7 @@ class OneLineParser(CommandParser):
 
 
 class Command(BaseCommand):
-    help = "Differential migrations: analyse, run and follow them. See README.md."
+    help = "Differential migrations: analyse, run and follow them. See docs/cli.md."
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
