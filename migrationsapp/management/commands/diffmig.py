@@ -27,7 +27,7 @@ from migrationsapp.selectors.sessions import SessionNotFoundError
 
 
 class OneLineParser(CommandParser):
-    """A subcommand's parser: a bad argument is one line on stderr and exit 2 (CONTRACT §4).
+    """A subcommand's parser: a bad argument is one line on stderr and exit 2 (docs/cli.md).
 
     argparse would print the whole usage first; the line names the option and what it takes,
     and ``--help`` shows the rest. Called from code (``call_command``), Django's CommandError.
