@@ -18,8 +18,10 @@ like any other character; a value that is not valid Unicode (a lone surrogate) f
 
 The replacement of ``regex_replace`` has one documented syntax: ``\\0`` … ``\\9`` or
 ``\\g<N>`` insert group N (0 is the whole match), ``\\g<name>`` a named group, ``\\\\`` a
-backslash; any other backslash is refused. A group that did not take part in the match
-inserts nothing.
+backslash; any other backslash is refused (``\\10`` is group 1, then ``0``). A group that did
+not take part in the match inserts nothing. Matches do not overlap; after an empty match the
+next search starts one character later (as in RE2 and Rust; Python's ``re.sub`` would first
+try a non-empty match at the same place, which only differs for patterns like ``a*|.``).
 
 Replacing every match searches once per match, and a search may read to the end of the text
 (``x*y|x`` on a long run of ``x``), so a replacement counts the bytes its searches may read
@@ -63,7 +65,7 @@ def _explain(error: str) -> str:
         return "\\Z is not RE2 syntax; write \\z for the end of the text"
     if code == "invalid perl operator" and fragment in ("(?=", "(?!", "(?<=", "(?<!"):
         return (
-            f"lookaround ({fragment}…) is not supported: patterns are RE2 syntax, "
+            f"lookaround {fragment}…) is not supported: patterns are RE2 syntax, "
             "matched in linear time"
         )
     if code == "invalid perl operator" and fragment == "(?P":
