@@ -4,8 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The test suite's control database (pytest-django creates test_<name> from it).
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/diffmig
+# Tests run in TEST_WORKERS processes (pytest-xdist), a test module per process at a time, so
+# that a module's scratch databases are made once; each process has its own test database.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: demo test lint format serve worker bench clean
+.PHONY: demo test lint format serve worker bench clean reliability
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +23,14 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed lint
 	@echo "make test needs PostgreSQL (127.0.0.1:5432), MariaDB (127.0.0.1:3306) and Redis (127.0.0.1:6379); see README."
-	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest
+	rm -rf var/reliability
+	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest $(PYTEST_PARALLEL) --durations=20
 	@echo "Again on the embedded default (SQLite control database): the tests marked 'embedded'."
-	DATABASE_URL= $(VENV)/bin/pytest -m embedded
+	DATABASE_URL= $(VENV)/bin/pytest -m embedded $(PYTEST_PARALLEL)
+
+# What the fault and hostile-input tests of the last `make test` tried: docs/reliability.md.
+reliability: $(VENV)/.installed
+	$(PY) -m tests.support.reliability_report
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

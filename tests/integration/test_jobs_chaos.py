@@ -49,7 +49,8 @@ SEED = 20261128
 SCALE = 113  # 5 + 20 + 120 + 300 = 445 rows a scale: 50,285 legacy rows
 PARTITION_ROWS = 10_000  # appointments (33,900): 4 partitions; patients (13,560): 2
 BATCH_SIZE = 250
-REDIS_URL = "redis://127.0.0.1:6379/11"  # a Redis database of these tests' own
+# A Redis database of these tests' own (one more per xdist worker).
+REDIS_URL = worker_support.redis_url_of_this_process("redis://127.0.0.1:6379/11")
 KILLS = 10
 
 

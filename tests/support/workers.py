@@ -1,7 +1,8 @@
 """Real RQ workers for tests: a Redis database of their own, worker processes, kills.
 
 The tests point diffmig at ``DIFFMIG_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/5``,
-a database number nothing else uses), flushed before and after each test. Workers are real
+a database number nothing else uses; under pytest-xdist, worker ``gwN`` takes the number + N),
+flushed before and after each test. Workers are real
 ``manage.py diffmig worker`` processes, started in a process group of their own so that a
 test can SIGKILL a worker together with its work horse, as a crash or an OOM kill would.
 They reach the test's own control database (pytest-django's test database) through
@@ -27,7 +28,28 @@ from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = os.environ.get("DIFFMIG_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+
+
+def redis_url_of_this_process(url: str) -> str:
+    """``url`` with its database number moved up by this pytest-xdist worker's number.
+
+    Tests flush their Redis database; two xdist workers (``gw0``, ``gw1``, …) must never
+    flush each other's queues, so each takes the next database number.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    offset = int(worker.removeprefix("gw") or 0)
+    base, _, db = url.rpartition("/")
+    if not db.isdigit():
+        base, db = url.rstrip("/"), "0"
+    number = int(db) + offset
+    if number > 15:
+        raise RuntimeError(f"{url}: xdist worker {worker} would need Redis database {number}")
+    return f"{base}/{number}"
+
+
+REDIS_URL = redis_url_of_this_process(
+    os.environ.get("DIFFMIG_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+)
 # The settings a worker process must share with the test (read from the test's settings).
 SHARED_SETTINGS = (
     "DIFFMIG_LEASE_TIMEOUT",
