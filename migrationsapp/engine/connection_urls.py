@@ -26,6 +26,7 @@ __all__ = [
     "UrlUserinfo",
     "expand_placeholders",
     "expand_url",
+    "hide_url_passwords",
     "is_whole_placeholder",
     "placeholder_names",
     "redact_url",
@@ -233,3 +234,13 @@ def redact_url(url: str) -> str:
     url, _, _fragment = url.partition("#")
     base, sep, query = url.partition("?")
     return base + sep + _redact_query(query) if sep else base
+
+
+# A URL inside free text (a mapping file): up to a space, a quote or a YAML flow delimiter.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'{},]*")
+
+
+def hide_url_passwords(text: str) -> str:
+    """``text`` with every URL in it shown through ``redact_url``, its password taken out: what
+    a page may echo back of a mapping file it refused."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(strip_password(m.group(0))), text)

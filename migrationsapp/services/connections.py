@@ -19,6 +19,7 @@ from django.db import transaction
 from migrationsapp.engine.connection_policy import template_problems
 from migrationsapp.engine.connection_urls import (
     decoded_password,
+    hide_url_passwords,
     is_whole_placeholder,
     placeholder_names,
     split_userinfo,
@@ -27,6 +28,17 @@ from migrationsapp.engine.connectors import ConnectionSpec
 from migrationsapp.engine.errors import ConfigurationError
 from migrationsapp.models import Connection
 from migrationsapp.services.secrets import decrypt_secret, encrypt_secret, rotate_secret
+
+__all__ = [
+    "UrlPassword",
+    "hide_url_passwords",
+    "read_url_password",
+    "rotate_connection_passwords",
+    "save_connection",
+    "spec_for_import",
+    "spec_of",
+    "url_target",
+]
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
 

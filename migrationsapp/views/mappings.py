@@ -32,6 +32,7 @@ from migrationsapp.selectors.mapping_views import (
     mapping_overview,
     validate_definition,
 )
+from migrationsapp.services.connections import hide_url_passwords
 from migrationsapp.services.mapping_versions import (
     MappingVersionError,
     activate_definition,
@@ -239,4 +240,9 @@ def import_mapping(request: HttpRequest) -> HttpResponse:
             status = 400
     elif request.method == "POST":
         status = 400
+    if status == 400 and request.POST.get("text"):
+        # The refused text is shown again, but never the passwords its URLs hold.
+        data = request.POST.copy()
+        data["text"] = hide_url_passwords(data["text"])
+        context["form"] = ImportForm(data, request.FILES or None)
     return render(request, "mappings/import.html", context, status=status)
