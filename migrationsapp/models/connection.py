@@ -2,7 +2,8 @@
 
 The password is never stored in clear: ``url`` holds the URL without it (or with
 ``${DIFFMIG_…}`` placeholders, which are resolved only when connecting) and
-``password_encrypted`` holds it under ``DIFFMIG_FERNET_KEYS`` (see ``services.secrets``).
+``password_encrypted`` holds it under ``DIFFMIG_FERNET_KEYS`` (see ``services.secrets``);
+``services.connections`` clears it when the URL's host, port or database changes.
 """
 
 from __future__ import annotations

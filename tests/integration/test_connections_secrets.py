@@ -268,3 +268,25 @@ def test_rotate_fernet_keys_re_encrypts_under_the_new_key():
         assert decrypt_secret(second.password_encrypted) == "second-secret"
     with override_settings(DIFFMIG_FERNET_KEYS=[old_key]), pytest.raises(ConfigurationError):
         decrypt_secret(first.password_encrypted)
+
+
+def test_migration_0006_moves_query_passwords_out_of_stored_urls():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("migrationsapp.migrations.0006_connection_query_passwords")
+    Connection.objects.create(
+        name="old", url=f"postgresql://app@127.0.0.1/db?sslmode=require&password={QUOTED_PASSWORD}"
+    )
+    kept = ConnectionFactory(name="kept", password="given-on-purpose")
+    Connection.objects.filter(pk=kept.pk).update(url=f"{kept.url}?passwd=other")
+
+    migration.move_query_passwords(apps, None)
+
+    old = Connection.objects.get(name="old")
+    assert old.url == "postgresql://app@127.0.0.1/db?sslmode=require"
+    assert decrypt_secret(old.password_encrypted) == PASSWORD
+    kept.refresh_from_db()
+    assert "passwd" not in kept.url
+    assert decrypt_secret(kept.password_encrypted) == "given-on-purpose"
