@@ -51,4 +51,4 @@ bench: $(VENV)/.installed
 	$(PY) bench/run.py
 
 clean:
-	rm -rf var/*.sqlite3* var/demo
+	rm -rf var/*.sqlite3* var/databases/demo
