@@ -22,7 +22,6 @@ UUID_KIND = "uuid"
 PLACEHOLDER_PREFIX = "DIFFMIG_"
 # Driver options that make the database client read local files or run a statement on
 # connect: a mapping editor must not reach the server's file system through them.
-FORBIDDEN_URL_OPTIONS = ("local_infile", "read_default_file", "read_default_group", "init_command")
 
 ENTITY_NAME = re.compile(r"[a-z0-9_]+\Z")
 
