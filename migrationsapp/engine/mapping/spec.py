@@ -20,9 +20,6 @@ DEFAULT_MAX_DELETE_SHARE = 0.05
 SELF_REFERENCE = "self"
 UUID_KIND = "uuid"
 PLACEHOLDER_PREFIX = "DIFFMIG_"
-# Driver options that make the database client read local files or run a statement on
-# connect: a mapping editor must not reach the server's file system through them.
-
 ENTITY_NAME = re.compile(r"[a-z0-9_]+\Z")
 
 # Allowed keys, in the order the file writes them (docs/mapping.md, a complete file).
