@@ -86,20 +86,43 @@ def parse_date(v: Any, fmt: str) -> dt.date | None:
     raise RowError(f"parse_date: {show(v)} does not match the format {fmt!r}", value=v)
 
 
-# Each form may be followed by a time part (" 10:30", "T10:30:00"), which is dropped. RE2, like
-# every pattern that reads row values: linear time whatever the value.
+# YYYY-MM-DD (also with / or .), MM/DD/YYYY, DD.MM.YYYY, unpadded, each maybe followed by a
+# time part (" 10:30", "T10:30:00"), which is dropped. The shape is checked by RE2, like every
+# pattern that reads row values (linear whatever the value); the parts are then split out of
+# the ten characters or fewer it let through.
+_YEAR, _PART = "[0-9]{4}", "[0-9]{1,2}"
+_TIME_STARTS = "T\t\n\v\f\r "
 _LEGACY_OPTIONS = re2.Options()
 _LEGACY_OPTIONS.dot_nl = True
-_LEGACY_FORMS = tuple(
-    re2.compile(rf"{form}(?:[T\t\n\v\f\r ].*)?", _LEGACY_OPTIONS)
-    for form in (
-        r"(?P<y>[0-9]{4})-(?P<m>[0-9]{1,2})-(?P<d>[0-9]{1,2})",  # 2021-03-07
-        r"(?P<y>[0-9]{4})/(?P<m>[0-9]{1,2})/(?P<d>[0-9]{1,2})",  # 2021/03/07
-        r"(?P<y>[0-9]{4})\.(?P<m>[0-9]{1,2})\.(?P<d>[0-9]{1,2})",  # 2021.03.07
-        r"(?P<m>[0-9]{1,2})/(?P<d>[0-9]{1,2})/(?P<y>[0-9]{4})",  # 03/07/2021
-        r"(?P<d>[0-9]{1,2})\.(?P<m>[0-9]{1,2})\.(?P<y>[0-9]{4})",  # 07.03.2021
-    )
+_LEGACY_OPTIONS.never_capture = True
+_LEGACY_DATE = re2.compile(
+    (
+        f"(?:{_YEAR}(?:-{_PART}-{_PART}|/{_PART}/{_PART}|\\.{_PART}\\.{_PART})"
+        f"|{_PART}/{_PART}/{_YEAR}|{_PART}\\.{_PART}\\.{_YEAR})"
+        f"(?:[{_TIME_STARTS}].*)?"
+    ).encode(),
+    _LEGACY_OPTIONS,
 )
+
+
+def _legacy_parts(text: str) -> tuple[int, int, int] | None:
+    """(year, month, day) of a legacy date text, or None when it has none of the forms."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    if _LEGACY_DATE.fullmatch(data) is None:
+        return None
+    end = next((i for i, char in enumerate(text) if char in _TIME_STARTS), len(text))
+    date = text[:end]
+    separator = "-" if "-" in date else "/" if "/" in date else "."
+    parts = date.split(separator)
+    first, second, third = (int(part) for part in parts)
+    if len(parts[0]) == 4:  # YYYY-MM-DD
+        return first, second, third
+    if separator == "/":
+        return third, first, second  # MM/DD/YYYY
+    return third, second, first  # DD.MM.YYYY
 
 
 def legacy_date(v: Any) -> dt.date | None:
@@ -115,15 +138,13 @@ def legacy_date(v: Any) -> dt.date | None:
     text = v.strip()
     if not text:
         return None
-    for pattern in _LEGACY_FORMS:
-        match = pattern.fullmatch(text)
-        if match is not None:
-            parts = match.groupdict()
-            try:
-                # MySQL's '0000-00-00' and impossible dates like 2021-02-30 mean "no date".
-                return dt.date(int(parts["y"]), int(parts["m"]), int(parts["d"]))
-            except ValueError:
-                return None
+    parts = _legacy_parts(text)
+    if parts is not None:
+        try:
+            # MySQL's '0000-00-00' and impossible dates like 2021-02-30 mean "no date".
+            return dt.date(*parts)
+        except ValueError:
+            return None
     raise RowError(
         f"legacy_date: {show(v)} is not a date (expected YYYY-MM-DD, MM/DD/YYYY or DD.MM.YYYY)",
         value=v,
