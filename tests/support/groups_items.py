@@ -20,7 +20,6 @@ import sqlalchemy as sa
 
 from migrationsapp.models import RecordMap
 from migrationsapp.services.mappings import import_mapping_text
-from tests.databases import engine_for
 
 ENTITIES = ("grp", "item")
 
@@ -236,7 +235,10 @@ def groups_items_in(
     legacy = sa.create_engine(
         sa.make_url(legacy_url).set(drivername="mysql+pymysql", query={"charset": "utf8mb4"})
     )
-    target = engine_for(target_url)
+    # pre_ping: the restart tests restart the destination's server under this engine too.
+    target = sa.create_engine(
+        target_url.replace("postgresql://", "postgresql+psycopg://", 1), pool_pre_ping=True
+    )
     with legacy.begin() as conn:
         for ddl in SOURCE_DDL:
             conn.exec_driver_sql(ddl)
