@@ -30,15 +30,22 @@ every row.
 from __future__ import annotations
 
 import ast
-import operator
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
 from migrationsapp.engine.convert import show_value as show
 from migrationsapp.engine.errors import ExpressionError, RowError
+from migrationsapp.engine.operators import BINARY, COMPARE, OPERATOR_TEXT, UNARY
+from migrationsapp.engine.operators import MAX_EXPONENT as MAX_EXPONENT
+from migrationsapp.engine.operators import MAX_INT_BITS as MAX_INT_BITS
+from migrationsapp.engine.operators import MAX_POWER_BITS as MAX_POWER_BITS
+from migrationsapp.engine.value_size import MAX_STRING_LENGTH as MAX_STRING_LENGTH
+from migrationsapp.engine.value_size import MAX_VALUE_DEPTH as MAX_VALUE_DEPTH
+from migrationsapp.engine.value_size import MAX_VALUE_SIZE as MAX_VALUE_SIZE
+from migrationsapp.engine.value_size import checked_container
+from migrationsapp.engine.value_size import measure as measure
 
 MAX_EXPRESSION_LENGTH = 2000
 MAX_NODES = 200
@@ -47,12 +54,6 @@ MAX_STEPS = 5000  # per evaluation, named functions counted in full at every cal
 # level is a Python call, and Python stops at 1000 of them, counting its caller's.
 MAX_NESTING = 300
 _CALL_LEVELS = 3  # Python calls a named function adds besides its body (call, __call__, evaluate)
-MAX_EXPONENT = 100
-MAX_POWER_BITS = 4096  # an integer power stays below 2**4096 (about 1233 digits)
-MAX_INT_BITS = 2 * MAX_POWER_BITS  # any integer an expression computes
-MAX_STRING_LENGTH = 100_000  # also bounds lists, tuples and bytes built by an expression
-MAX_VALUE_SIZE = MAX_STRING_LENGTH  # characters and elements of a value, nested ones included
-MAX_VALUE_DEPTH = 20  # lists, tuples and dicts inside one another
 
 Env = Mapping[str, Any]
 Code = Callable[[Env], Any]
@@ -61,7 +62,6 @@ Code = Callable[[Env], Any]
 UNKNOWN: Any = type("Unknown", (), {"__repr__": lambda self: "UNKNOWN"})()
 
 _NO_VARIABLES: Mapping[str, Any] = {}
-_SEQUENCES = (str, bytes, list, tuple)
 
 
 class Library(Protocol):
@@ -116,242 +116,6 @@ def _constant(value: Any) -> _Compiled:
     return _Compiled(lambda env: value, True, value)
 
 
-# --- the real size of values ----------------------------------------------------------------
-
-_CONTAINERS = (list, tuple, dict)
-# Sizes of containers already measured, by identity. An entry holds its value, so the id
-# cannot be reused while it is cached; the cache is small and emptied when full, since the
-# values that matter are the ones an evaluation has just built.
-_SIZES: dict[int, tuple[Any, int, int]] = {}
-_SIZES_KEPT = 32
-
-
-def _remember(value: Any, size: int, depth: int) -> None:
-    if len(_SIZES) >= _SIZES_KEPT:
-        _SIZES.clear()
-    _SIZES[id(value)] = (value, size, depth)
-
-
-def _known(value: Any) -> tuple[int, int] | None:
-    entry = _SIZES.get(id(value))
-    return (entry[1], entry[2]) if entry is not None and entry[0] is value else None
-
-
-def _too_big(size: int, depth: int) -> RowError | None:
-    if size > MAX_VALUE_SIZE:
-        return RowError(
-            f"the result would hold more than {MAX_VALUE_SIZE} elements and characters "
-            "(nested and repeated ones counted)"
-        )
-    if depth > MAX_VALUE_DEPTH:
-        return RowError(f"the result would be nested more than {MAX_VALUE_DEPTH} levels deep")
-    return None
-
-
-def measure(value: Any) -> tuple[int, int]:
-    """(size, depth) of a value: characters of text, elements of containers counted in full.
-
-    The walk stops as soon as either passes its limit (the numbers returned are then just
-    past it), so measuring costs at most MAX_VALUE_SIZE steps whatever the value shares.
-    """
-    if isinstance(value, str | bytes):
-        return len(value), 0
-    if not isinstance(value, _CONTAINERS):
-        return 1, 0
-    known = _known(value)
-    if known is not None:
-        return known
-    size, deepest = 0, 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > MAX_VALUE_DEPTH:
-            return size, deepest
-        children = (*item.keys(), *item.values()) if isinstance(item, dict) else item
-        for child in children:
-            if isinstance(child, str | bytes):
-                size += max(1, len(child))
-            elif isinstance(child, _CONTAINERS):
-                cached = _known(child)
-                if cached is not None:
-                    size += max(1, cached[0])
-                    deepest = max(deepest, depth + cached[1])
-                elif child:
-                    stack.append((child, depth + 1))
-                else:  # an empty container counts as one element
-                    size += 1
-                    deepest = max(deepest, depth + 1)
-            else:
-                size += 1
-        if size > MAX_VALUE_SIZE:
-            return size, deepest
-    _remember(value, size, deepest)
-    return size, deepest
-
-
-def _container_of(parts: Sequence[Any]) -> tuple[int, int]:
-    """(size, depth) of a container holding ``parts``, measured before it is built."""
-    size, depth = 0, 0
-    for part in parts:
-        part_size, part_depth = measure(part)
-        size += max(1, part_size)
-        depth = max(depth, part_depth)
-    return size, depth + 1
-
-
-def _built(value: Any, size: int, depth: int) -> Any:
-    if isinstance(value, _CONTAINERS):
-        _remember(value, size, depth)
-    return value
-
-
-def _checked_container(parts: Sequence[Any], build: Callable[[], Any]) -> Any:
-    size, depth = _container_of(parts)
-    error = _too_big(size, depth)
-    if error is not None:
-        raise error
-    return _built(build(), size, depth)
-
-
-# --- operators: each raises RowError with a sentence a person can act on -------------------
-
-
-def _checked_length(result: Any) -> Any:
-    if isinstance(result, _SEQUENCES) and len(result) > MAX_STRING_LENGTH:
-        raise RowError(f"the result would be longer than {MAX_STRING_LENGTH} characters")
-    return result
-
-
-def _checked_number(result: Any) -> Any:
-    if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
-        raise RowError(f"the result would be a number of more than {MAX_INT_BITS} bits")
-    return result
-
-
-def _add(a: Any, b: Any) -> Any:
-    if isinstance(a, list | tuple) and type(a) is type(b):
-        # Checked before it is built: the parts may share (and so hide) a lot of elements.
-        (size_a, depth_a), (size_b, depth_b) = measure(a), measure(b)
-        size, depth = size_a + size_b, max(depth_a, depth_b)
-        error = _too_big(size, depth)
-        if error is not None:
-            raise error
-        return _built(a + b, size, depth)
-    # Computing first is safe: the result is at most as long as both inputs together.
-    return _checked_number(_checked_length(a + b))
-
-
-def _mul(a: Any, b: Any) -> Any:
-    # Repetition is checked before it happens: 'a' * 10**9 would allocate a gigabyte, and
-    # [[1] * 99999] * 99999 holds ten billion elements behind its 99999 references.
-    for seq, times in ((a, b), (b, a)):
-        if isinstance(seq, _SEQUENCES) and isinstance(times, int):
-            count = max(times, 0)
-            if len(seq) * count > MAX_STRING_LENGTH:
-                raise RowError(f"the result would be longer than {MAX_STRING_LENGTH} characters")
-            if isinstance(seq, list | tuple):
-                size, depth = measure(seq)
-                error = _too_big(size * count, depth)
-                if error is not None:
-                    raise error
-                return _built(seq * count, size * count, depth)
-    return _checked_number(a * b)
-
-
-def _mod(a: Any, b: Any) -> Any:
-    if isinstance(a, str | bytes):
-        # '%999999999d' % 1 would allocate before any check could run.
-        raise RowError("the % operator does not format text here; use concat() or str()")
-    return a % b
-
-
-def _pow(base: Any, exponent: Any) -> Any:
-    numbers = int | float | Decimal
-    if isinstance(base, numbers) and isinstance(exponent, numbers):
-        if abs(exponent) > MAX_EXPONENT:
-            raise RowError(f"exponent {show(exponent)} is larger than {MAX_EXPONENT}")
-        if (
-            isinstance(base, int)
-            and isinstance(exponent, int)
-            and base.bit_length() * exponent > MAX_POWER_BITS
-        ):
-            raise RowError(f"{show(base)} ** {show(exponent)} would be too large")
-    result = base**exponent
-    if isinstance(result, complex):
-        raise RowError(f"{show(base)} ** {show(exponent)} is not a real number")
-    return result
-
-
-def _arithmetic(symbol: str, fn: Callable[[Any, Any], Any], type_error: str) -> Callable:
-    def apply(a: Any, b: Any) -> Any:
-        try:
-            return fn(a, b)
-        except TypeError:
-            raise RowError(type_error.format(a=show(a), b=show(b)), value=a) from None
-        except ZeroDivisionError:
-            raise RowError(f"division by zero: {show(a)} {symbol} {show(b)}", value=a) from None
-        except (ArithmeticError, ValueError) as exc:  # OverflowError, decimal signals
-            raise RowError(f"{show(a)} {symbol} {show(b)} failed: {exc}", value=a) from None
-
-    return apply
-
-
-def _sub(a: Any, b: Any) -> Any:
-    return _checked_number(a - b)
-
-
-_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: _arithmetic("+", _add, "cannot add {a} and {b}"),
-    ast.Sub: _arithmetic("-", _sub, "cannot subtract {b} from {a}"),
-    ast.Mult: _arithmetic("*", _mul, "cannot multiply {a} by {b}"),
-    ast.Div: _arithmetic("/", operator.truediv, "cannot divide {a} by {b}"),
-    ast.FloorDiv: _arithmetic("//", operator.floordiv, "cannot divide {a} by {b}"),
-    ast.Mod: _arithmetic("%", _mod, "cannot take {a} modulo {b}"),
-    ast.Pow: _arithmetic("**", _pow, "cannot raise {a} to the power {b}"),
-}
-_OPERATOR_TEXT = {
-    ast.MatMult: "@", ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|", ast.BitXor: "^",
-    ast.BitAnd: "&", ast.Invert: "~",
-}  # fmt: skip
-
-
-def _comparison(symbol: str, fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    def apply(a: Any, b: Any) -> Any:
-        try:
-            return fn(a, b)
-        except TypeError:
-            raise RowError(f"cannot compare {show(a)} {symbol} {show(b)}", value=a) from None
-
-    return apply
-
-
-# == and != never raise; `is` is allowed only against None, so its right side is not read.
-_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne,
-    ast.Lt: _comparison("<", operator.lt), ast.LtE: _comparison("<=", operator.le),
-    ast.Gt: _comparison(">", operator.gt), ast.GtE: _comparison(">=", operator.ge),
-    ast.In: _comparison("in", lambda a, b: a in b),
-    ast.NotIn: _comparison("not in", lambda a, b: a not in b),
-    ast.Is: lambda a, b: a is None, ast.IsNot: lambda a, b: a is not None,
-}  # fmt: skip
-
-
-def _unary(fn: Callable[[Any], Any], message: str) -> Callable[[Any], Any]:
-    def apply(a: Any) -> Any:
-        try:
-            return fn(a)
-        except TypeError:
-            raise RowError(message.format(a=show(a)), value=a) from None
-
-    return apply
-
-
-_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
-    ast.USub: _unary(operator.neg, "cannot negate {a}"),
-    ast.UAdd: _unary(operator.pos, "cannot apply unary + to {a}"),
-    ast.Not: operator.not_,
-}
 _REFUSED = {
     ast.Subscript: "a subscript (`x[...]`)", ast.Slice: "a slice", ast.Lambda: "a lambda",
     ast.ListComp: "a comprehension", ast.SetComp: "a comprehension",
@@ -509,17 +273,17 @@ class _Compiler:
         return _Compiled(load, False)
 
     def _BinOp(self, node: ast.BinOp) -> _Compiled:
-        op = _BINARY.get(type(node.op))
+        op = BINARY.get(type(node.op))
         if op is None:
-            raise self.fail(f"operator `{_OPERATOR_TEXT[type(node.op)]}` is not allowed")
+            raise self.fail(f"operator `{OPERATOR_TEXT[type(node.op)]}` is not allowed")
         left, right = self.compile(node.left), self.compile(node.right)
         lf, rf = left.code, right.code
         return self._fold(lambda env: op(lf(env), rf(env)), [left, right])
 
     def _UnaryOp(self, node: ast.UnaryOp) -> _Compiled:
-        op = _UNARY.get(type(node.op))
+        op = UNARY.get(type(node.op))
         if op is None:
-            raise self.fail(f"operator `{_OPERATOR_TEXT[type(node.op)]}` is not allowed")
+            raise self.fail(f"operator `{OPERATOR_TEXT[type(node.op)]}` is not allowed")
         operand = self.compile(node.operand)
         of = operand.code
         return self._fold(lambda env: op(of(env)), [operand])
@@ -549,7 +313,7 @@ class _Compiler:
         rights = [self.compile(right) for right in node.comparators]
         lf = left.code
         steps = tuple(
-            (_COMPARE[type(op)], right.code) for op, right in zip(node.ops, rights, strict=True)
+            (COMPARE[type(op)], right.code) for op, right in zip(node.ops, rights, strict=True)
         )
         if len(steps) == 1:
             ((op, rf),) = steps
@@ -579,7 +343,7 @@ class _Compiler:
 
         def build(env: Env) -> list[Any]:
             values = [c(env) for c in codes]
-            return _checked_container(values, lambda: values)
+            return checked_container(values, lambda: values)
 
         return self._fold(build, items)
 
@@ -589,7 +353,7 @@ class _Compiler:
 
         def build(env: Env) -> tuple[Any, ...]:
             values = tuple(c(env) for c in codes)
-            return _checked_container(values, lambda: values)
+            return checked_container(values, lambda: values)
 
         return self._fold(build, items)
 
@@ -605,7 +369,7 @@ class _Compiler:
             # Measured before hashing: a key's hash reads all of it.
             parts = [part for item in items for part in item]
             try:
-                return _checked_container(parts, lambda: dict(items))
+                return checked_container(parts, lambda: dict(items))
             except TypeError as exc:  # an unhashable key
                 raise RowError(f"a dict key cannot be used: {exc}") from None
 
