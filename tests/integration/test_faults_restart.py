@@ -1,20 +1,32 @@
 """PostgreSQL restarted in the middle of a batch: the run ends completed or resumable, and the
 destination ends as an uninterrupted run leaves it (0 duplicates, 0 lost, UUIDs unchanged).
 
-The destination lives on a PostgreSQL cluster of this module's own (tests.support.
+The restarted databases live on a PostgreSQL cluster of this module's own (tests.support.
 postgres_server), never the shared server. To restart it while a batch is inside its
-destination transaction, the test takes a lock on the destination table between two batches
-(through the runner's fault hook), waits until the next batch's upsert is waiting for that
-lock (``pg_stat_activity``), and then restarts the cluster as a crash would (``immediate``):
-the batch's transaction dies half-way.
+destination transaction, the test takes a lock on the destination table between two batches,
+waits until the next batch waits for that lock (``pg_stat_activity``), and then restarts the
+cluster as a crash would (``immediate``): the batch's transaction dies half-way.
+
+* In-process: only the destination is on the cluster (the control database is the test's);
+  the run fails resumable and the resume completes.
+* On an RQ worker: the control database is on the cluster too (the worker process takes it
+  from ``DATABASE_URL``; the session is imported and launched through the CLI against it), so
+  the restart cuts the worker's control and destination connections at once; the worker
+  lives through it and the watchdog brings the session to completed on its own.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -25,10 +37,17 @@ from migrationsapp.models import MigrationControl, RecordEvent
 from migrationsapp.models.choices import EntityState, SessionStatus
 from migrationsapp.services.runs import RunOptions, execute_session, launch_session, prepare_resume
 from tests.databases import scratch_name
-from tests.support.groups_items import Pair, expected_destination, groups_items_in
+from tests.support import workers as worker_support
+from tests.support.groups_items import (
+    ENTITIES,
+    MAPPING,
+    Pair,
+    expected_destination,
+    groups_items_in,
+)
 from tests.support.postgres_server import PostgresServer, postgres_server
 from tests.support.reliability import record
-from tests.support.workers import wait_until
+from tests.support.workers import ROOT, jobs_on_redis, wait_until
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -144,4 +163,185 @@ def test_destination_restarted_inside_a_batch_resumes_to_the_expected_destinatio
         held=1,
         outcome="the run fails resumable; the resume completes with the expected destination, "
         "no duplicate, nothing lost, UUIDs unchanged",
+    )
+
+
+# --------------------------------------------------------------------------- on an RQ worker
+
+
+class PrivateControl:
+    """A control database on the private cluster, driven through the CLI and a worker."""
+
+    def __init__(self, url: str, env: dict[str, str], log_dir: Path) -> None:
+        self.url = url
+        self.env = env
+        self.log_dir = log_dir
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, f"manage.py {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        with psycopg.connect(self.url, connect_timeout=5, autocommit=True) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def status(self, session_id: str) -> str | None:
+        try:
+            rows = self.query(
+                "SELECT overall_status FROM migration_status_tracking "
+                "WHERE migration_session_id = %s",
+                session_id,
+            )
+        except psycopg.OperationalError:
+            return None  # the cluster is restarting
+        return rows[0][0] if rows else None
+
+    def record_map(self) -> dict[str, dict[uuid.UUID, str]]:
+        out: dict[str, dict[uuid.UUID, str]] = {entity: {} for entity in ENTITIES}
+        for entity, key, record_uuid in self.query(
+            "SELECT entity_type, legacy_key_text, destination_uuid FROM migration_mappings "
+            "WHERE deleted_at IS NULL"
+        ):
+            out[entity][record_uuid] = key
+        return out
+
+    def start_worker(self) -> subprocess.Popen:
+        log = (self.log_dir / "worker.log").open("ab")
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "diffmig", "worker"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _waiting_on_a_lock(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        ).fetchone()[0]
+
+
+def _stop(worker: subprocess.Popen) -> int:
+    """SIGTERM (rq's warm shutdown); SIGKILL the group if it does not end."""
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        return worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        for child in worker_support.children(worker.pid):
+            os.killpg(child, signal.SIGKILL)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+        return -9
+
+
+@pytest.fixture
+def private_control(
+    legacy_mysql, cluster, settings, tmp_path
+) -> Iterator[tuple[Pair, PrivateControl]]:
+    target_url = cluster.create_database(scratch_name("restart_target"))
+    control_url = cluster.create_database(scratch_name("restart_control"))
+    with jobs_on_redis(settings):
+        env = dict(os.environ)
+        env.update(
+            {
+                "DATABASE_URL": control_url,
+                "REDIS_URL": worker_support.REDIS_URL,
+                "DIFFMIG_LEGACY_URL": legacy_mysql,
+                "DIFFMIG_TARGET_URL": target_url,
+                "DIFFMIG_LEASE_TIMEOUT": "2",
+                "DIFFMIG_UNIT_BATCHES": "2",
+                "DIFFMIG_MAX_ATTEMPTS": "20",
+                "DIFFMIG_WATCHDOG_INTERVAL": "1",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        control = PrivateControl(control_url, env, tmp_path)
+        control.manage("migrate", "--noinput")
+        with groups_items_in((legacy_mysql, target_url), import_mapping=False) as pair:
+            mapping = tmp_path / "mapping.yaml"
+            mapping.write_text(MAPPING.format(item_table="item"), encoding="utf-8")
+            control.manage("diffmig", "mappings", "import", str(mapping))
+            yield pair, control
+
+
+def test_control_and_destination_restarted_inside_a_batch_on_a_worker(private_control, cluster):
+    pair, control = private_control
+    pair.add_groups({g: f"group {g}" for g in range(1, 6)})
+    pair.add_items({i: (1 + i % 5, f"item {i}", i) for i in range(1, 301)})
+    launched = control.manage("diffmig", "run", "--batch-size", str(BATCH), "--json")
+    session_id = json.loads(launched.stdout)["session"]["id"]
+
+    worker = control.start_worker()
+    restarted_at: list[int] = []
+    try:
+        wait_until(
+            lambda: control.record_map()["item"],
+            timeout=60,
+            what="the worker wrote a first batch of items",
+        )
+        # Hold the next batch inside its destination transaction, then restart everything.
+        locker = psycopg.connect(pair.target_url)
+        try:
+            locker.execute("LOCK TABLE item IN ACCESS EXCLUSIVE MODE")
+            wait_until(
+                lambda: _waiting_on_a_lock(pair.target_url),
+                timeout=60,
+                what="a batch waits for the destination lock",
+            )
+            restarted_at.append(len(control.record_map()["item"]))
+            cluster.restart("immediate")
+        finally:
+            locker.close()  # the restart dropped it
+        wait_until(
+            lambda: control.status(session_id) in ("completed", "failed", "cancelled"),
+            timeout=120,
+            what="the session ended",
+        )
+        status = control.status(session_id)
+        log = (control.log_dir / "worker.log").read_text(errors="replace")[-4000:]
+        assert worker.poll() is None, log  # the worker lived through the restart
+    finally:
+        code = _stop(worker)
+
+    assert status == "completed", log
+    assert code == 0, log
+    assert 0 < restarted_at[0] < 300
+    expected = expected_destination(pair.source)
+    rows, uuids = pair.destination(control.record_map())
+    assert rows == expected
+    for entity in ENTITIES:
+        assert uuids[entity] == {key: destination_uuid(entity, key) for key in expected[entity]}
+    duplicates = control.query(
+        "SELECT entity_type, legacy_key_text FROM migration_record_events "
+        "WHERE migration_session_id = %s GROUP BY 1, 2 HAVING count(*) > 1",
+        session_id,
+    )
+    assert duplicates == []
+    counts = control.query(
+        "SELECT entity_type, state, new_count, processed_count, failed_count "
+        "FROM migration_control WHERE migration_session_id = %s ORDER BY position",
+        session_id,
+    )
+    assert counts == [("grp", "completed", 5, 5, 0), ("item", "completed", 300, 300, 0)]
+    record(
+        "faults",
+        "control and destination PostgreSQL restarted inside a batch, on an RQ worker",
+        tried=1,
+        held=1,
+        outcome="the worker lives through it and the session completes on its own with the "
+        "expected destination, no duplicate, nothing lost",
     )
