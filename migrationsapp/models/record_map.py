@@ -27,6 +27,11 @@ class RecordMap(models.Model):
     destination_uuid = models.UUIDField()
     content_hash = models.CharField(max_length=64, blank=True, default="")
     mapping_version = models.PositiveIntegerField(default=1)
+    # Neither a database foreign key nor an index on the two session columns: every batch
+    # writes them for thousands of rows, and the deferred check of each row's key at commit
+    # cost as much as the rest of the record map's write, while no page looks a map entry up
+    # by session (the record events answer "what did this session do"). Sessions are never
+    # deleted (the retention policy keeps them); the ORM still nulls the columns should one be.
     first_session = models.ForeignKey(
         "migrationsapp.MigrationStatus",
         on_delete=models.SET_NULL,
@@ -34,6 +39,8 @@ class RecordMap(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     last_session = models.ForeignKey(
         "migrationsapp.MigrationStatus",
@@ -42,6 +49,8 @@ class RecordMap(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     first_migrated_at = models.DateTimeField(default=timezone.now)
     last_migrated_at = models.DateTimeField(default=timezone.now)
@@ -66,12 +75,15 @@ class RecordEvent(models.Model):
     id = models.BigAutoField(primary_key=True)
     entity_type = models.CharField(max_length=100)
     legacy_key_text = models.TextField()
+    # No database foreign key (one deferred check per event at commit, for a session that
+    # the same run created and nothing deletes); the index stays, for a session's events.
     session = models.ForeignKey(
         "migrationsapp.MigrationStatus",
         on_delete=models.CASCADE,
         to_field="migration_session_id",
         db_column="migration_session_id",
         related_name="record_events",
+        db_constraint=False,
     )
     action = models.CharField(max_length=16, choices=RecordAction.choices)
     destination_uuid = models.UUIDField(null=True, blank=True)
