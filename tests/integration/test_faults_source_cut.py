@@ -9,22 +9,18 @@ Two ways a read of the legacy table can end before its last row:
   server's configuration may set it, on the sessions of the source's connections): the
   entity is refused (exit 2, the message gives the counts) before anything is written.
 
-To cut the read at a known place, the item entity reads a view whose ``label`` column takes
-a MariaDB user lock (``GET_LOCK``) on one row far into the table: while the test holds that
-lock, the server is stuck mid-result, with the rows before it sent; the test then finds the
-statement in ``information_schema.PROCESSLIST`` (state "User lock", the scratch database's
-name being unique) and kills it.
+To cut the read at a known place, the item entity reads a view that stalls on one row far
+into the table while the test holds a lock (tests.support.stalled_read); the test then kills
+the stalled statement.
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-import sqlalchemy as sa
 from django.test import override_settings
 from sqlalchemy import event
 from sqlalchemy.pool import Pool
@@ -51,26 +47,13 @@ from tests.support.groups_items import (
     import_groups_items_mapping,
 )
 from tests.support.reliability import record
-from tests.support.workers import wait_until
+from tests.support.stalled_read import VIEW, create_stall_view, lock_held, when_read_stalls
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 ITEMS = 12_000  # the analysis reads 10,000 keys per batch: the cut comes in its second batch
 STALL_ID = 11_000
 BATCH = 2_000
-
-
-def _stall_view(pair: Pair) -> str:
-    """A view of ``item`` whose row STALL_ID waits for the user lock it returns the name of."""
-    lock = f"{database_name(pair.legacy_url)}_stall"
-    with pair.legacy.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE VIEW item_read AS SELECT id, grp_id, "
-            f"CONCAT(label, IF(id = {STALL_ID}, "
-            f"LEFT(GET_LOCK('{lock}', 120) + RELEASE_LOCK('{lock}'), 0), '')) AS label, "
-            "amount, note FROM item"
-        )
-    return lock
 
 
 def _fill(pair: Pair) -> None:
@@ -101,51 +84,20 @@ def _assert_destination(pair: Pair, expected_uuids: dict[str, dict[str, uuid.UUI
         }
 
 
-@contextmanager
-def _lock_held(pair: Pair, lock: str) -> Iterator[sa.Connection]:
-    with pair.legacy.connect() as conn:
-        assert conn.exec_driver_sql(f"SELECT GET_LOCK('{lock}', 5)").scalar() == 1
-        try:
-            yield conn
-        finally:
-            conn.exec_driver_sql(f"SELECT RELEASE_LOCK('{lock}')")
-
-
-def _kill_stalled_read(pair: Pair, kill: str, killed: list[str]) -> threading.Thread:
-    """A thread that waits for the analysis's read to stall on the lock, then kills it."""
-    database = database_name(pair.legacy_url)
-
-    def stalled() -> int | None:
+def _kill(pair: Pair, kill: str, killed: list[int]) -> Callable[[int], None]:
+    def act(process: int) -> None:
         with pair.legacy.connect() as conn:
-            return conn.execute(
-                sa.text(
-                    "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = :db "
-                    "AND STATE = 'User lock' AND INFO LIKE '%md5(%'"
-                ),
-                {"db": database},
-            ).scalar()
+            conn.exec_driver_sql(f"KILL {kill} {process}")
+        killed.append(process)
 
-    def killer() -> None:
-        found: list[int] = []
-        wait_until(
-            lambda: found.append(stalled() or 0) or found[-1],
-            timeout=60,
-            what="the analysis read stalled on the user lock",
-        )
-        with pair.legacy.connect() as conn:
-            conn.exec_driver_sql(f"KILL {kill} {found[-1]}")
-        killed.append(str(found[-1]))
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
-    return thread
+    return act
 
 
 @pytest.fixture
 def stalled_pair(mysql_to_pg) -> Iterator[tuple[Pair, str]]:
     with groups_items_in(mysql_to_pg, import_mapping=False) as pair:
-        lock = _stall_view(pair)
-        import_groups_items_mapping(item_table="item_read")
+        lock = create_stall_view(pair, STALL_ID)
+        import_groups_items_mapping(item_table=VIEW)
         yield pair, lock
 
 
@@ -160,9 +112,9 @@ def test_source_connection_cut_mid_analysis_fails_resumably_and_deletes_nothing(
     map_before = set(RecordMap.objects.values_list("entity_type", "legacy_key_text", "deleted_at"))
     expected_counts = _change_source(pair)
 
-    killed: list[str] = []
-    with _lock_held(pair, lock):
-        thread = _kill_stalled_read(pair, kill, killed)
+    killed: list[int] = []
+    with lock_held(pair, lock):
+        thread = when_read_stalls(pair, _kill(pair, kill, killed))
         session = run_session(options=RunOptions(batch_size=BATCH))
         thread.join(timeout=60)
 

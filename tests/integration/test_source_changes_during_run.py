@@ -2,7 +2,8 @@
 run picks up exactly what it missed, and nothing else.
 
 The changes are written from another MariaDB connection between two batches of the items'
-upserts (through the runner's fault hook, which only observes here). What the next run must
+upserts (through the runner's fault hook, which only observes here), or while the analysis
+streams the source (held mid-result by tests.support.stalled_read). What the next run must
 find follows from the rules, computed here from the rows the test wrote:
 
 * a row inserted during the run is ``new`` next time;
@@ -27,8 +28,15 @@ from migrationsapp.engine.ids import destination_uuid
 from migrationsapp.models import MigrationControl, MigrationStatus, RecordEvent
 from migrationsapp.models.choices import SessionStatus
 from migrationsapp.services.runs import RunOptions, run_session
-from tests.support.groups_items import Pair, control_counts, expected_destination, groups_items_in
+from tests.support.groups_items import (
+    Pair,
+    control_counts,
+    expected_destination,
+    groups_items_in,
+    import_groups_items_mapping,
+)
 from tests.support.reliability import record
+from tests.support.stalled_read import VIEW, create_stall_view, lock_held, release, when_read_stalls
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -43,8 +51,8 @@ def pair(mysql_to_pg) -> Iterator[Pair]:
         yield pair
 
 
-def _run(fault=None) -> uuid.UUID:
-    session = run_session(options=RunOptions(batch_size=BATCH), fault=fault)
+def _run(fault=None, batch_size: int = BATCH) -> uuid.UUID:
+    session = run_session(options=RunOptions(batch_size=batch_size), fault=fault)
     assert session.overall_status == SessionStatus.COMPLETED
     return session.migration_session_id
 
@@ -172,4 +180,86 @@ def test_changes_written_between_two_batches_are_exactly_what_the_next_run_finds
         held=len(mid_run["inserted"]) + len(mid_run["updated"]) + len(mid_run["deleted"]) + 4,
         outcome="the run completes; the next run finds exactly the changes it missed, nothing "
         "more, and every UUID stays",
+    )
+
+
+# --------------------------------------------------------------------------- during the analysis
+
+
+@pytest.fixture
+def stalled_pair(mysql_to_pg) -> Iterator[tuple[Pair, str]]:
+    with groups_items_in(mysql_to_pg, import_mapping=False) as pair:
+        lock = create_stall_view(pair, STALL_ID)
+        import_groups_items_mapping(item_table=VIEW)
+        pair.add_groups({g: f"group {g}" for g in range(1, 4)})
+        pair.add_items({i: (1 + i % 3, f"item {i}", i) for i in range(1, 3001)})
+        yield pair, lock
+
+
+STALL_ID = 2500
+
+
+def test_changes_written_while_the_analysis_reads_wait_for_the_next_run(stalled_pair):
+    """The analysis reads one snapshot: what changes during its read is the next run's."""
+    pair, lock = stalled_pair
+    _run(batch_size=500)
+    pair.update_items({i: (2, f"before {i}", None) for i in (10, 1500, 2600)})
+    pair.add_items({i: (1, f"new {i}", i) for i in (3001, 3002, 3003)})
+    pair.delete_items([20])
+    changed: list[int] = []
+
+    with lock_held(pair, lock) as holder:
+
+        def change_then_let_go(process: int) -> None:
+            pair.add_items({3101: (3, "during", 1), 3102: (None, "during", 2)})
+            pair.update_items({i: (3, f"during {i}", 0) for i in (10, 11, 3001)})
+            pair.delete_items([12, 1500, 3002])
+            changed.append(process)
+            release(holder, lock)
+
+        thread = when_read_stalls(pair, change_then_let_go)
+        session_1 = _run(batch_size=500)
+        thread.join(timeout=60)
+
+    assert changed, "the read never stalled"
+    item = _controls(session_1)["item"]
+    # The snapshot before the changes: none of them is in this run's analysis.
+    assert control_counts(item) == {
+        "new": 3,
+        "modified": 3,
+        "deleted": 1,
+        "unchanged": 2996,
+        "retry": 0,
+    }
+    # Deleted while the analysis read: skipped, "gone from the source since the analysis".
+    assert {k for k, a in _events(session_1, "item").items() if a == "skipped"} == {"1500", "3002"}
+    assert (item.processed_count, item.skipped_count) == (5, 2)
+
+    session_2 = _run(batch_size=500)
+
+    item = _controls(session_2)["item"]
+    assert control_counts(item) == {
+        "new": 2,
+        "modified": 3,
+        "deleted": 2,
+        "unchanged": len(pair.source.items) - 5,
+        "retry": 0,
+    }
+    assert _events(session_2, "item") == {
+        "3101": "created",
+        "3102": "created",
+        "10": "updated",
+        "11": "updated",
+        "3001": "updated",
+        "12": "deleted",
+        "1500": "deleted",
+    }
+    _assert_destination_is_the_mapped_source(pair)
+    record(
+        "faults",
+        "source rows inserted, updated and deleted while the analysis reads",
+        tried=8,
+        held=8,
+        outcome="the run sees one snapshot and completes; the next run finds exactly the changes "
+        "made during the read",
     )
