@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .errors import RowError
-from .load import DestinationWriter
+from .ports import DestinationWriter
 
 
 class AdoptionPorts(Protocol):

@@ -1,88 +1,58 @@
 """The batch loop of one entity: read → transform → validate → write → checkpoint.
 
-The runner knows nothing of Django, RQ or the web: it is handed its ports (where the change
-set is read from, the record map, the batch commit with its checkpoint and lease, the
-pause/cancel check). A batch's destination writes commit first; then ``commit_batch``
-records the batch in the control database in one transaction. A crash between the two
-replays the batch, which writes the same rows (same UUIDs), so nothing is duplicated.
+The runner knows nothing of Django, RQ or the web: it is handed its ports
+(``engine.ports``: the source reader, the destination writer, the change set, the record
+map, the checkpoint store with its lease, the stop signal, the progress sink). A batch's
+destination writes commit first; then ``commit_batch`` records the batch in the control
+database in one transaction. A crash between the two replays the batch, which writes the
+same rows (same UUIDs), so nothing is duplicated.
+
+Every batch measures its stages (``engine.stages``): read, transform, validate and write
+here, the control commit in the checkpoint store, which records the five with the batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from .adopt import adopt_existing
 from .compile import CompiledEntity, ReferenceValue
-from .connectors import Database
 from .errors import RowError
 from .ids import destination_uuid, encode_key
-from .load import DestinationWriter
+from .ports import (
+    DELETE,
+    UPSERT,
+    BatchResult,
+    Change,
+    DestinationWriter,
+    FaultHook,
+    ProgressSink,
+    RecordOutcome,
+    RunPorts,
+    SourceReader,
+    StopRequest,
+)
+from .stages import StageSeconds, clock
 from .validation import CompiledRule, batch_unique_violations, unique_rules, validate_row
 
-UPSERT = "upsert"
-DELETE = "delete"
+__all__ = [
+    "DELETE",
+    "UPSERT",
+    "BatchResult",
+    "Change",
+    "EntityRunner",
+    "FaultHook",
+    "RecordOutcome",
+    "RunPorts",
+    "StopRequest",
+    "UnitOutcome",
+]
 
-
-@dataclass(frozen=True)
-class Change:
-    """One key of the change set."""
-
-    id: int
-    kind: str  # new | modified | retry | deleted
-    key: list[Any]
-    key_text: str
-    content_hash: str
-
-
-@dataclass
-class RecordOutcome:
-    key_text: str
-    key: list[Any]
-    action: str  # created | updated | deleted | failed | skipped
-    uuid: uuid.UUID | None
-    content_hash: str
-    error: RowError | None = None
-    # Why a written record was written the way it was (adopted by match_on), for its event.
-    note: str = ""
-    # `reference: self` columns written NULL, to be set by the second pass (selfref.py):
-    # destination column -> the parent's legacy key text.
-    links: dict[str, str] | None = None
-    change_id: int | None = None
-
-    @property
-    def reason(self) -> str:
-        """What the record event says: the error, else the note (e.g. an adoption)."""
-        return str(self.error) if self.error else self.note
-
-
-@dataclass
-class BatchResult:
-    entity: str
-    phase: str
-    last_change_id: int
-    outcomes: list[RecordOutcome]
-    seconds: float
-    dry_run: bool = False
-
-    def count(self, *actions: str) -> int:
-        return sum(1 for o in self.outcomes if o.action in actions)
-
-    @property
-    def processed(self) -> int:
-        return self.count("created", "updated", "deleted")
-
-    @property
-    def failed(self) -> int:
-        return self.count("failed")
-
-    @property
-    def skipped(self) -> int:
-        return self.count("skipped")
+Candidate = tuple[Change, uuid.UUID, dict[str, Any]]
 
 
 @dataclass
@@ -97,35 +67,22 @@ class UnitOutcome:
     skipped: int = 0
 
 
-class RunPorts(Protocol):
-    def read_changes(self, *, after_id: int, phase: str, limit: int) -> list[Change]:
-        """The next changes of this entity's change set, by ascending id."""
-
-    def lookup_uuids(
-        self, entity: str, key_texts: Collection[str], *, include_deleted: bool
-    ) -> dict[str, uuid.UUID]:
-        """Destination UUIDs from the record map."""
-
-    def commit_batch(self, result: BatchResult) -> None:
-        """Record the batch (map, events, quarantine, checkpoint, counters) atomically."""
-
-    def stop_requested(self) -> str | None:
-        """``pause`` or ``cancel`` when an operator asked to stop, else None."""
-
-    def in_change_set(self, key_texts: Collection[str]) -> set[str]:
-        """Which keys this run will upsert (asked only for `reference: self` parents)."""
-
-    def keys_of_uuids(self, entity: str, uuids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
-        """Record-map owners of destination UUIDs (asked only for `match_on` adoption)."""
-
-
-FaultHook = Callable[[str], None]
+def stop_status(
+    signal: StopRequest, outcome: UnitOutcome, *, max_batches: int | None
+) -> str | None:
+    """The status a batch loop stops with before its next batch: the operator's request
+    (``paused``/``cancelled``), ``slice`` once ``max_batches`` are done, else None."""
+    if signal.stopped_as is not None:
+        return signal.stopped_as
+    if max_batches is not None and outcome.batches >= max_batches:
+        return "slice"
+    return None
 
 
 @dataclass
 class EntityRunner:
     compiled: CompiledEntity
-    source: Database
+    source: SourceReader
     writer: DestinationWriter
     ports: RunPorts
     rules: Sequence[CompiledRule] = ()
@@ -136,7 +93,7 @@ class EntityRunner:
     # Called at named points; tests inject crashes here (e.g. "after_destination_commit").
     fault: FaultHook | None = None
     # Told of every committed batch (progress bars, live pages).
-    on_batch: Callable[[BatchResult], None] | None = None
+    progress: ProgressSink | None = None
 
     @property
     def entity(self) -> str:
@@ -145,36 +102,37 @@ class EntityRunner:
     def run(self, *, phase: str, after_id: int, max_batches: int | None = None) -> UnitOutcome:
         outcome = UnitOutcome(status="done", last_change_id=after_id)
         while True:
-            stop = self.ports.stop_requested()
-            if stop:
-                outcome.status = "paused" if stop == "pause" else "cancelled"
+            stopped = stop_status(self.ports.stop_requested(), outcome, max_batches=max_batches)
+            if stopped:
+                outcome.status = stopped
                 return outcome
-            if max_batches is not None and outcome.batches >= max_batches:
-                outcome.status = "slice"
-                return outcome
-            changes = self.ports.read_changes(
-                after_id=outcome.last_change_id, phase=phase, limit=self.batch_size
-            )
+            started = clock()
+            stages = StageSeconds()
+            with stages.measure("read"):
+                changes = self.ports.read_changes(
+                    after_id=outcome.last_change_id, phase=phase, limit=self.batch_size
+                )
             if not changes:
                 return outcome
-            started = time.monotonic()
             if phase == UPSERT:
-                outcomes = self._upsert_batch(changes)
+                outcomes = self._upsert_batch(changes, stages)
             else:
-                outcomes = self._delete_batch(changes)
+                outcomes = self._delete_batch(changes, stages)
             result = BatchResult(
                 entity=self.entity,
                 phase=phase,
                 last_change_id=changes[-1].id,
                 outcomes=outcomes,
-                seconds=time.monotonic() - started,
+                seconds=clock() - started,
                 dry_run=self.dry_run,
+                stages=stages,
+                started=started,
             )
             self._fault("after_destination_commit")
             self.ports.commit_batch(result)
             self._fault("after_control_commit")
-            if self.on_batch:
-                self.on_batch(result)
+            if self.progress is not None:
+                self.progress.batch_committed(result)
             outcome.last_change_id = result.last_change_id
             outcome.batches += 1
             outcome.processed += result.processed
@@ -183,54 +141,56 @@ class EntityRunner:
 
     # -- upserts -----------------------------------------------------------------------------
 
-    def _upsert_batch(self, changes: Sequence[Change]) -> list[RecordOutcome]:
+    def _upsert_batch(self, changes: Sequence[Change], stages: StageSeconds) -> list[RecordOutcome]:
         spec = self.compiled.spec
-        fetched = self.source.fetch_rows(
-            spec.source_table,
-            spec.source_key,
-            [tuple(c.key) for c in changes],
-            self.compiled.source_columns,
-        )
-        rows_by_text = {encode_key(list(key)): row for key, row in fetched.items()}
-        known = self.ports.lookup_uuids(
-            self.entity, [c.key_text for c in changes], include_deleted=True
-        )
-        outcomes: dict[str, RecordOutcome] = {}
-        candidates: list[tuple[Change, uuid.UUID, dict[str, Any]]] = []
-        for change in changes:
-            record_uuid = known.get(change.key_text) or destination_uuid(
-                self.entity, change.key_text
+        with stages.measure("read"):
+            fetched = self.source.fetch_rows(
+                spec.source_table,
+                spec.source_key,
+                [tuple(c.key) for c in changes],
+                self.compiled.source_columns,
             )
-            row = rows_by_text.get(change.key_text)
-            if row is None:
-                # Gone from the source since the analysis: the next analysis sees the delete.
-                outcomes[change.key_text] = self._outcome(
-                    change,
-                    "skipped",
-                    record_uuid,
-                    RowError("gone from the source since the analysis", rule="source"),
+            rows_by_text = {encode_key(list(key)): row for key, row in fetched.items()}
+            known = self.ports.lookup_uuids(
+                self.entity, [c.key_text for c in changes], include_deleted=True
+            )
+        outcomes: dict[str, RecordOutcome] = {}
+        transformed: list[Candidate] = []
+        with stages.measure("transform"):
+            for change in changes:
+                record_uuid = known.get(change.key_text) or destination_uuid(
+                    self.entity, change.key_text
                 )
-                continue
-            try:
-                values = self.compiled.transform(row)
-                error = validate_row(self.rules, values, today=self.today)
-                if error:
-                    raise error
-            except RowError as error:
-                outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, error)
-                continue
-            candidates.append((change, record_uuid, values))
+                row = rows_by_text.get(change.key_text)
+                if row is None:
+                    # Gone from the source since the analysis: the next analysis sees the delete.
+                    outcomes[change.key_text] = self._outcome(
+                        change,
+                        "skipped",
+                        record_uuid,
+                        RowError("gone from the source since the analysis", rule="source"),
+                    )
+                    continue
+                try:
+                    values = self.compiled.transform(row)
+                except RowError as error:
+                    outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, error)
+                    continue
+                transformed.append((change, record_uuid, values))
 
         links: dict[str, dict[str, str]] = {}
-        candidates = self._resolve_references(candidates, outcomes, links)
-        # Adoption before the unique check: an adopted row's values are its own, not a clash.
-        candidates, adopted = self._adopt(candidates, known, outcomes)
-        candidates = self._check_unique(candidates, outcomes)
+        with stages.measure("validate"):
+            candidates = self._validate(transformed, outcomes)
+            candidates = self._resolve_references(candidates, outcomes, links)
+            # Adoption before the unique check: an adopted row's values are its own, not a clash.
+            candidates, adopted = self._adopt(candidates, known, outcomes)
+            candidates = self._check_unique(candidates, outcomes)
 
         rows = [{self.compiled.spec.destination_key: u, **values} for _, u, values in candidates]
         refused: dict[uuid.UUID, RowError] = {}
         if not self.dry_run:
-            refused = self.writer.upsert(rows, self.compiled.destination_columns)
+            with stages.measure("write"):
+                refused = self.writer.upsert(rows, self.compiled.destination_columns)
         for change, record_uuid, _ in candidates:
             if record_uuid in refused:
                 error = refused[record_uuid]  # the database's reason, and column when named
@@ -244,12 +204,27 @@ class EntityRunner:
                 outcomes[change.key_text] = outcome
         return [outcomes[c.key_text] for c in changes]
 
+    def _validate(
+        self, candidates: list[Candidate], outcomes: dict[str, RecordOutcome]
+    ) -> list[Candidate]:
+        """The rules of each row (all but `unique`, which needs the whole batch)."""
+        if not self.rules:
+            return candidates
+        kept = []
+        for change, record_uuid, values in candidates:
+            error = validate_row(self.rules, values, today=self.today)
+            if error:
+                outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, error)
+            else:
+                kept.append((change, record_uuid, values))
+        return kept
+
     def _resolve_references(
         self,
-        candidates: list[tuple[Change, uuid.UUID, dict[str, Any]]],
+        candidates: list[Candidate],
         outcomes: dict[str, RecordOutcome],
         links: dict[str, dict[str, str]],
-    ) -> list[tuple[Change, uuid.UUID, dict[str, Any]]]:
+    ) -> list[Candidate]:
         """Parents' legacy keys -> their UUIDs; `reference: self` parents that this run has
         yet to write are left NULL and kept in ``links`` for the second pass (selfref.py)."""
         if not self.compiled.reference_fields:
@@ -296,10 +271,10 @@ class EntityRunner:
 
     def _adopt(
         self,
-        candidates: list[tuple[Change, uuid.UUID, dict[str, Any]]],
+        candidates: list[Candidate],
         known: Collection[str],
         outcomes: dict[str, RecordOutcome],
-    ) -> tuple[list[tuple[Change, uuid.UUID, dict[str, Any]]], dict[str, str]]:
+    ) -> tuple[list[Candidate], dict[str, str]]:
         """New records take the UUID of a destination row that matches on ``match_on``."""
         match_on = self.compiled.spec.match_on
         fresh = [(c.key_text, u, v) for c, u, v in candidates if c.key_text not in known]
@@ -323,9 +298,9 @@ class EntityRunner:
 
     def _check_unique(
         self,
-        candidates: list[tuple[Change, uuid.UUID, dict[str, Any]]],
+        candidates: list[Candidate],
         outcomes: dict[str, RecordOutcome],
-    ) -> list[tuple[Change, uuid.UUID, dict[str, Any]]]:
+    ) -> list[Candidate]:
         rules = unique_rules(self.rules)
         if not rules:
             return candidates
@@ -359,23 +334,24 @@ class EntityRunner:
 
     # -- deletes -----------------------------------------------------------------------------
 
-    def _delete_batch(self, changes: Sequence[Change]) -> list[RecordOutcome]:
+    def _delete_batch(self, changes: Sequence[Change], stages: StageSeconds) -> list[RecordOutcome]:
         spec = self.compiled.spec
-        known = self.ports.lookup_uuids(
-            self.entity, [c.key_text for c in changes], include_deleted=False
-        )
-        outcomes: list[RecordOutcome] = []
-        targets = [(c, known[c.key_text]) for c in changes if c.key_text in known]
+        with stages.measure("read"):
+            known = self.ports.lookup_uuids(
+                self.entity, [c.key_text for c in changes], include_deleted=False
+            )
         if spec.deletes == "report":
             return [self._outcome(c, "skipped", known.get(c.key_text)) for c in changes]
         refused: dict[uuid.UUID, str] = {}
         if not self.dry_run:
-            uuids = [u for _, u in targets]
-            if spec.deletes == "soft":
-                column = spec.soft_delete_column or ""
-                refused = self.writer.soft_delete(uuids, column, dt.datetime.now(dt.UTC))
-            else:
-                refused = self.writer.delete(uuids)
+            uuids = [known[c.key_text] for c in changes if c.key_text in known]
+            with stages.measure("write"):
+                if spec.deletes == "soft":
+                    column = spec.soft_delete_column or ""
+                    refused = self.writer.soft_delete(uuids, column, dt.datetime.now(dt.UTC))
+                else:
+                    refused = self.writer.delete(uuids)
+        outcomes: list[RecordOutcome] = []
         for change in changes:
             record_uuid = known.get(change.key_text)
             if record_uuid is None:

@@ -23,56 +23,40 @@ The column must be nullable for this; the importer refuses a NOT NULL one.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .compile import CompiledEntity
 from .errors import RowError
-from .load import DestinationWriter
-from .runner import DELETE, FaultHook, RecordOutcome, RunPorts, UnitOutcome
+from .ports import (
+    DELETE,
+    LINK,
+    ChangeSetReader,
+    DestinationWriter,
+    FaultHook,
+    LinkBatchResult,
+    LinkPorts,
+    PendingLink,
+    RecordMapLookup,
+    RecordOutcome,
+)
+from .runner import UnitOutcome, stop_status
+from .stages import StageSeconds, clock
 
-LINK = "link"
-
-
-@dataclass(frozen=True)
-class PendingLink:
-    """A row written with self-references NULL, and the parents they are to point at."""
-
-    change_id: int
-    key: list[Any]
-    key_text: str
-    content_hash: str
-    uuid: uuid.UUID
-    columns: dict[str, str]  # destination column -> the parent's legacy key text
-
-
-@dataclass
-class LinkBatchResult:
-    entity: str
-    last_change_id: int
-    linked: int
-    failures: list[RecordOutcome]
-    seconds: float
-    phase: str = LINK
+__all__ = [
+    "LINK",
+    "LinkBatchResult",
+    "PendingLink",
+    "SelfLinker",
+    "self_reference_columns",
+    "unlink_before_deletes",
+]
 
 
-class LinkPorts(Protocol):
-    def read_links(self, *, after_id: int, limit: int) -> list[PendingLink]:
-        """The next kept links of this entity's change set, by ascending change id."""
-
-    def lookup_uuids(
-        self, entity: str, key_texts: Collection[str], *, include_deleted: bool
-    ) -> dict[str, uuid.UUID]:
-        """Destination UUIDs from the record map."""
-
-    def commit_links(self, result: LinkBatchResult) -> None:
-        """Record the batch's failures and checkpoint, atomically (as ``commit_batch``)."""
-
-    def stop_requested(self) -> str | None:
-        """``pause`` or ``cancel`` when an operator asked to stop, else None."""
+class UnlinkPorts(ChangeSetReader, RecordMapLookup, Protocol):
+    """What clearing self references before deletes reads: the change set, the record map."""
 
 
 @dataclass
@@ -88,17 +72,19 @@ class SelfLinker:
     def run(self, *, after_id: int, max_batches: int | None = None) -> UnitOutcome:
         outcome = UnitOutcome(status="done", last_change_id=after_id)
         while True:
-            stop = self.ports.stop_requested()
-            if stop:
-                outcome.status = "paused" if stop == "pause" else "cancelled"
+            stopped = stop_status(self.ports.stop_requested(), outcome, max_batches=max_batches)
+            if stopped:
+                outcome.status = stopped
                 return outcome
-            if max_batches is not None and outcome.batches >= max_batches:
-                outcome.status = "slice"
-                return outcome
-            links = self.ports.read_links(after_id=outcome.last_change_id, limit=self.batch_size)
+            started = clock()
+            stages = StageSeconds()
+            with stages.measure("read"):
+                links = self.ports.read_links(
+                    after_id=outcome.last_change_id, limit=self.batch_size
+                )
             if not links:
                 return outcome
-            result = self._link_batch(links)
+            result = self._link_batch(links, stages, started)
             if self.fault:
                 self.fault("after_destination_commit")
             self.ports.commit_links(result)
@@ -108,10 +94,12 @@ class SelfLinker:
             outcome.batches += 1
             outcome.failed += len(result.failures)
 
-    def _link_batch(self, links: Sequence[PendingLink]) -> LinkBatchResult:
-        started = time.monotonic()
+    def _link_batch(
+        self, links: Sequence[PendingLink], stages: StageSeconds, started: float
+    ) -> LinkBatchResult:
         wanted = {key for link in links for key in link.columns.values()}
-        parents = self.ports.lookup_uuids(self.entity, wanted, include_deleted=False)
+        with stages.measure("validate"):  # resolving the parents' references
+            parents = self.ports.lookup_uuids(self.entity, wanted, include_deleted=False)
         failures: list[RecordOutcome] = []
         # Rows grouped by the columns they set: a row whose other self-reference was
         # written directly by the upsert must not have it overwritten here.
@@ -142,7 +130,8 @@ class SelfLinker:
             by_uuid[link.uuid] = link
         linked = 0
         for columns, rows in groups.items():
-            refused = self.writer.update_columns(rows, columns)
+            with stages.measure("write"):
+                refused = self.writer.update_columns(rows, columns)
             for row_uuid, reason in refused.items():
                 failures.append(_failed(by_uuid[row_uuid], RowError(reason, rule="destination")))
             linked += len(rows) - len(refused)
@@ -151,7 +140,9 @@ class SelfLinker:
             last_change_id=links[-1].change_id,
             linked=linked,
             failures=failures,
-            seconds=time.monotonic() - started,
+            seconds=clock() - started,
+            stages=stages,
+            started=started,
         )
 
 
@@ -177,7 +168,7 @@ def unlink_before_deletes(
     entity: str,
     columns: Sequence[str],
     writer: DestinationWriter,
-    ports: RunPorts,
+    ports: UnlinkPorts,
     after_id: int,
     batch_size: int = 1000,
 ) -> int:

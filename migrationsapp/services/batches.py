@@ -19,7 +19,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from migrationsapp.engine.errors import LeaseLostError
-from migrationsapp.engine.runner import DELETE, BatchResult, Change, RecordOutcome
+from migrationsapp.engine.ports import DELETE, BatchResult, Change, RecordOutcome, StopRequest
 from migrationsapp.models import (
     AnalysisChange,
     MigrationCheckpoint,
@@ -164,17 +164,17 @@ class ControlRunPorts:
             found.update(query.values_list("legacy_key_text", "destination_uuid"))
         return found
 
-    def stop_requested(self) -> str | None:
+    def stop_requested(self) -> StopRequest:
         pause, cancel = (
             MigrationStatus.objects.filter(migration_session_id=self.session_id)
             .values_list("pause_requested_at", "cancel_requested_at")
             .get()
         )
         if cancel:
-            return "cancel"
+            return StopRequest.CANCEL
         if pause:
-            return "pause"
-        return None
+            return StopRequest.PAUSE
+        return StopRequest.NONE
 
     # -- the control commit ------------------------------------------------------------------
 
@@ -437,7 +437,8 @@ class ControlRunPorts:
             batch_position=result.last_change_id,
             records_processed=F("records_processed") + done,
             records_remaining=remaining,
-            checkpoint_data=data,
+            # Merged, not replaced: the stage totals kept here (services.run_ports) stay.
+            checkpoint_data={**(checkpoint.checkpoint_data or {}), **data},
             updated_at=timezone.now(),
         )
 

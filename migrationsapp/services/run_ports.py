@@ -7,7 +7,10 @@
   batch wrote NULL (``AnalysisChange.self_links``), so the second pass survives a crash;
 * ``read_links`` / ``commit_links`` serve the second pass (``engine.selfref.SelfLinker``):
   a child whose parent did not make it moves from processed to failed, with its reason,
-  its quarantine entry and a cleared record-map hash (so the next run tries it again).
+  its quarantine entry and a cleared record-map hash (so the next run tries it again);
+* both commits measure their own time (the ``control`` stage, engine.stages) and add the
+  batch's stage seconds to its unit's checkpoint (``checkpoint_data["timing"]``) as their
+  last statement, in the same transaction: a batch counts exactly when its checkpoint moves.
 
 ``run_link_phase`` and ``unlink_for_deletes`` are the two steps ``services.runs`` adds
 around an entity's upserts and deletes when it has a self reference.
@@ -18,21 +21,23 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from migrationsapp.engine.errors import LeaseLostError
-from migrationsapp.engine.runner import DELETE, BatchResult, EntityRunner, FaultHook, UnitOutcome
-from migrationsapp.engine.selfref import (
+from migrationsapp.engine.ports import (
+    DELETE,
     LINK,
+    BatchResult,
+    FaultHook,
     LinkBatchResult,
     PendingLink,
-    SelfLinker,
-    self_reference_columns,
-    unlink_before_deletes,
 )
+from migrationsapp.engine.runner import EntityRunner, UnitOutcome
+from migrationsapp.engine.selfref import SelfLinker, self_reference_columns, unlink_before_deletes
+from migrationsapp.engine.stages import StageSeconds, StageTotals, clock
 from migrationsapp.models import (
     AnalysisChange,
     MigrationCheckpoint,
@@ -43,6 +48,9 @@ from migrationsapp.models import (
 from migrationsapp.models.choices import CheckpointState, OperationType, RecordAction
 from migrationsapp.services.batches import CHUNK, UPSERT_KINDS, ControlRunPorts
 from migrationsapp.services.logs import bulk_log, log_event, record_entry
+
+# The key of a unit's stage totals in its checkpoint_data (engine.stages.StageTotals).
+TIMING = "timing"
 
 
 def _chunks(items: list, size: int = CHUNK):
@@ -78,10 +86,26 @@ class EntityRunPorts(ControlRunPorts):
     # -- the upsert batch's commit, with the links it left for the second pass ------------
 
     def commit_batch(self, result: BatchResult) -> None:
+        began = clock()
+        outermost = not connection.in_atomic_block
         with transaction.atomic():
             super().commit_batch(result)
             if not result.dry_run:
                 self._write_links(result)
+            _check_deferred_now(outermost)
+            seconds = result.close_control(commit_began=began)
+            partition = self.partition_id is not None and result.phase != DELETE
+            self._add_timing(self.unit if partition else result.phase, result.stages, seconds)
+
+    def _add_timing(self, unit: str, stages: StageSeconds, seconds: float) -> None:
+        """Add one batch to its unit's stage totals. The checkpoint row is this unit's alone
+        and this transaction holds its lease (checked above, compare-and-set), so reading and
+        writing it back here loses no one's write."""
+        checkpoint = MigrationCheckpoint.objects.filter(migration_run_id=self.run_id, unit=unit)
+        data = dict(checkpoint.values_list("checkpoint_data", flat=True).get() or {})
+        totals = StageTotals.from_json(data.get(TIMING))
+        totals.add_batch(stages, seconds)
+        checkpoint.update(checkpoint_data={**data, TIMING: totals.to_json()})
 
     def _write_links(self, result: BatchResult) -> None:
         written = (RecordAction.CREATED, RecordAction.UPDATED)
@@ -119,6 +143,8 @@ class EntityRunPorts(ControlRunPorts):
         ]
 
     def commit_links(self, result: LinkBatchResult) -> None:
+        began = clock()
+        outermost = not connection.in_atomic_block
         now = timezone.now()
         failed = result.failures
         with transaction.atomic():
@@ -163,19 +189,6 @@ class EntityRunPorts(ControlRunPorts):
                     )
                     for o in failed
                 )
-            checkpoint, _ = MigrationCheckpoint.objects.get_or_create(
-                migration_run_id=self.run_id,
-                unit=LINK,
-                defaults={"entity_type": self.entity, "state": CheckpointState.ACTIVE},
-            )
-            MigrationCheckpoint.objects.filter(pk=checkpoint.pk).update(
-                state=CheckpointState.ACTIVE,
-                last_processed_id=str(result.last_change_id),
-                batch_position=result.last_change_id,
-                records_processed=F("records_processed") + result.linked + len(failed),
-                checkpoint_data={"phase": LINK, "last_change_id": result.last_change_id},
-                updated_at=now,
-            )
             log_event(
                 session_id=self.session_id,
                 entity=self.entity,
@@ -185,6 +198,37 @@ class EntityRunPorts(ControlRunPorts):
                 performance_data={"rows": result.linked, "seconds": round(result.seconds, 4)},
                 context={"phase": LINK, "last_change_id": result.last_change_id},
             )
+            checkpoint, _ = MigrationCheckpoint.objects.get_or_create(
+                migration_run_id=self.run_id,
+                unit=LINK,
+                defaults={"entity_type": self.entity, "state": CheckpointState.ACTIVE},
+            )
+            _check_deferred_now(outermost)
+            seconds = result.close_control(commit_began=began)
+            # Under the lease checked above: this unit's row, read and written back.
+            totals = StageTotals.from_json((checkpoint.checkpoint_data or {}).get(TIMING))
+            totals.add_batch(result.stages, seconds)
+            MigrationCheckpoint.objects.filter(pk=checkpoint.pk).update(
+                state=CheckpointState.ACTIVE,
+                last_processed_id=str(result.last_change_id),
+                batch_position=result.last_change_id,
+                records_processed=F("records_processed") + result.linked + len(failed),
+                checkpoint_data={
+                    "phase": LINK,
+                    "last_change_id": result.last_change_id,
+                    TIMING: totals.to_json(),
+                },
+                updated_at=now,
+            )
+
+
+def _check_deferred_now(outermost: bool) -> None:
+    """Run the deferred foreign-key checks of the control commit now rather than at COMMIT,
+    so that the ``control`` stage's time includes them (PostgreSQL). Only in a transaction
+    of our own: inside a caller's, the mode would outlive this commit."""
+    if outermost and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def checkpoint_position(control: MigrationControl, unit: str) -> int:

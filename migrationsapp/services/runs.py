@@ -574,16 +574,23 @@ def _runner(
         dry_run=ctx.options.dry_run,
         today=ctx.today,
         fault=ctx.fault,
-        on_batch=_progress_reporter(ctx),
+        progress=_progress_reporter(ctx),
     )
     return runners[spec.name]
 
 
-def _progress_reporter(ctx: _Context) -> Callable[[BatchResult], None] | None:
-    observer = ctx.observer
-    if observer is None:
-        return None
-    return lambda result: observer.advanced(result.entity, result.phase, len(result.outcomes))
+@dataclass(frozen=True)
+class _ObserverProgress:
+    """The runner's progress sink (engine.ports.ProgressSink), told to a RunObserver."""
+
+    observer: RunObserver
+
+    def batch_committed(self, result: BatchResult) -> None:
+        self.observer.advanced(result.entity, result.phase, len(result.outcomes))
+
+
+def _progress_reporter(ctx: _Context) -> _ObserverProgress | None:
+    return None if ctx.observer is None else _ObserverProgress(ctx.observer)
 
 
 def _announce(ctx: _Context, control: MigrationControl, phase: str) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from migrationsapp.engine.adopt import adopt_existing
+from migrationsapp.engine.ports import StopRequest
 from migrationsapp.engine.selfref import LinkBatchResult, PendingLink, SelfLinker
 
 U = [uuid.UUID(int=i) for i in range(10)]
@@ -62,8 +63,8 @@ class MemoryPorts:
     def commit_links(self, result: LinkBatchResult) -> None:
         self.committed.append(result)
 
-    def stop_requested(self) -> None:
-        return None
+    def stop_requested(self) -> StopRequest:
+        return StopRequest.NONE
 
 
 def adopt(table: MemoryTable, ports: MemoryPorts, candidates, match_on=("email",)):
