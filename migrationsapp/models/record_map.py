@@ -133,6 +133,11 @@ class QuarantinedRecord(models.Model):
     first_seen_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Who closed the entry by hand and why (``services.quarantine``); both stay empty when a
+    # run closed it because the record went through. Database defaults too, so that rows
+    # written by raw SQL or COPY need not name them.
+    resolved_by = models.CharField(max_length=150, blank=True, default="", db_default="")
+    resolution_note = models.TextField(blank=True, default="", db_default="")
 
     class Meta:
         db_table = "migration_quarantine"
@@ -147,6 +152,8 @@ class QuarantinedRecord(models.Model):
         ]
         indexes = [
             models.Index(fields=["entity_type", "resolved_at"], name="quarantine_entity_idx"),
+            # A record's quarantine history, resolved entries included (the lookup page).
+            models.Index(fields=["entity_type", "legacy_key_text"], name="quarantine_record_idx"),
             # The quarantine page's default list: the open entries, newest first.
             models.Index(
                 fields=["-id"],

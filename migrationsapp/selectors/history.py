@@ -5,7 +5,9 @@ shown"), never by OFFSET, and nothing counts the table: a page asks for one row 
 shows to know whether another page follows.
 
 * sessions, newest first, by ``(created_at, id)``; the cursor is ``<µs since epoch>.<id hex>``
-  (no ``+`` or ``:`` to mangle in a URL, and exact to the microsecond);
+  (no ``+`` or ``:`` to mangle in a URL, and exact to the microsecond); each with its
+  failed records, duration and rows/s, summed from its control rows as ``diffmig status``
+  does (``selectors.sessions.session_document``);
 * the execution log, newest first, by ``id`` (a growing integer); the cursor is the last id.
 
 The CSV export walks the same filtered log oldest first, in keyset chunks, so that a
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from migrationsapp.models import (
@@ -30,7 +32,8 @@ from migrationsapp.models import (
     MigrationStatus,
     SchemaMappingDefinition,
 )
-from migrationsapp.models.choices import levels_at_or_above
+from migrationsapp.models.choices import SessionStatus, levels_at_or_above
+from migrationsapp.selectors.progress import format_duration
 
 PAGE_SIZE = 50
 EXPORT_CHUNK = 2000
@@ -100,9 +103,13 @@ def known_entities() -> list[str]:
 # --------------------------------------------------------------------------- sessions
 
 
+# A status filter of its own: sessions that completed, yet with records in quarantine.
+COMPLETED_WITH_FAILURES = "completed_with_failures"
+
+
 @dataclass(frozen=True)
 class SessionFilters:
-    status: str | None = None
+    status: str | None = None  # a session status, or COMPLETED_WITH_FAILURES
     entity: str | None = None
     since: dt.date | None = None  # created on or after this day (the site's time zone)
     until: dt.date | None = None  # created on or before this day
@@ -129,7 +136,16 @@ def _day_start(day: dt.date) -> dt.datetime:
 
 def filtered_sessions(filters: SessionFilters) -> QuerySet[MigrationStatus]:
     query = MigrationStatus.objects.all()
-    if filters.status:
+    if filters.status == COMPLETED_WITH_FAILURES:
+        query = query.filter(
+            Exists(
+                MigrationControl.objects.filter(
+                    session_id=OuterRef("migration_session_id"), failed_count__gt=0
+                )
+            ),
+            overall_status=SessionStatus.COMPLETED,
+        )
+    elif filters.status:
         query = query.filter(overall_status=filters.status)
     if filters.entity:
         query = query.filter(
@@ -147,20 +163,76 @@ def filtered_sessions(filters: SessionFilters) -> QuerySet[MigrationStatus]:
     return query
 
 
+@dataclass(frozen=True)
+class HistoryRow:
+    """One session of the history, with what its entities' control rows add up to."""
+
+    session: MigrationStatus
+    controls: list[MigrationControl]
+    processed: int
+    failed: int
+    skipped: int
+    duration: dt.timedelta | None  # started → finished (→ now while it runs); None if never started
+    rows_per_s: float | None  # processed ÷ duration, as ``diffmig status`` reports it
+
+    @property
+    def status(self) -> str:
+        return self.session.overall_status
+
+    @property
+    def completed_with_failures(self) -> bool:
+        return self.status == SessionStatus.COMPLETED and self.failed > 0
+
+    @property
+    def duration_label(self) -> str:
+        return format_duration(self.duration)
+
+
+def history_row(session: MigrationStatus, *, now: dt.datetime) -> HistoryRow:
+    controls = list(session.controls.all())  # prefetched
+    processed = sum(c.processed_count for c in controls)
+    duration = None
+    rate = None
+    if session.started_at:
+        duration = max((session.completed_at or now) - session.started_at, dt.timedelta(0))
+        seconds = duration.total_seconds()
+        rate = round(processed / seconds, 1) if seconds > 0 else None
+    return HistoryRow(
+        session=session,
+        controls=controls,
+        processed=processed,
+        failed=sum(c.failed_count for c in controls),
+        skipped=sum(c.skipped_count for c in controls),
+        duration=duration,
+        rows_per_s=rate,
+    )
+
+
 def session_history(
     *, filters: SessionFilters, after: str | None = None, size: int = PAGE_SIZE
-) -> Page[MigrationStatus]:
+) -> Page[HistoryRow]:
     """Sessions newest first, ``size`` at a time, after the cursor of the last one shown.
 
-    Each session comes with its control rows (one per entity), for the per-entity summary.
+    Each session comes with its control rows (one per entity, one more query for the page),
+    for the per-entity summary and the failed, duration and rows/s columns.
     """
     cursor = parse_session_cursor(after)
     query = filtered_sessions(filters)
     if cursor is not None:
         created, session_id = cursor
         query = query.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=session_id))
-    rows = list(query.order_by("-created_at", "-id").prefetch_related("controls")[: size + 1])
-    return cut_page(rows, size=size, is_first=cursor is None, cursor_of=session_cursor)
+    sessions = list(
+        query.order_by("-created_at", "-id").prefetch_related(
+            Prefetch("controls", queryset=MigrationControl.objects.order_by("position"))
+        )[: size + 1]
+    )
+    page = cut_page(sessions, size=size, is_first=cursor is None, cursor_of=session_cursor)
+    now = timezone.now()
+    return Page(
+        items=[history_row(s, now=now) for s in page.items],
+        next_cursor=page.next_cursor,
+        is_first=page.is_first,
+    )
 
 
 # --------------------------------------------------------------------------- execution log
@@ -201,8 +273,15 @@ def log_export_rows(
     *, filters: LogFilters, chunk: int = EXPORT_CHUNK
 ) -> Iterator[MigrationExecutionLog]:
     """Every matching entry, oldest first, read ``chunk`` rows per query (keyset on id)."""
+    return export_rows(filtered_logs(filters), chunk=chunk)
+
+
+def export_rows(query: QuerySet[T], *, chunk: int = EXPORT_CHUNK) -> Iterator[T]:
+    """Every row of ``query``, oldest first by id, ``chunk`` rows per query (keyset on id).
+
+    No query stays open between chunks, so a slow download holds no cursor or snapshot.
+    """
     last_id = 0
-    query = filtered_logs(filters)
     while True:
         rows = list(query.filter(id__gt=last_id).order_by("id")[:chunk])
         yield from rows

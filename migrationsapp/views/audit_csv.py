@@ -1,20 +1,25 @@
-"""The execution log as CSV: one row per entry, streamed, safe to open in a spreadsheet.
+"""The audit CSV exports (execution log, quarantine): streamed, safe to open in a spreadsheet.
 
 A cell that begins with ``=``, ``+``, ``-`` or ``@`` (or a tab or carriage return, which some
 spreadsheets skip before reading a formula) would be run as a formula by the program that
 opens the file; such a cell is written with a leading ``'``, which shows the text as typed.
-Log messages quote source values, so a legacy row can carry such text.
+Log messages, quarantined values and reasons quote source values, and notes are typed by
+people, so any cell may carry such text: every cell of every export goes through
+``safe_cell``, in ``csv_lines``, the one writer of both exports.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
-from migrationsapp.models import MigrationExecutionLog
+from django.http import StreamingHttpResponse
 
-HEADER = (
+from migrationsapp.models import MigrationExecutionLog, QuarantinedRecord
+from migrationsapp.selectors.quarantine import state_label
+
+LOG_HEADER = (
     "id",
     "timestamp",
     "level",
@@ -25,6 +30,23 @@ HEADER = (
     "message",
     "error_details",
 )
+QUARANTINE_HEADER = (
+    "id",
+    "entity",
+    "key",
+    "rule",
+    "field",
+    "value",
+    "reason",
+    "state",
+    "first_seen_at",
+    "last_seen_at",
+    "last_session",
+    "mapping_version",
+    "resolved_at",
+    "resolved_by",
+    "resolution_note",
+)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -34,21 +56,42 @@ def safe_cell(value: object) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def log_row(entry: MigrationExecutionLog) -> list[str]:
+def _time(value) -> str:
+    return value.isoformat() if value else ""
+
+
+def log_row(entry: MigrationExecutionLog) -> list[object]:
     details = json.dumps(entry.error_details, sort_keys=True) if entry.error_details else ""
     return [
-        safe_cell(value)
-        for value in (
-            entry.id,
-            entry.timestamp.isoformat(),
-            entry.log_level,
-            entry.operation_type,
-            entry.session_id or "",
-            entry.entity_type,
-            entry.record_id or "",
-            entry.message,
-            details,
-        )
+        entry.id,
+        entry.timestamp.isoformat(),
+        entry.log_level,
+        entry.operation_type,
+        entry.session_id or "",
+        entry.entity_type,
+        entry.record_id or "",
+        entry.message,
+        details,
+    ]
+
+
+def quarantine_row(entry: QuarantinedRecord) -> list[object]:
+    return [
+        entry.id,
+        entry.entity_type,
+        entry.legacy_key_text,
+        entry.rule,
+        entry.field,
+        entry.value,
+        entry.reason,
+        state_label(entry),
+        _time(entry.first_seen_at),
+        _time(entry.last_seen_at),
+        entry.last_session_id or "",
+        entry.mapping_version or "",
+        _time(entry.resolved_at),
+        entry.resolved_by,
+        entry.resolution_note,
     ]
 
 
@@ -59,8 +102,19 @@ class _Line:
         return text
 
 
-def csv_lines(entries: Iterable[MigrationExecutionLog]) -> Iterator[str]:
+def csv_lines(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Iterator[str]:
+    """The header, then every row, one CSV line at a time, every cell through ``safe_cell``."""
     writer = csv.writer(_Line())
-    yield writer.writerow(HEADER)
-    for entry in entries:
-        yield writer.writerow(log_row(entry))
+    yield writer.writerow(header)
+    for row in rows:
+        yield writer.writerow([safe_cell(value) for value in row])
+
+
+def csv_response(
+    header: Sequence[str], rows: Iterable[Sequence[object]], *, filename: str
+) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(
+        csv_lines(header, rows), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
