@@ -126,6 +126,31 @@ def test_a_user_in_no_role_is_refused(name):
     assert client.get(url(name)).status_code == 403
 
 
+def test_a_user_in_no_role_gets_a_403_page_that_says_which_roles_open_it():
+    client = Client()
+    client.force_login(UserFactory(username="nobody"))
+    response = client.get(url("history"))
+    assert response.status_code == 403
+    text = html(response)
+    assert "This needs one of the roles auditors, operators or mapping editors." in text
+    assert "signed in as <strong>nobody</strong>,\n    in no group" in text
+    assert 'class="main-nav"' in text and 'href="/"' in text
+
+
+def test_an_auditor_refused_an_operator_action_is_told_the_role_and_keeps_the_navigation(
+    auditor_client,
+):
+    entry = QuarantinedRecordFactory(content_hash="a" * 64)
+    response = auditor_client.post(url("quarantine_retry", entry.pk))
+    assert response.status_code == 403
+    text = html(response)
+    assert "<h1>Your role does not allow this</h1>" in text
+    assert "This needs the operators role. Ask an administrator to add you to that group." in text
+    assert "in the group <em>auditors</em>" in text
+    for page in ("history", "logs", "lookup", "quarantine"):
+        assert f'href="{url(page)}"' in text
+
+
 # --------------------------------------------------------------------------- session history
 
 
@@ -187,6 +212,56 @@ def test_history_answers_htmx_with_the_results_fragment_only(auditor_client):
     assert text.lstrip().startswith('<section class="card" id="results">')
     assert "<html" not in text
     assert "HX-Request" in response["Vary"]
+
+
+def test_history_shows_failed_duration_and_rows_per_second(auditor_client):
+    start = timezone.now() - dt.timedelta(hours=1)
+    done = MigrationStatusFactory(
+        overall_status=SessionStatus.COMPLETED,
+        started_at=start,
+        completed_at=start + dt.timedelta(seconds=100),
+    )
+    MigrationControlFactory(
+        session=done, entity_type="office", state=DONE, processed_count=300, failed_count=2
+    )
+    MigrationControlFactory(
+        session=done, entity_type="doctor", state=DONE, processed_count=200, failed_count=1
+    )
+    never = MigrationStatusFactory(overall_status=SessionStatus.CANCELLED)
+    MigrationControlFactory(session=never, entity_type="office", state=EntityState.CANCELLED)
+
+    text = html(auditor_client.get(url("history")))
+
+    row = re.search(rf'<tr data-session="{done.migration_session_id}".*?</tr>', text, re.S)
+    cells = dict(re.findall(r'<td class="num (\w+)[^"]*">([^<]*)</td>', row.group(0)))
+    assert cells == {"processed": "500", "failed": "3", "duration": "1 min 40 s", "rate": "5.0"}
+    assert "with 3 failed" in row.group(0)
+    row = re.search(rf'<tr data-session="{never.migration_session_id}".*?</tr>', text, re.S)
+    cells = dict(re.findall(r'<td class="num (\w+)[^"]*">([^<]*)</td>', row.group(0)))
+    dash = "\u2013"
+    assert cells == {"processed": "0", "failed": "0", "duration": dash, "rate": dash}
+
+
+def test_history_filters_the_sessions_that_completed_with_failed_records(auditor_client):
+    with_failures = MigrationStatusFactory(overall_status=SessionStatus.COMPLETED)
+    MigrationControlFactory(session=with_failures, entity_type="doctor", state=DONE, failed_count=4)
+    MigrationControlFactory(session=with_failures, entity_type="office", state=DONE)
+    clean = MigrationStatusFactory(overall_status=SessionStatus.COMPLETED)
+    MigrationControlFactory(session=clean, entity_type="doctor", state=DONE)
+    failed = MigrationStatusFactory(overall_status=SessionStatus.FAILED)
+    MigrationControlFactory(
+        session=failed, entity_type="doctor", state=EntityState.FAILED, failed_count=1
+    )
+
+    def shown(params) -> list[str]:
+        text = html(auditor_client.get(url("history"), params))
+        return re.findall(r'<tr data-session="([0-9a-f-]{36})"', text)
+
+    assert shown({"status": "completed_with_failures"}) == [str(with_failures.migration_session_id)]
+    assert shown({"status": "completed_with_failures", "entity": "office"}) == [
+        str(with_failures.migration_session_id)
+    ]
+    assert shown({"status": "failed", "entity": "doctor"}) == [str(failed.migration_session_id)]
 
 
 # --------------------------------------------------------------------------- execution log
@@ -400,6 +475,105 @@ def test_lookup_shows_an_open_quarantine_entry(auditor_client):
     QuarantinedRecordFactory(entity_type="doctor", legacy_key=[9], reason="email is required")
     text = html(auditor_client.get(url("lookup"), {"entity": "doctor", "key": "9"}))
     assert "In quarantine" in text and "email is required" in text
+
+
+def test_lookup_offers_the_entities_with_an_active_mapping(auditor_client):
+    for name in ("office", "doctor"):
+        SchemaMappingDefinitionFactory(entity_type=name, active=True)
+    SchemaMappingDefinitionFactory(entity_type="retired")  # a draft only
+
+    text = html(auditor_client.get(url("lookup")))
+
+    select = re.search(r'<select name="entity"[^>]*>(.*?)</select>', text, re.S).group(1)
+    options = re.findall(r'<option value="([^"]*)"', select)
+    assert options[0] == "" and sorted(options[1:]) == ["doctor", "office"]
+    # A link from the log may name an entity with no active mapping: it still works.
+    linked = html(auditor_client.get(url("lookup"), {"entity": "retired", "key": "1"}))
+    assert "retired (no active mapping)" in linked and "not found in the record map" in linked
+    # Any other name is refused.
+    refused = html(auditor_client.get(url("lookup"), {"entity": "nope", "key": "1"}))
+    assert "Select a valid choice. nope is not one of the available choices." in refused
+
+
+@pytest.fixture
+def patients(db):
+    SchemaMappingDefinitionFactory(entity_type="patient", active=True)
+    SchemaMappingDefinitionFactory(entity_type="office", active=True)
+    RecordMapFactory(entity_type="patient", legacy_key=["P-001"])
+    RecordMapFactory(entity_type="patient", legacy_key=["Q-7   "])  # a padded CHAR key
+    RecordMapFactory(entity_type="patient", legacy_key=["ABCDEFGHIJKLMNOP"])
+    RecordMapFactory(entity_type="office", legacy_key=["p-002"])
+    QuarantinedRecordFactory(entity_type="patient", legacy_key=["Z-9"])  # never migrated
+
+
+def suggested(client, entity: str, key: str) -> list[str]:
+    text = html(client.get(url("lookup"), {"entity": entity, "key": key}))
+    found = re.search(r'<p class="did-you-mean">(.*?)</p>', text, re.S)
+    return re.findall(r">“([^”]*)”</a>", found.group(1)) if found else []
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("p-001", ["P-001"]),
+        ("P-001 ", ["P-001"]),
+        ("p-001  ", ["P-001"]),
+        ("Q-7", ["Q-7   "]),
+        ("q-7", []),  # case and padding at once: not guessed
+        ("abcdefghijklmnop", ["ABCDEFGHIJKLMNOP"]),  # long keys: the usual spellings
+        ("z-9", ["Z-9"]),  # in quarantine only
+        ("p-002", []),  # another entity's key
+        ("P-0011", []),
+    ],
+)
+def test_lookup_suggests_a_key_that_differs_only_by_case_or_trailing_spaces(
+    auditor_client, patients, typed, expected
+):
+    assert suggested(auditor_client, "patient", typed) == expected
+
+
+def test_the_did_you_mean_link_opens_the_record(auditor_client, patients):
+    text = html(auditor_client.get(url("lookup"), {"entity": "patient", "key": "p-001"}))
+    assert "Did you mean" in text
+    assert f'href="{url("lookup")}?entity=patient&amp;key=P-001"' in text
+    found = html(auditor_client.get(url("lookup"), {"entity": "patient", "key": "P-001"}))
+    assert "Did you mean" not in found and "Destination UUID" in found
+
+
+def test_the_case_probe_is_bounded_equality_on_the_index(auditor_client, patients):
+    with CaptureQueriesContext(connection) as queries:
+        auditor_client.get(url("lookup"), {"entity": "patient", "key": "p-001"})
+    probes = [
+        q["sql"].upper()
+        for q in queries.captured_queries
+        if "MIGRATION_MAPPINGS" in q["sql"].upper() or "MIGRATION_QUARANTINE" in q["sql"].upper()
+    ]
+    assert probes and len(probes) <= 8
+    for sql in probes:
+        assert "LOWER(" not in sql and "UPPER(" not in sql and " LIKE " not in sql, sql
+        assert '"ENTITY_TYPE" = ' in sql, sql
+
+
+def test_lookup_shows_who_resolved_a_quarantine_entry_and_why(auditor_client):
+    SchemaMappingDefinitionFactory(entity_type="doctor", active=True)
+    QuarantinedRecordFactory(
+        entity_type="doctor",
+        legacy_key=[9],
+        reason="email is required",
+        resolved_at=timezone.now(),
+        resolved_by="operator",
+        resolution_note="address added by hand",
+    )
+    QuarantinedRecordFactory(
+        entity_type="doctor", legacy_key=[9], reason="still bad", resolved_at=timezone.now()
+    )
+    text = html(auditor_client.get(url("lookup"), {"entity": "doctor", "key": "9"}))
+    rows = re.findall(r'<tr class="resolved" data-entry="\d+">(.*?)</tr>', text, re.S)
+    assert len(rows) == 2
+    assert "still bad" in rows[0] and ">a run</span>" in rows[0]
+    assert "email is required" in rows[1] and "operator" in rows[1]
+    assert "address added by hand" in rows[1]
+    assert "not found in the record map" not in text
 
 
 # --------------------------------------------------------------------------- quarantine

@@ -190,6 +190,37 @@ def test_the_walk_finds_the_runs_pages():
 
 
 @embedded
+def test_the_walk_finds_the_audit_pages():
+    names = {str(route) for route in ROUTES}
+    assert {
+        "audit:history",
+        "audit:logs",
+        "audit:logs_csv",
+        "audit:lookup",
+        "audit:quarantine",
+        "audit:quarantine_csv",
+        "audit:quarantine_bulk",
+        "audit:quarantine_retry",
+        "audit:quarantine_resolve",
+    } <= names
+
+
+@embedded
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.namespace == "audit"], ids=str)
+@pytest.mark.parametrize("role", ["auditor", "editor"])
+def test_an_audit_refusal_is_the_403_page_naming_the_role(route, role, samples, request):
+    """Read-only roles refused an operator's action on the audit pages get the page with the
+    navigation and the role that would allow it."""
+    response = _client(role, request).post(_url(route, samples))
+    if response.status_code == 405:
+        return  # a read-only page: GET only
+    assert response.status_code == 403
+    text = response.content.decode()
+    assert "This needs the operators role." in text
+    assert 'class="main-nav"' in text
+
+
+@embedded
 @pytest.mark.parametrize("route", ROUTES, ids=str)
 def test_anonymous_is_sent_to_login(route, samples, client):
     url = _url(route, samples)
