@@ -73,7 +73,20 @@ def status(options: dict[str, Any], out: Output) -> int:
         out.json(document)
     else:
         out.session(document)
+        line = stage_line(document["session"])
+        if line:
+            out.line(line)
     return EXIT_OK
+
+
+def stage_line(totals: dict[str, Any]) -> str:
+    """`stages: read 1.20 s, …, control 0.40 s of 3.10 s (slowest: write)`; "" before any batch."""
+    stages = totals.get("stages") or {}
+    if not totals.get("batch_seconds"):
+        return ""
+    parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in stages.items())
+    slowest = max(stages, key=stages.__getitem__)
+    return f"stages: {parts} of {totals['batch_seconds']:.2f} s (slowest: {slowest})"
 
 
 def add_session_argument(parser) -> None:

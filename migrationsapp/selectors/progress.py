@@ -1,7 +1,8 @@
 """Reads for the runs pages: recent sessions, the analysis shown before a launch, live progress.
 
 Numbers come from the same control rows as ``diffmig status`` (``session_document``), so the
-page and the CLI never disagree. The throughput chart is in ``selectors.throughput``.
+page and the CLI never disagree; so do the stage times (``selectors.stages``). The throughput
+chart is in ``selectors.throughput``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from migrationsapp.models import MigrationControl, MigrationExecutionLog, Migrat
 from migrationsapp.models.choices import ACTIVE_ENTITY_STATES, SessionStatus
 from migrationsapp.selectors.logs import session_logs
 from migrationsapp.selectors.sessions import session_document
+from migrationsapp.selectors.stages import SessionStages, StageTimes, session_stages
 from migrationsapp.services.mappings import active_definitions
 
 ACTIVE_SESSION = (SessionStatus.PENDING, SessionStatus.RUNNING, SessionStatus.PAUSED)
@@ -233,6 +235,16 @@ class SessionProgress:
     eta: dt.datetime | None
     elapsed: dt.timedelta | None
     errors: dict[str, str] = field(default_factory=dict)
+    # Seconds per stage, per entity and for the session (None: not read).
+    stages: SessionStages | None = None
+
+    @property
+    def stage_rows(self) -> list[StageTimes]:
+        """The entities whose batches recorded stage times, in dependency order."""
+        if self.stages is None:
+            return []
+        rows = [self.stages.of(e.entity) for e in self.entities]
+        return [row for row in rows if row.recorded]
 
     @property
     def id(self) -> uuid.UUID:
@@ -338,6 +350,7 @@ def session_progress(session: MigrationStatus) -> SessionProgress:
         eta=dt.datetime.fromisoformat(totals["eta"]) if totals["eta"] else None,
         elapsed=elapsed,
         errors=dict(totals["errors"]),
+        stages=session_stages(session),
     )
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from migrationsapp.engine.errors import ConfigurationError
 from migrationsapp.models import MigrationControl, MigrationStatus
+from migrationsapp.selectors.stages import StageTimes, session_stages
 
 
 class SessionNotFoundError(ConfigurationError):
@@ -57,7 +58,11 @@ def entity_counts(control: MigrationControl) -> dict[str, Any]:
 def session_document(session: MigrationStatus) -> dict[str, Any]:
     """The `--json` session document (docs/cli.md)."""
     controls = list(session.controls.order_by("position"))
-    entities = {c.entity_type: entity_counts(c) for c in controls}
+    stages = session_stages(session)
+    entities = {
+        c.entity_type: {**entity_counts(c), **_stage_keys(stages.of(c.entity_type))}
+        for c in controls
+    }
     processed = sum(c.processed_count for c in controls)
     failed = sum(c.failed_count for c in controls)
     skipped = sum(c.skipped_count for c in controls)
@@ -86,9 +91,15 @@ def session_document(session: MigrationStatus) -> dict[str, Any]:
             "baseline": bool((session.options or {}).get("baseline")),
             "dry_run": bool((session.options or {}).get("dry_run")),
             "errors": (session.error_summary or {}).get("entities", {}),
+            **_stage_keys(stages.session),
         },
         "entities": entities,
     }
+
+
+def _stage_keys(times: StageTimes) -> dict[str, Any]:
+    """Seconds per stage (engine.stages), and the wall seconds of the batches they are part of."""
+    return {"stages": times.document(), "batch_seconds": times.batch_seconds}
 
 
 def was_refused(session: MigrationStatus) -> bool:

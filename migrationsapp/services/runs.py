@@ -52,6 +52,8 @@ from migrationsapp.models.choices import (
     RunMode,
     SessionStatus,
 )
+from migrationsapp.selectors.stages import METRICS_KEY as STAGES_METRICS_KEY
+from migrationsapp.selectors.stages import metrics_copy, stage_totals_by_entity
 from migrationsapp.services import leases, partitions
 from migrationsapp.services.analysis import analyze_into_result
 from migrationsapp.services.cursors import announce_cursor, overlap_from_seconds
@@ -849,6 +851,9 @@ def _finish_cancelled(session_id: uuid.UUID, *, expected: str) -> MigrationStatu
     session = transition_session(
         session_id=session_id, to=SessionStatus.CANCELLED, expected=expected
     )
+    MigrationStatus.objects.filter(migration_session_id=session_id).update(
+        performance_metrics={**(session.performance_metrics or {}), **_stage_copy(session)}
+    )
     refresh_entity_lists(session_id=session_id)
     log_event(
         session_id=session_id,
@@ -906,7 +911,19 @@ def _metrics(session_id: uuid.UUID) -> dict:
     return {
         "elapsed_s": round(elapsed, 3),
         "rows_per_s": round(rows / elapsed, 1) if elapsed > 0 else 0.0,
+        **_stage_copy(session),
     }
+
+
+def _stage_copy(session: MigrationStatus) -> dict:
+    """The session's stage seconds per entity (selectors.stages), kept with its metrics when
+    it ends: the checkpoints that hold them are removed by retention 30 days later. Only the
+    session's finisher writes performance_metrics (after its compare-and-set transition)."""
+    by_entity = stage_totals_by_entity(session.migration_session_id)
+    if by_entity is None:  # gone already: the copy made when it ended before stays
+        kept = (session.performance_metrics or {}).get(STAGES_METRICS_KEY)
+        return {STAGES_METRICS_KEY: kept} if kept else {}
+    return {STAGES_METRICS_KEY: metrics_copy(by_entity)}
 
 
 # -- steps for executors that run units (services.dispatch) -----------------------------------
