@@ -1,15 +1,16 @@
 """Permission checks of the pages, with a refusal that says which role would open the page.
 
-``permission_required(perm, …)`` is Django's decorator of the same name (login first, then
-every permission), except that the ``PermissionDenied`` it raises carries one sentence for
-the 403 page (``templates/403.html``): the role (group) that grants the permission, from
-``migrationsapp.roles``, and who to ask. Django's handler puts that sentence in the page's
-``exception``; a refusal raised anywhere else shows the page's general text.
+``permission_required(perm, …)`` does what Django's decorator of the same name does with
+``raise_exception=True`` (login first, then every permission), except that the
+``PermissionDenied`` it raises carries one sentence for the 403 page (``templates/403.html``):
+the role (group) that grants the permission, from ``migrationsapp.roles``, and who to ask.
+Django's handler puts that sentence in the page's ``exception``; a refusal raised anywhere
+else shows the page's general text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
@@ -46,8 +47,16 @@ def refusal_text(missing: list[str]) -> str:
     return f"This needs one of the roles {listed}. Ask an administrator to add you to one."
 
 
-def permission_required(*permissions: str) -> Callable:
-    """Login required, then every permission; a refusal (403) names the role that grants it."""
+def permission_required(
+    perm: str | Iterable[str], *more: str, raise_exception: bool = True
+) -> Callable:
+    """Login required, then every permission; a refusal (403) names the role that grants it.
+
+    Takes Django's forms too (one name or a tuple of names, ``raise_exception``), so that a
+    view swaps Django's decorator for this one by its import alone. A logged-in user who
+    lacks a permission always gets the 403 page, never the login page again.
+    """
+    permissions = ((perm,) if isinstance(perm, str) else tuple(perm)) + more
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -29,6 +29,7 @@ from migrationsapp.selectors.mapping_views import (
 from migrationsapp.services.mapping_drafts import save_draft_edit
 from migrationsapp.services.mapping_versions import MappingVersionError
 
+from .access import permission_required
 from .mapping_forms import DraftSettingsForm, row_formsets
 from .mappings import CHANGE
 

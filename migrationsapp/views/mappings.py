@@ -15,7 +15,7 @@ import uuid
 from collections import defaultdict
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -41,6 +41,7 @@ from migrationsapp.services.mapping_versions import (
 from migrationsapp.services.mappings import export_mapping_text, import_mapping_text
 from migrationsapp.services.preview import preview_entity
 
+from .access import permission_required
 from .mapping_forms import ImportForm, PreviewForm
 
 VIEW = "migrationsapp.view_schemamappingdefinition"

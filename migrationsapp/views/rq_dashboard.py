@@ -17,7 +17,7 @@ import redis
 from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
 from django.conf import settings
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import URLPattern
@@ -26,6 +26,8 @@ from django_rq.queues import get_queue_by_index
 from django_rq.settings import get_queues_list
 from rq.exceptions import NoSuchJobError
 from rq.worker import Worker
+
+from .access import permission_required
 
 CONTROL = "migrationsapp.control_migration"
 HOME = "home"

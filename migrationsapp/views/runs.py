@@ -9,7 +9,7 @@ run launched elsewhere still shows up).
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -34,6 +34,8 @@ from migrationsapp.services.runs import (
     launch_session,
 )
 from migrationsapp.views.runs_forms import ConfirmLaunchForm, LaunchForm
+
+from .access import permission_required
 
 VIEW_SESSIONS = "migrationsapp.view_migrationstatus"
 LAUNCH = "migrationsapp.launch_migration"

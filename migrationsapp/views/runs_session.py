@@ -12,7 +12,7 @@ import datetime as dt
 import uuid
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -31,6 +31,8 @@ from migrationsapp.selectors.workers import queue_health
 from migrationsapp.services.dispatch import on_workers
 from migrationsapp.services.executor import submit_session
 from migrationsapp.services.runs import prepare_resume, request_cancel, request_pause
+
+from .access import permission_required
 
 VIEW_SESSIONS = "migrationsapp.view_migrationstatus"
 VIEW_LOGS = "migrationsapp.view_migrationexecutionlog"
