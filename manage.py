@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Django's command-line utility for diffmig."""
+"""Django's command-line utility for diffmig (``diffmig …`` runs its `diffmig` command)."""
 
 import os
 import sys
@@ -7,9 +7,9 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "diffmig.settings")
-    from django.core.management import execute_from_command_line
+    from diffmig.startup import run_command
 
-    execute_from_command_line(sys.argv)
+    run_command(sys.argv)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,20 @@
 """`diffmig connections test`: reach every connection the active mappings name.
 
-The URL shown is the one connected to, through ``redact_url``: never a password.
+The URL shown is the one connected to, through ``redact_url``: never a password. A test
+creates nothing: SQLite would create a missing file on connecting, so a SQLite connection
+whose file does not exist fails without being opened.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from migrationsapp.engine.connectors import redact_url
-from migrationsapp.engine.errors import DiffmigError
+from migrationsapp.engine.connectors import ConnectionSpec, redact_url, resolved_url
+from migrationsapp.engine.errors import ConfigurationError, DiffmigError
 from migrationsapp.models import SchemaMappingDefinition
-from migrationsapp.services.databases import connection_spec, opened
+from migrationsapp.services.databases import connection_policy, connection_spec, opened
 
 
 @dataclass
@@ -37,6 +41,7 @@ def test_connections() -> list[ConnectionCheck]:
             continue
         shown = redact_url(spec.url)
         try:
+            refuse_missing_sqlite_file(spec)
             with opened(spec) as database:
                 shown = database.display_url  # the URL connected to, password hidden
                 results.append(
@@ -45,3 +50,13 @@ def test_connections() -> list[ConnectionCheck]:
         except DiffmigError as error:
             results.append(ConnectionCheck(name=name, url=shown, ok=False, error=str(error)))
     return results
+
+
+def refuse_missing_sqlite_file(spec: ConnectionSpec) -> None:
+    """A SQLite connection whose file does not exist: an error, before SQLite creates it."""
+    url = resolved_url(spec, connection_policy(), os.environ)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        raise ConfigurationError(
+            f"connection {spec.name!r}: the SQLite file {url.database} does not exist "
+            "(check the URL's path; a test never creates the file)"
+        )

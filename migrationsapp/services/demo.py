@@ -6,6 +6,10 @@ from the control database's file; the legacy one on MariaDB when ``DIFFMIG_LEGAC
 set, the destination on PostgreSQL when ``DIFFMIG_TARGET_URL`` is). The demo owns the four
 clinic entities: it rebuilds their tables and forgets what the control database knew of
 their records, so that every demo starts from a fresh destination.
+
+The mapping is imported with the demo's URLs written in (not ``${DIFFMIG_…}``), so the
+connections table holds them and the web server, another process, finds them; and the demo
+user is made (``services.demo_user``), so that ``make serve`` is the next step.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
+import yaml
 from django.conf import settings
 from django.db import transaction
 
@@ -34,6 +39,7 @@ from migrationsapp.demo.clinic import (
 )
 from migrationsapp.models import QuarantinedRecord, RecordEvent, RecordMap
 from migrationsapp.selectors.sessions import session_document
+from migrationsapp.services.demo_user import DemoLogin, ensure_demo_user
 from migrationsapp.services.mappings import import_mapping_text
 from migrationsapp.services.runs import RunOptions, execute_session, launch_session
 from migrationsapp.services.verify import verify_entities
@@ -51,6 +57,7 @@ class DemoResult:
     differential: dict
     verification: dict[str, dict[str, int]]
     matches: bool
+    login: DemoLogin
     mismatches: list[str] = field(default_factory=list)
 
 
@@ -68,6 +75,14 @@ def _urls() -> tuple[str, str]:
     return legacy, target
 
 
+def demo_mapping_text(legacy_url: str, target_url: str) -> str:
+    """The clinic mapping with the demo's own URLs in its connections (see the docstring)."""
+    document = yaml.safe_load(MAPPING_FILE.read_text(encoding="utf-8"))
+    document["connections"][document["source"]]["url"] = legacy_url
+    document["connections"][document["destination"]]["url"] = target_url
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
 @transaction.atomic
 def forget_clinic_records() -> None:
     """A fresh destination means the record map, history and quarantine start empty too."""
@@ -77,7 +92,6 @@ def forget_clinic_records() -> None:
 
 def run_demo(*, say: Callable[[str], None] = print) -> DemoResult:
     legacy_url, target_url = _urls()
-    os.environ["DIFFMIG_LEGACY_URL"], os.environ["DIFFMIG_TARGET_URL"] = legacy_url, target_url
     legacy, target = _engine(legacy_url), _engine(target_url)
     try:
         say(f"1. building the legacy clinic ({legacy.dialect.name}) and an empty destination")
@@ -92,7 +106,7 @@ def run_demo(*, say: Callable[[str], None] = print) -> DemoResult:
         say(f"   legacy rows: {counts}")
 
         say(f"2. importing the mapping {MAPPING_FILE.name}")
-        imported = import_mapping_text(text=MAPPING_FILE.read_text(encoding="utf-8"), user="demo")
+        imported = import_mapping_text(text=demo_mapping_text(legacy_url, target_url), user="demo")
         for entity, version in imported.created + imported.unchanged:
             say(f"   {entity}: version {version}")
 
@@ -123,6 +137,9 @@ def run_demo(*, say: Callable[[str], None] = print) -> DemoResult:
             for entity, counts in verification.items()
             if counts["missing"] or counts["extra"] or counts["different"]
         ]
+
+        login = ensure_demo_user()
+        say(f"7. the web pages: user {login.username!r} (operators) may launch and control runs")
         return DemoResult(
             legacy_url=legacy_url,
             target_url=target_url,
@@ -132,6 +149,7 @@ def run_demo(*, say: Callable[[str], None] = print) -> DemoResult:
             differential=differential,
             verification=verification,
             matches=not mismatches,
+            login=login,
             mismatches=mismatches,
         )
     finally:

@@ -1,9 +1,13 @@
-"""`python manage.py demo`: the main job end to end on the embedded default."""
+"""`make demo` (`python manage.py demo`): the main job end to end on the embedded default, then
+how to go on: the web pages (the demo user and its password) and the CLI's next commands."""
 
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
+from django.db import DatabaseError
 
+from migrationsapp.cli.output import EXIT_OPERATIONAL
+from migrationsapp.cli.setup_hints import command_prefix, control_database_problem
 from migrationsapp.demo.clinic import ENTITIES
 from migrationsapp.services.demo import run_demo
 
@@ -15,11 +19,18 @@ class Command(BaseCommand):
     help = (
         "Build a messy legacy clinic and an empty destination, migrate it with a baseline, "
         "change the legacy data, migrate again, verify, and print what was found and done. "
-        "Example: python manage.py demo"
+        "Example: make demo"
     )
 
     def handle(self, *args, **options) -> None:
-        result = run_demo(say=self.stdout.write)
+        try:
+            result = run_demo(say=self.stdout.write)
+        except DatabaseError as error:
+            problem = control_database_problem(error)
+            if problem is None or options.get("traceback"):
+                raise
+            self.stderr.write(f"error: {problem[0]}\nhint: {problem[1]}")
+            raise SystemExit(EXIT_OPERATIONAL) from None
         self.stdout.write("")
         self.summary("baseline", result.baseline)
         self.stdout.write("")
@@ -52,11 +63,19 @@ class Command(BaseCommand):
             for line in result.mismatches:
                 self.stdout.write(f"  {line}")
         session = result.differential["session"]["id"]
+        login = result.login
+        why = (
+            "the demo's documented password: the control database is the embedded one"
+            if login.fixed
+            else "a new password from this demo, printed once: set your own in the admin"
+        )
+        diffmig = command_prefix()
         self.stdout.write(
-            "\nnext: python manage.py diffmig logs "
-            f"{session[:8]} --level warn   (why records failed)\n"
-            "      python manage.py diffmig lookup patient 'P-0001'   (a record's history)\n"
-            "      make serve   (the web pages at http://127.0.0.1:8000/)"
+            "\nthe web pages: make serve, then "
+            f"open http://127.0.0.1:8000/ and sign in as {login.username} / {login.password}\n"
+            f"      ({why})\n"
+            f"next: {diffmig} logs {session[:8]} --level warn   (why records failed)\n"
+            f"      {diffmig} lookup patient 'P-0001'   (a record's history)"
         )
         if not result.matches:
             raise SystemExit(1)

@@ -1,8 +1,9 @@
-"""`python manage.py diffmig …`: the command line of docs/cli.md.
+"""`diffmig …` (or `python manage.py diffmig …`): the command line of docs/cli.md.
 
 The subcommands live in ``migrationsapp.cli``; this command builds the parser from them and
 turns errors into one line (plus a hint) on stderr and the contract's exit codes: 0 success,
-1 failed or differences, 2 usage error or refused, 3 paused or cancelled, 4 operational.
+1 failed or differences, 2 usage error or refused, 3 paused or cancelled, 4 operational. A
+control database that cannot be reached or has no tables yet says how to set it up.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from migrationsapp.cli.output import (
     Output,
 )
 from migrationsapp.cli.registry import SUBCOMMANDS
+from migrationsapp.cli.setup_hints import control_database_problem
 from migrationsapp.engine.errors import DiffmigError, MappingError, TransientError
 from migrationsapp.selectors.sessions import SessionNotFoundError
 
@@ -44,6 +46,9 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
+        # Run by the console script, the program is `diffmig`, not Django's `diffmig diffmig`.
+        if parser.prog == "diffmig diffmig":
+            parser.prog = "diffmig"
         commands = parser.add_subparsers(
             dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser
         )
@@ -81,7 +86,10 @@ class Command(BaseCommand):
 
 
 def fail(out: Output, error: Exception, code: int) -> int:
-    if isinstance(error, MappingError):
+    problem = control_database_problem(error) if isinstance(error, DatabaseError) else None
+    if problem:
+        out.error(*problem)
+    elif isinstance(error, MappingError):
         out.error("mapping refused:\n  " + "\n  ".join(str(p) for p in error.problems))
     else:
         out.error(str(error), getattr(error, "hint", ""))
