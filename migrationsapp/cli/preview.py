@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from migrationsapp.cli.output import EXIT_OK, Output
-from migrationsapp.engine.verify import json_value
+from migrationsapp.engine.values import json_value
 from migrationsapp.services.preview import (
     DEFAULT_LIMIT,
     PreviewReference,

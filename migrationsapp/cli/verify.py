@@ -10,12 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from migrationsapp.cli.output import EXIT_FAILED, EXIT_OK, Output, Subcommand
-from migrationsapp.engine.verify import (
-    Q_MISSING,
-    QUARANTINE_MISMATCHES,
-    EntityVerification,
-    json_value,
-)
+from migrationsapp.engine.values import json_value
+from migrationsapp.engine.verify_report import Q_MISSING, QUARANTINE_MISMATCHES, EntityVerification
 from migrationsapp.services.verify import verify_entities
 
 SHOWN = 10  # mismatches listed per entity and kind in the human output

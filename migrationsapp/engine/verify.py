@@ -36,346 +36,44 @@ Nothing is held across batches but counters and the capped lists: no set of ever
 UUID, no temporary table. The price is one record-map query per batch and pass, and one
 extra source query per destination batch.
 
-Equality is type-aware (``values_equal``): numbers by value (``85000.5`` equals
-``85000.50``), aware datetimes as instants, booleans as booleans, JSON by content, text
-exactly. Destination values are first brought to the column's kind (SQLite hands back
-text), source values already are. ``json_value`` makes any value JSON-safe for reports.
-
-``read_first_rows`` and ``describe_reference`` serve the mapping preview. No Django here.
+Equality and the values shown are ``values.py``'s; the report is ``verify_report.py``'s.
+``read_first_rows`` serves the mapping preview. No Django here.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import struct
 import time
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from .compile import CompiledEntity, ReferenceValue
 from .connectors import ColumnInfo, Database
-from .convert import as_bool, as_decimal, as_text, convert_value
 from .errors import RowError
 from .ids import encode_key, value_text
+from .values import UnresolvedReference, as_uuid, destination_value, values_equal
+from .verify_report import (
+    DEFAULT_CAP,
+    NOT_MIGRATED,
+    Q_DIFFERENT,
+    Q_EQUAL,
+    Q_MISSING,
+    SOURCE_CHANGED,
+    SOURCE_DELETED,
+    EntityVerification,
+    FieldDifference,
+    MapEntry,
+    QuarantinedState,
+    VerifyPorts,
+)
 
 DEFAULT_BATCH_SIZE = 1000
-DEFAULT_CAP = 1000
 _IN_CHUNK = 1000  # values per IN list: well below every driver's parameter limit
 
 T = TypeVar("T")
-
-
-# --- ports --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MapEntry:
-    """One record map entry: what diffmig last wrote for a legacy key."""
-
-    key_text: str
-    key: list[Any]  # the typed form (ids.storage_values), to fetch the source row again
-    uuid: uuid.UUID
-    mapping_version: int
-    deleted: bool
-    content_hash: str = ""  # of the content last written ("" when unknown)
-
-
-class VerifyPorts(Protocol):
-    """What the verifier reads from the control database."""
-
-    def entries_by_key(
-        self, entity: str, key_texts: Collection[str]
-    ) -> dict[str, MapEntry]:  # pragma: no cover - protocol
-        """Record map entries (live and deleted) of these keys."""
-
-    def entries_by_uuid(
-        self, entity: str, uuids: Collection[uuid.UUID]
-    ) -> dict[uuid.UUID, MapEntry]:  # pragma: no cover - protocol
-        """Record map entries (live and deleted) of this entity holding these UUIDs."""
-
-    def quarantined(
-        self, entity: str, key_texts: Collection[str]
-    ) -> dict[str, str]:  # pragma: no cover - protocol
-        """The keys among these that are in open quarantine, with the reason of each."""
-
-
-# --- the report ---------------------------------------------------------------------------
-
-
-@dataclass
-class CappedList(Generic[T]):
-    """A list that keeps its first ``cap`` items but counts every one."""
-
-    cap: int = DEFAULT_CAP
-    items: list[T] = field(default_factory=list)
-    total: int = 0
-
-    def add(self, item: T) -> None:
-        self.total += 1
-        if len(self.items) < self.cap:
-            self.items.append(item)
-
-    @property
-    def truncated(self) -> bool:
-        return self.total > len(self.items)
-
-
-@dataclass(frozen=True)
-class FieldDifference:
-    """One destination field whose value differs from the converted source value."""
-
-    key: str
-    field: str
-    source: Any
-    destination: Any
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "field": self.field,
-            "source": json_value(self.source),
-            "destination": json_value(self.destination),
-        }
-
-
-# The destination state of a quarantined record (see the module docstring).
-NOT_MIGRATED = "not_migrated"
-Q_MISSING = "missing"
-Q_EQUAL = "equal"
-Q_DIFFERENT = "different"
-SOURCE_CHANGED = "source_changed"
-SOURCE_DELETED = "source_deleted"  # gone from the source, its delete failed: the row stays
-QUARANTINE_STATES = (NOT_MIGRATED, Q_MISSING, Q_EQUAL, Q_DIFFERENT, SOURCE_CHANGED, SOURCE_DELETED)
-# States that are mismatches: the destination is not what the last migration wrote.
-QUARANTINE_MISMATCHES = (Q_MISSING, Q_DIFFERENT)
-
-
-@dataclass(frozen=True)
-class QuarantinedState:
-    """A quarantined record, why it is quarantined, and what its destination row holds."""
-
-    key: str
-    state: str
-    reason: str = ""
-    fields: tuple[FieldDifference, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "destination": self.state,
-            "reason": self.reason,
-            "different": [d.as_dict() for d in self.fields],
-        }
-
-
-@dataclass
-class EntityVerification:
-    """The outcome of verifying one entity."""
-
-    entity: str
-    mapping_version: int
-    cap: int = DEFAULT_CAP
-    compared: int = 0
-    quarantined: int = 0
-    different_records: int = 0
-    seconds: float = 0.0
-    missing: CappedList[str] = field(init=False)
-    extra: CappedList[str] = field(init=False)
-    different: CappedList[FieldDifference] = field(init=False)
-    stale: CappedList[str] = field(init=False)
-    quarantined_records: CappedList[QuarantinedState] = field(init=False)
-    quarantined_states: dict[str, int] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.missing = CappedList(self.cap)
-        self.extra = CappedList(self.cap)
-        self.different = CappedList(self.cap)
-        self.stale = CappedList(self.cap)
-        self.quarantined_records = CappedList(self.cap)
-        self.quarantined_states = dict.fromkeys(QUARANTINE_STATES, 0)
-
-    def add_quarantined(self, record: QuarantinedState) -> None:
-        self.quarantined += 1
-        self.quarantined_states[record.state] += 1
-        self.quarantined_records.add(record)
-
-    @property
-    def quarantined_mismatches(self) -> int:
-        """Quarantined records whose destination row is gone or differs from what their
-        last migrated content gives."""
-        return sum(self.quarantined_states[s] for s in QUARANTINE_MISMATCHES)
-
-    @property
-    def equal(self) -> bool:
-        """No record missing, extra or different, quarantined ones included (stale rows, and
-        quarantined rows that are equal, never migrated or changed since, are not)."""
-        return not (
-            self.missing.total
-            or self.extra.total
-            or self.different.total
-            or self.quarantined_mismatches
-        )
-
-    @property
-    def truncated(self) -> bool:
-        return any(
-            lst.truncated
-            for lst in (
-                self.missing,
-                self.extra,
-                self.different,
-                self.stale,
-                self.quarantined_records,
-            )
-        )
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "compared": self.compared,
-            "missing": self.missing.total,
-            "extra": self.extra.total,
-            "different": self.different.total,
-            "different_records": self.different_records,
-            "quarantined": self.quarantined,
-            "stale": self.stale.total,
-            **{f"quarantined_{state}": n for state, n in self.quarantined_states.items()},
-        }
-
-    def as_dict(self) -> dict[str, Any]:
-        """The entity's entry of ``verify --json`` (docs/cli.md), plus counts."""
-        return {
-            "compared": self.compared,
-            "missing": list(self.missing.items),
-            "extra": list(self.extra.items),
-            "different": [d.as_dict() for d in self.different.items],
-            "quarantined": self.quarantined,
-            "quarantined_records": [q.as_dict() for q in self.quarantined_records.items],
-            "stale": list(self.stale.items),
-            "mapping_version": self.mapping_version,
-            "counts": self.counts(),
-            "truncated": self.truncated,
-        }
-
-
-# --- values -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class UnresolvedReference:
-    """A reference whose parent has no live record map entry (it was never migrated)."""
-
-    entity: str
-    key_text: str
-
-    def __str__(self) -> str:
-        return f"→ {self.entity} {self.key_text} (not migrated yet)"
-
-
-def describe_reference(entity: str, key_text: str, parent_uuid: uuid.UUID | None) -> str:
-    """A reference for people: ``→ office 3 (9c0e…)`` or ``→ office 3 (not migrated yet)``."""
-    return f"→ {entity} {key_text} ({parent_uuid if parent_uuid else 'not migrated yet'})"
-
-
-def json_value(value: Any) -> Any:
-    """``value`` as JSON can hold it: numbers and dates as text, aware datetimes in UTC."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else repr(value)
-    if isinstance(value, Decimal):
-        return as_text(value)
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None and value.tzinfo.utcoffset(value) is not None:
-            value = value.astimezone(dt.UTC)
-        return value.isoformat()
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    if isinstance(value, dict):
-        return {str(k): json_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_value(v) for v in value]
-    return str(value)
-
-
-def destination_value(column: ColumnInfo, value: Any) -> Any:
-    """A value read from the destination, brought to its column's kind.
-
-    PostgreSQL already returns the right types; SQLite returns text and numbers. A value
-    that does not convert is compared as read.
-    """
-    if value is None:
-        return None
-    try:
-        # Naive timestamps read from a timestamptz-less destination are UTC wall-clock.
-        return convert_value(value, column.kind, tz=dt.UTC)
-    except RowError:
-        return value
-
-
-def _is_aware(value: dt.datetime) -> bool:
-    return value.tzinfo is not None and value.tzinfo.utcoffset(value) is not None
-
-
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.UTC) if _is_aware(value) else value.replace(tzinfo=dt.UTC)
-
-
-def _are_instants(kind: str, a: Any, b: Any) -> bool:
-    """Two datetimes to compare as instants, whatever zone each side carries."""
-    if not (isinstance(a, dt.datetime) and isinstance(b, dt.datetime)):
-        return False
-    return kind == "datetime_tz" or _is_aware(a) or _is_aware(b)
-
-
-def _single_precision(sql_type: str) -> bool:
-    return sql_type.upper().split("(")[0].strip() in ("REAL", "FLOAT4")
-
-
-def _float32(value: float) -> bytes:
-    return struct.pack("<f", value)
-
-
-def values_equal(column: ColumnInfo, source: Any, destination: Any) -> bool:
-    """Whether the converted source value and the destination value are the same datum."""
-    if source is None or destination is None:
-        return source is None and destination is None
-    if isinstance(source, UnresolvedReference):
-        return False
-    kind = column.kind
-    try:
-        if kind in ("integer", "numeric"):
-            # By value: the scale of a Decimal (85000.5 vs 85000.50) is not a difference.
-            return as_decimal(source) == as_decimal(destination)
-        if kind == "float":
-            a, b = float(source), float(destination)
-            # A REAL column keeps single precision: compare what it can hold.
-            return a == b or (_single_precision(column.sql_type) and _float32(a) == _float32(b))
-        if kind == "boolean":
-            return as_bool(source) == as_bool(destination)
-        if _are_instants(kind, source, destination):
-            return _as_utc(source) == _as_utc(destination)
-        if kind == "uuid":
-            return str(source).lower() == str(destination).lower()
-        if kind == "json":
-            return json.dumps(json_value(source), sort_keys=True) == json.dumps(
-                json_value(destination), sort_keys=True
-            )
-        if kind == "bytes":
-            return bytes(source) == bytes(destination)
-        if kind == "text" and not (isinstance(source, str) and isinstance(destination, str)):
-            return as_text(source) == as_text(destination)
-    except (ValueError, TypeError, ArithmeticError):
-        return False
-    # Text exactly (case, trailing spaces), dates, times, naive datetimes.
-    return source == destination
 
 
 # --- destination reads --------------------------------------------------------------------
@@ -423,18 +121,6 @@ class DestinationTable:
         """Every row's key and ``columns``, from one snapshot, in batches."""
         names = list(dict.fromkeys([self.key_column, *columns]))
         return self.database.stream_rows(self.name, names, batch_size=batch_size)
-
-
-def as_uuid(value: Any) -> uuid.UUID | None:
-    """A UUID from a driver value (uuid.UUID, text, 16 bytes), or None when it is none."""
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        if isinstance(value, bytes) and len(value) == 16:
-            return uuid.UUID(bytes=value)
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError):
-        return None
 
 
 # --- the verifier ---------------------------------------------------------------------------

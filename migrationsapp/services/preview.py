@@ -34,7 +34,8 @@ from migrationsapp.engine.validation import (
     unique_rules,
     validate_row,
 )
-from migrationsapp.engine.verify import describe_reference, json_value, read_first_rows
+from migrationsapp.engine.values import describe_reference, json_value
+from migrationsapp.engine.verify import read_first_rows
 from migrationsapp.models import RecordMap, SchemaMappingDefinition
 from migrationsapp.services.databases import open_named
 from migrationsapp.services.mappings import definition_to_entity, load_active_mapping
