@@ -203,7 +203,6 @@ class Database:
         self.engine = engine
         self.display_url = display_url
         self._tables: dict[str, TableInfo] = {}
-        self._sa_tables: dict[str, sa.Table] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -317,19 +316,6 @@ class Database:
             where = f" in schema {self.schema!r}" if self.schema else ""
             raise ConfigurationError(f"database {self.name!r} has no table {name!r}{where}")
         return info
-
-    def sa_table(self, name: str) -> sa.Table:
-        """The reflected SQLAlchemy Table (cached), for building statements."""
-        with self._lock:
-            cached = self._sa_tables.get(name)
-        if cached is not None:
-            return cached
-        info = self.require_table(name)
-        with self.connect() as conn:
-            table = sa.Table(info.name, sa.MetaData(), schema=info.schema, autoload_with=conn)
-        with self._lock:
-            self._sa_tables[name] = table
-        return table
 
     def count_rows(self, table: str) -> int:
         info = self.require_table(table)

@@ -82,16 +82,6 @@ class DifferentialAnalysisResult(models.Model):
     def __str__(self) -> str:
         return f"analysis of {self.entity_type} at {self.analysis_timestamp:%Y-%m-%d %H:%M}"
 
-    @property
-    def total_changes(self) -> int:
-        return self.new_count + self.modified_count
-
-    @property
-    def change_percentage(self) -> float:
-        if not self.source_record_count:
-            return 0.0
-        return self.total_changes / self.source_record_count * 100
-
 
 class AnalysisChange(models.Model):
     """One key of an analysis's change set; ``id`` orders the batches."""
