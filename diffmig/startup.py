@@ -61,8 +61,24 @@ def reach_control_database(stderr: TextIO | None = None) -> None:
         database.close()
 
 
+def apply_settings_options(argv: Sequence[str]) -> None:
+    """``--settings`` and ``--pythonpath``, read before the settings load, as Django reads them."""
+    from django.core.management.base import CommandError, CommandParser, handle_default_options
+
+    parser = CommandParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--settings")
+    parser.add_argument("--pythonpath")
+    parser.add_argument("args", nargs="*")
+    try:
+        options, _ = parser.parse_known_args(list(argv[2:]))
+        handle_default_options(options)
+    except CommandError:
+        pass  # the command's own parser reports it
+
+
 def run_command(argv: Sequence[str]) -> None:
     """``execute_from_command_line(argv)`` once the settings load."""
+    apply_settings_options(argv)
     load_settings()
     from django.core.management import execute_from_command_line
 
