@@ -33,7 +33,6 @@ from migrationsapp.services.mapping_versions import (
     MappingVersionError,
     clone_definition,
     create_draft_definition,
-    is_frozen,
     lock_draft,
     save_draft_definition,
     switch_active_definition,
@@ -61,15 +60,16 @@ class DraftRowInline(admin.TabularInline):
     formfield_overrides = ROW_WIDGETS
 
     def has_add_permission(self, request, obj=None):
-        return not (obj is not None and is_frozen(obj)) and super().has_add_permission(request, obj)
+        frozen = obj is not None and not obj.is_draft
+        return not frozen and super().has_add_permission(request, obj)
 
     def has_change_permission(self, request, obj=None):
-        if obj is not None and is_frozen(obj):
+        if obj is not None and not obj.is_draft:
             return False
         return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and is_frozen(obj):
+        if obj is not None and not obj.is_draft:
             return False
         return super().has_delete_permission(request, obj)
 
@@ -164,7 +164,7 @@ class SchemaMappingDefinitionAdmin(WriteGuardMixin, admin.ModelAdmin):
     # --- permissions ---------------------------------------------------------------
 
     def has_change_permission(self, request, obj=None):
-        if obj is not None and is_frozen(obj):
+        if obj is not None and not obj.is_draft:
             return False
         return super().has_change_permission(request, obj)
 

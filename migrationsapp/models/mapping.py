@@ -96,6 +96,11 @@ class SchemaMappingDefinition(models.Model):
         active = " (active)" if self.is_active else ""
         return f"{self.entity_type} v{self.version}{active}"
 
+    @property
+    def is_draft(self) -> bool:
+        """Editable: never activated. Once active, a version's content never changes again."""
+        return not self.is_active and self.activated_at is None
+
 
 class FieldMapping(models.Model):
     """One destination field: where its value comes from and how it is transformed."""

@@ -37,11 +37,6 @@ def definitions_with_rows() -> QuerySet[SchemaMappingDefinition]:
     return SchemaMappingDefinition.objects.prefetch_related(*ROW_RELATIONS)
 
 
-def is_draft(definition: SchemaMappingDefinition) -> bool:
-    """Editable: inactive and never activated (``services.mapping_versions.is_frozen``)."""
-    return not definition.is_active and definition.activated_at is None
-
-
 # --------------------------------------------------------------------------- versions
 
 

@@ -78,11 +78,6 @@ class Activation:
     deactivated: SchemaMappingDefinition | None
 
 
-def is_frozen(definition: SchemaMappingDefinition) -> bool:
-    """True when the definition's content may no longer change (active or once active)."""
-    return definition.is_active or definition.activated_at is not None
-
-
 def _username(user: AbstractBaseUser | None) -> str:
     return getattr(user, "get_username", lambda: "")() if user is not None else ""
 
@@ -135,7 +130,7 @@ def lock_draft(*, definition_id: uuid.UUID) -> SchemaMappingDefinition:
     entity waits for the edit instead of activating half-edited content.
     """
     definition = SchemaMappingDefinition.objects.select_for_update().get(pk=definition_id)
-    if is_frozen(definition):
+    if not definition.is_draft:
         raise MappingVersionError(
             f"{definition} has been active: its content cannot change",
             hint="Clone it into a new draft version and edit the draft.",

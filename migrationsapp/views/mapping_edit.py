@@ -23,7 +23,6 @@ from django.views.decorators.http import require_http_methods
 from migrationsapp.selectors.mapping_views import (
     definitions_with_rows,
     introspect_tables,
-    is_draft,
     validate_definition,
 )
 from migrationsapp.services.mapping_drafts import save_draft_edit
@@ -41,7 +40,7 @@ FROZEN = "{definition} has been active: its content cannot change. Clone it into
 @require_http_methods(["GET", "POST"])
 def edit(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     definition = get_object_or_404(definitions_with_rows(), pk=pk)
-    if not is_draft(definition):
+    if not definition.is_draft:
         messages.error(request, FROZEN.format(definition=definition))
         return redirect("mappings:detail", pk=pk)
     tables = introspect_tables(definition)

@@ -28,7 +28,6 @@ from migrationsapp.selectors.mapping_views import (
     diff_definitions,
     entity_versions,
     introspect_tables,
-    is_draft,
     mapping_overview,
     validate_definition,
 )
@@ -57,7 +56,7 @@ def _detail_context(request: HttpRequest, definition: SchemaMappingDefinition, r
     rows = list(definition.field_mappings.all())
     return {
         "definition": definition,
-        "draft": is_draft(definition),
+        "draft": definition.is_draft,
         "can_change": request.user.has_perm(CHANGE),
         "field_rows": [
             (row, report.for_field(row.destination_field) if report else []) for row in rows
