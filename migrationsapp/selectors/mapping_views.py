@@ -27,8 +27,8 @@ from migrationsapp.engine.introspect import TableInfo
 from migrationsapp.engine.mapping import check_against_tables, check_entity
 from migrationsapp.models import SchemaMappingDefinition
 from migrationsapp.models.mapping import DEFINITION_SETTINGS
+from migrationsapp.selectors.definitions import definition_to_entity
 from migrationsapp.services.databases import open_named
-from migrationsapp.services.mappings import definition_to_entity
 
 ROW_RELATIONS = ("field_mappings", "validation_rules", "transformation_functions")
 

@@ -20,10 +20,10 @@ from migrationsapp.engine.errors import DeleteGuardError
 from migrationsapp.engine.mapping import EntitySpec
 from migrationsapp.models import MigrationControl, MigrationExecutionLog, MigrationStatus
 from migrationsapp.models.choices import ACTIVE_ENTITY_STATES, SessionStatus
+from migrationsapp.selectors.definitions import active_definitions
 from migrationsapp.selectors.logs import session_logs
 from migrationsapp.selectors.sessions import session_document
 from migrationsapp.selectors.stages import SessionStages, StageTimes, session_stages
-from migrationsapp.services.mappings import active_definitions
 
 ACTIVE_SESSION = (SessionStatus.PENDING, SessionStatus.RUNNING, SessionStatus.PAUSED)
 

@@ -34,7 +34,7 @@ from migrationsapp.models import (
     TransformationFunction,
     ValidationRule,
 )
-from migrationsapp.services.mappings import definition_to_entity
+from migrationsapp.selectors.definitions import definition_to_entity
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser

@@ -37,8 +37,9 @@ from migrationsapp.engine.validation import (
 from migrationsapp.engine.values import describe_reference, json_value
 from migrationsapp.engine.verify import read_first_rows
 from migrationsapp.models import RecordMap, SchemaMappingDefinition
+from migrationsapp.selectors.definitions import definition_to_entity
 from migrationsapp.services.databases import open_named
-from migrationsapp.services.mappings import definition_to_entity, load_active_mapping
+from migrationsapp.services.mappings import load_active_mapping
 from migrationsapp.services.verify import ControlVerifyPorts
 
 DEFAULT_LIMIT = 10

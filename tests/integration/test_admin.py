@@ -583,7 +583,7 @@ def test_activating_a_draft_the_engine_refuses_changes_nothing(editor_client):
 
 def test_activation_fingerprints_the_rows_as_edited(editor_client, draft_with_rows):
     from migrationsapp.engine.mapping import content_fingerprint
-    from migrationsapp.services.mappings import definition_to_entity
+    from migrationsapp.selectors.definitions import definition_to_entity
 
     activate_definition(definition_id=draft_with_rows.pk, user=None)
     v1 = SchemaMappingDefinition.objects.get(pk=draft_with_rows.pk)
