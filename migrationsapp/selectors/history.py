@@ -185,6 +185,8 @@ class HistoryRow:
 
     @property
     def duration_label(self) -> str:
+        if self.duration is not None and self.duration < dt.timedelta(seconds=1):
+            return "< 1 s"
         return format_duration(self.duration)
 
 

@@ -198,7 +198,11 @@ class QuarantineSelection:
             parts.append(f"{len(self.ids)} selected entr{'y' if len(self.ids) == 1 else 'ies'}")
         parts += [f"group {group}" for group in self.groups]
         if self.families:
-            parts.append(f"{len(self.families)} with their dependants")
+            one = len(self.families) == 1
+            parts.append(
+                f"{len(self.families)} entr{'y' if one else 'ies'} with "
+                f"{'its' if one else 'their'} dependants"
+            )
         return ", ".join(parts)
 
     def as_log(self) -> dict:

@@ -42,7 +42,7 @@ class SessionFilterForm(forms.Form):
         choices=[
             *ANY,
             *SessionStatus.choices,
-            (COMPLETED_WITH_FAILURES, "Completed with failed records"),
+            (COMPLETED_WITH_FAILURES, "completed with failures"),
         ],
         required=False,
     )

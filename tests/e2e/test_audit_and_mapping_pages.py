@@ -64,7 +64,7 @@ def test_auditor_finds_a_record_by_legacy_key_and_sees_its_history(
     assert document["session"]["status"] == "completed"
     uuid = RecordMap.objects.get(entity_type=ENTITY, legacy_key_text="1").destination_uuid
     log_in(auditor, next_url="/audit/lookup/")
-    page.fill("#id_entity", ENTITY)
+    page.select_option("#id_entity", ENTITY)
     page.fill("#id_key", "1")
     page.click("form.filters button[type=submit]")
     expect(page.locator("main")).to_contain_text(str(uuid))

@@ -14,7 +14,6 @@ import io
 import re
 
 import pytest
-import sqlalchemy as sa
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -33,7 +32,6 @@ from migrationsapp.selectors.quarantine import (
     quarantine_export_rows,
     quarantine_groups,
 )
-from migrationsapp.services.mappings import import_mapping_text
 from migrationsapp.views.audit_forms import group_token
 from tests.factories import (
     FieldMappingFactory,
@@ -43,6 +41,7 @@ from tests.factories import (
 )
 from tests.support.people import run
 from tests.support.reliability import record
+from tests.support.teams import create_teams
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
@@ -212,15 +211,8 @@ def test_a_real_run_nests_the_children_of_a_refused_parent(operator_client, tmp_
     """team 2 has no name (required): its members 21 and 22 fail for their missing parent."""
     root = tmp_path.resolve()
     settings.DIFFMIG_SQLITE_ROOT = root
-    legacy = sa.create_engine(f"sqlite:///{root}/legacy.db")
-    target = sa.create_engine(f"sqlite:///{root}/target.db")
-    try:
-        _build_teams(legacy, target)
-        import_mapping_text(text=TEAMS_MAPPING.format(root=root), user="tests")
-        document = run()
-    finally:
-        legacy.dispose()
-        target.dispose()
+    create_teams(root)
+    document = run()
     assert document["entities"]["team"]["failed"] == 1
     assert document["entities"]["member"]["failed"] == 2
     team = QuarantinedRecord.objects.get(entity_type="team", resolved_at=None)
@@ -233,52 +225,6 @@ def test_a_real_run_nests_the_children_of_a_refused_parent(operator_client, tmp_
     row = row_html(response, team)
     assert "2 records wait for it" in row
     assert "member 21</a>" in row and "member 22</a>" in row
-
-
-TEAMS_MAPPING = """\
-version: 1
-connections:
-  legacy: {{url: "sqlite:///{root}/legacy.db"}}
-  target: {{url: "sqlite:///{root}/target.db"}}
-source: legacy
-destination: target
-entities:
-  - name: team
-    source_table: teams
-    source_key: [id]
-    destination_table: team
-    destination_key: id
-    fields:
-      - {{source: id, destination: legacy_id}}
-      - {{source: name, destination: name}}
-    validation:
-      - {{field: name, rule: required}}
-  - name: member
-    source_table: members
-    source_key: [id]
-    destination_table: member
-    destination_key: id
-    depends_on: [team]
-    fields:
-      - {{source: id, destination: legacy_id}}
-      - {{source: team_id, destination: team_id, reference: team}}
-"""
-
-
-def _build_teams(legacy: sa.Engine, target: sa.Engine) -> None:
-    with legacy.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE teams (id INTEGER PRIMARY KEY, name TEXT)")
-        conn.exec_driver_sql("CREATE TABLE members (id INTEGER PRIMARY KEY, team_id INTEGER)")
-        conn.exec_driver_sql("INSERT INTO teams VALUES (1, 'Blue'), (2, NULL)")
-        conn.exec_driver_sql("INSERT INTO members VALUES (11, 1), (21, 2), (22, 2)")
-    with target.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE team (id UUID PRIMARY KEY, legacy_id INTEGER NOT NULL, name TEXT)"
-        )
-        conn.exec_driver_sql(
-            "CREATE TABLE member (id UUID PRIMARY KEY, legacy_id INTEGER NOT NULL, "
-            "team_id UUID REFERENCES team(id))"
-        )
 
 
 # --------------------------------------------------------------------------- groups
@@ -385,6 +331,8 @@ def test_bulk_resolve_of_a_group_closes_its_open_entries_only(operator_client, f
 
 def test_bulk_resolve_of_a_parent_with_its_dependants(operator_client, family):
     office = family["office"]
+    refused = bulk(operator_client, "resolve", families=[office.pk], note="")
+    assert "1 entry with its dependants: a note is required to resolve" in html(refused)
     response = bulk(operator_client, "resolve", families=[office.pk], note="office closed")
     assert "4 quarantine entries marked resolved." in html(response)
     resolved = set(
