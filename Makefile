@@ -7,6 +7,8 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/diffmig
 # Tests run in TEST_WORKERS processes (pytest-xdist), a test module per process at a time, so
 # that a module's scratch databases are made once; each process has its own test database.
 TEST_WORKERS ?= 2
+# make serve PORT=8080
+PORT ?= 8000
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: demo test lint format serve worker bench clean reliability audit
@@ -48,7 +50,7 @@ format: $(VENV)/.installed
 
 serve: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput -v0
-	$(PY) manage.py runserver --insecure
+	$(PY) manage.py runserver --insecure 127.0.0.1:$(PORT)
 
 worker: $(VENV)/.installed
 	$(PY) manage.py diffmig worker
