@@ -19,6 +19,11 @@ class Connection(models.Model):
     password_encrypted = models.TextField(blank=True, default="", editable=False)
     timezone = models.CharField(max_length=64, default="UTC")
     schema = models.CharField(max_length=200, blank=True, default="")
+    # The last "Test" of the connection: when, whether it answered, and its server version or
+    # the exact error (never a password: errors name the URL redacted).
+    last_tested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_test_ok = models.BooleanField(null=True, blank=True, editable=False)
+    last_test_result = models.CharField(max_length=1000, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
