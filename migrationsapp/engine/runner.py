@@ -89,7 +89,6 @@ class EntityRunner:
     batch_size: int = 1000
     dry_run: bool = False
     today: dt.date = field(default_factory=dt.date.today)
-    soft_delete_column: str | None = None
     # Called at named points; tests inject crashes here (e.g. "after_destination_commit").
     fault: FaultHook | None = None
     # Told of every committed batch (progress bars, live pages).
@@ -157,12 +156,12 @@ class EntityRunner:
         outcomes: dict[str, RecordOutcome] = {}
         transformed: list[Candidate] = []
         with stages.measure("transform"):
+            present: list[tuple[Change, uuid.UUID]] = []
             for change in changes:
                 record_uuid = known.get(change.key_text) or destination_uuid(
                     self.entity, change.key_text
                 )
-                row = rows_by_text.get(change.key_text)
-                if row is None:
+                if change.key_text not in rows_by_text:
                     # Gone from the source since the analysis: the next analysis sees the delete.
                     outcomes[change.key_text] = self._outcome(
                         change,
@@ -171,12 +170,14 @@ class EntityRunner:
                         RowError("gone from the source since the analysis", rule="source"),
                     )
                     continue
-                try:
-                    values = self.compiled.transform(row)
-                except RowError as error:
-                    outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, error)
-                    continue
-                transformed.append((change, record_uuid, values))
+                present.append((change, record_uuid))
+            # The whole batch at once: fields with a column form run vectorized (compile.py).
+            results = self.compiled.transform_batch([rows_by_text[c.key_text] for c, _ in present])
+            for (change, record_uuid), values in zip(present, results, strict=True):
+                if isinstance(values, RowError):
+                    outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, values)
+                else:
+                    transformed.append((change, record_uuid, values))
 
         links: dict[str, dict[str, str]] = {}
         with stages.measure("validate"):
