@@ -15,6 +15,10 @@ calling them. Per field, in order:
 
 Every failure is a ``RowError`` naming the destination field, so the row is quarantined
 with a reason a person can act on. No Django here.
+
+``transform_batch`` gives the same for a whole batch: fields whose expressions have a
+column form run on polars columns (engine.columnar), steps 3 to 5 stay the field's own
+closure, and every row the column form is unsure of runs through the row closure.
 """
 
 from __future__ import annotations
@@ -22,13 +26,15 @@ from __future__ import annotations
 import datetime as dt
 import operator
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from migrationsapp.engine.columnar import ROW_WINS, ColumnarEntity, FieldTrees
 from migrationsapp.engine.connectors import ColumnInfo, TableInfo
 from migrationsapp.engine.convert import convert_value
 from migrationsapp.engine.errors import ExpressionError, MappingError, MappingProblem, RowError
+from migrationsapp.engine.expressions import parse_expression
 from migrationsapp.engine.ids import encode_key
 from migrationsapp.engine.mapping import (
     SELF_REFERENCE,
@@ -44,6 +50,7 @@ from migrationsapp.engine.transforms import (
     compile_expression,
     compile_functions,
     compile_transform,
+    transform_source,
 )
 
 Step = Callable[[Mapping[str, Any]], Any]
@@ -72,7 +79,9 @@ class CompiledEntity:
     """An entity ready to transform source rows into destination rows."""
 
     __slots__ = (
+        "_columnar",
         "_steps",
+        "_tails",
         "destination_columns",
         "hashed_columns",
         "library",
@@ -92,6 +101,8 @@ class CompiledEntity:
         timezone: dt.tzinfo,
         library: FunctionLibrary,
         steps: tuple[tuple[str, Step], ...],
+        tails: tuple[Callable[[Any], Any], ...] = (),
+        columnar: ColumnarEntity | None = None,
     ) -> None:
         self.spec = spec
         self.hashed_columns = hashed_columns
@@ -101,6 +112,8 @@ class CompiledEntity:
         self.timezone = timezone
         self.library = library
         self._steps = steps
+        self._tails = tails
+        self._columnar = columnar if tails else None
 
     def transform(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The destination values of one source row (without the destination key).
@@ -120,8 +133,51 @@ class CompiledEntity:
             raise
         return out
 
+    @property
+    def columnar(self) -> ColumnarEntity | None:
+        """The fields that run on columns in ``transform_batch`` (None: every one row-wise)."""
+        return self._columnar
+
+    def transform_batch(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any] | RowError]:
+        """Each row's destination values, or the RowError that fails it: what ``transform``
+        gives row by row, with the fields that have a column form computed on columns."""
+        columns = self._columnar.evaluate(rows) if self._columnar is not None else None
+        outputs: list[Any] = [{} for _ in rows]
+        for position, (destination, step) in enumerate(self._steps):
+            values = columns.values.get(position) if columns is not None else None
+            if values is None:
+                for index, row in enumerate(rows):
+                    out = outputs[index]
+                    if out.__class__ is dict:
+                        try:
+                            out[destination] = step(row)
+                        except RowError as exc:
+                            outputs[index] = _naming(exc, destination)
+                continue
+            assert columns is not None
+            tail = self._tails[position]
+            unsure = columns.unsure.get(position)
+            for index, row in enumerate(rows):
+                out = outputs[index]
+                if out.__class__ is dict:
+                    try:
+                        if unsure is not None and unsure[index]:
+                            out[destination] = step(row)  # the row path: its value or error
+                        else:
+                            out[destination] = tail(values[index])
+                    except RowError as exc:
+                        outputs[index] = _naming(exc, destination)
+        return outputs
+
     def __repr__(self) -> str:
         return f"CompiledEntity({self.spec.name!r}, {len(self._steps)} fields)"
+
+
+def _naming(exc: RowError, destination: str) -> RowError:
+    """``exc`` naming the field, as ``CompiledEntity.transform`` raises it."""
+    if exc.field is None:
+        return RowError(exc.reason, field=destination, rule=exc.rule, value=exc.value)
+    return exc
 
 
 def _is_blank(value: Any) -> bool:
@@ -186,7 +242,9 @@ def _step(
     expression: Expression | None,
     transform: Expression | None,
     finish: Callable[[Any], Any],
-) -> Step:
+) -> tuple[Step, Callable[[Any], Any]]:
+    """The field's closure for a row, and its last steps (default, required, conversion)
+    for a value computed elsewhere (on columns)."""
     get, origin = _getter(field, expression)
     apply = transform.evaluate if transform is not None else None
     has_default = field.has_default
@@ -199,12 +257,9 @@ def _step(
         def plain(row: Mapping[str, Any]) -> Any:
             return finish(get(row))
 
-        return plain
+        return plain, finish
 
-    def step(row: Mapping[str, Any]) -> Any:
-        value = get(row)
-        if apply is not None:
-            value = apply({"value": value})
+    def tail(value: Any) -> Any:
         if value is None and has_default:
             value = default
         if required and _is_blank(value):
@@ -213,15 +268,39 @@ def _step(
             )
         return finish(value)
 
-    return step
+    def step(row: Mapping[str, Any]) -> Any:
+        value = get(row)
+        if apply is not None:
+            value = apply({"value": value})
+        return tail(value)
+
+    return step, tail
+
+
+def _trees(field: FieldSpec, library: FunctionLibrary) -> FieldTrees:
+    """The field's expression and transform as syntax trees, for the vectorized path."""
+    expression = transform = None
+    if field.expression is not None:
+        expression = parse_expression(field.expression, label="expression")
+    if field.transform is not None:
+        source = transform_source(field.transform, library)
+        transform = parse_expression(source, label="transform")
+    return FieldTrees(field.destination, field.source, expression, transform)
 
 
 def compile_entity(
-    spec: EntitySpec, source: TableInfo, destination: TableInfo, *, timezone: dt.tzinfo
+    spec: EntitySpec,
+    source: TableInfo,
+    destination: TableInfo,
+    *,
+    timezone: dt.tzinfo,
+    row_wins: frozenset[str] = ROW_WINS,
 ) -> CompiledEntity:
     """Check the spec against its tables and build its row transformer.
 
-    ``timezone`` is the source connection's zone (that of naive source timestamps).
+    ``timezone`` is the source connection's zone (that of naive source timestamps);
+    ``row_wins`` the functions that, called alone, keep a field row-wise (engine.columnar;
+    ``frozenset({"*"})`` puts every field with a column form on columns).
     Raises MappingError listing every problem.
     """
     try:
@@ -235,6 +314,7 @@ def compile_entity(
 
     references: dict[str, str] = {}
     steps: list[tuple[str, Step]] = []
+    tails: list[Callable[[Any], Any]] = []
     for field in spec.fields:
         expression = (
             compile_expression(field.expression, library) if field.expression is not None else None
@@ -248,12 +328,9 @@ def compile_entity(
             references[field.destination] = parent
         column = destination.column(field.destination)
         assert column is not None  # check_against_tables refused a missing column
-        steps.append(
-            (
-                field.destination,
-                _step(field, expression, transform, _finisher(field, column, parent, timezone)),
-            )
-        )
+        step, tail = _step(field, expression, transform, _finisher(field, column, parent, timezone))
+        steps.append((field.destination, step))
+        tails.append(tail)
 
     hashed = hashed_columns(spec, library)
     read = list(hashed)
@@ -268,4 +345,11 @@ def compile_entity(
         timezone=timezone,
         library=library,
         steps=tuple(steps),
+        tails=tuple(tails),
+        columnar=ColumnarEntity(
+            [_trees(field, library) for field in spec.fields],
+            library,
+            library.body,
+            row_wins=row_wins,
+        ),
     )

@@ -372,6 +372,11 @@ class FunctionLibrary:
         named = self._named.get(name)
         return (named.expression.steps, named.expression.nesting) if named else (1, 1)
 
+    def body(self, name: str) -> str | None:
+        """A named function's expression text; None for a builtin."""
+        named = self._named.get(name)
+        return named.expression.text if named else None
+
     def parameters(self, name: str) -> frozenset[str] | None:
         """A named function's keyword parameters; None for a builtin."""
         named = self._named.get(name)
@@ -569,20 +574,25 @@ def compile_expression(text: str, library: FunctionLibrary) -> Expression:
     )
 
 
-def compile_transform(text: str, library: FunctionLibrary) -> Expression:
-    """A ``transform:`` field: a bare function name ``trim`` means ``trim(value)``."""
-    label = _label("transform", text)
-    source = text
+def transform_source(text: str, library: FunctionLibrary) -> str:
+    """The expression a ``transform:`` stands for: a bare function name ``trim`` means
+    ``trim(value)``, a one-parameter named function ``f`` means ``f(param=value)``."""
     bare = text.strip() if isinstance(text, str) else ""
     if bare.isidentifier() and not keyword.iskeyword(bare) and bare != "value":
         if bare not in library:
-            raise ExpressionError(f"{label}: unknown function {bare!r}")
+            raise ExpressionError(f"{_label('transform', text)}: unknown function {bare!r}")
         params = library.parameters(bare)
         # A one-parameter named function reads naturally as a bare name too.
         if params is not None and len(params) == 1:
-            source = f"{bare}({next(iter(params))}=value)"
-        else:
-            source = f"{bare}(value)"
+            return f"{bare}({next(iter(params))}=value)"
+        return f"{bare}(value)"
+    return text
+
+
+def compile_transform(text: str, library: FunctionLibrary) -> Expression:
+    """A ``transform:`` field: a bare function name ``trim`` means ``trim(value)``."""
+    label = _label("transform", text)
+    source = transform_source(text, library)
     expression = compile_tree(
         parse_expression(source, label=label), text=text, library=library, label=label
     )
