@@ -44,6 +44,8 @@ class Section:
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # (run, wall seconds, seconds per stage or None, seconds of the batches) per diffmig run.
+    stages: list[tuple[str, float, dict[str, float] | None, float]] = field(default_factory=list)
     profile: str = ""
     elapsed_s: float = 0.0
 
@@ -131,11 +133,7 @@ def render(section: Section) -> str:
             f"| {timing.label} | {count} | {timing.seconds:.2f} | {timing.describe_runs()} | "
             f"{rate} |"
         )
-    lines += [
-        "",
-        "Per-stage time (read / transform / validate / write / control seconds per batch): "
-        "not recorded by diffmig yet; this is its place.",
-    ]
+    lines += ["", *render_stages(s.stages)]
     for skipped in s.skipped:
         lines.append(f"\n- skipped: {skipped}")
     if s.notes:
@@ -145,6 +143,39 @@ def render(section: Section) -> str:
         lines += ["", "cProfile of the baseline (`diffmig run --baseline`):", "", "```"]
         lines += [s.profile.rstrip(), "```"]
     return "\n".join(lines) + "\n"
+
+
+STAGES = ("read", "transform", "validate", "write", "control")
+
+
+def stage_row(label: str, wall: float, document: dict) -> tuple:
+    """A diffmig run's seconds per stage, from its ``run --json`` session document (absent when
+    the diffmig measured does not record them)."""
+    session = document.get("session", {})
+    stages = session.get("stages")
+    return (label, wall, stages, float(session.get("batch_seconds") or 0.0))
+
+
+def render_stages(rows: list[tuple]) -> list[str]:
+    lines = [
+        "Per-stage time of the first repetition of each diffmig run (seconds, summed over its "
+        "batches; 'outside batches' is the rest of the command's wall time: start-up, analysis, "
+        "the second pass, the session's bookkeeping):",
+        "",
+    ]
+    if not rows or all(stages is None for _, _, stages, _ in rows):
+        return [*lines, "not recorded by the diffmig measured (no `stages` in `run --json`)."]
+    lines += [
+        "| run | " + " | ".join(STAGES) + " | batches | outside batches | wall |",
+        "|---|" + "---:|" * (len(STAGES) + 3),
+    ]
+    for label, wall, stages, batches in rows:
+        cells = [f"{(stages or {}).get(name, 0.0):.2f}" for name in STAGES]
+        lines.append(
+            f"| {label} | " + " | ".join(cells) + f" | {batches:.2f} | {wall - batches:.2f} | "
+            f"{wall:.2f} |"
+        )
+    return lines
 
 
 def append(section: Section, path: Path) -> str:

@@ -178,7 +178,7 @@ def run_bench(args: argparse.Namespace, dbs: BenchDatabases) -> int:
         proc, document = diffmig.run()
         # Read now: the next repetition restores the control database from its snapshot.
         found = diffmig.change_set(document["session"]["id"])
-        return proc.seconds, (proc, recall_precision(found, truth))
+        return proc.seconds, (proc, document, recall_precision(found, truth))
 
     diff = timed(
         f"diffmig differential run ({changes:,} changes)",
@@ -187,7 +187,7 @@ def run_bench(args: argparse.Namespace, dbs: BenchDatabases) -> int:
         before=lambda: diffmig.restore("stage1"),
     )
     # Every repetition's change set is checked; the figure shows the worst one.
-    scores = [score for _proc, score in diff.results]
+    scores = [score for _proc, _document, score in diff.results]
     score = min(scores, key=lambda s: (s["recall"], s["precision"]))
     exact = all(s["recall"] == 1.0 and s["precision"] == 1.0 for s in scores)
     summary["change_set"] = score
@@ -232,7 +232,10 @@ def run_bench(args: argparse.Namespace, dbs: BenchDatabases) -> int:
         truth_silent=sum(len(v) for v in truth.silent.values()),
         worker_times=worker_times,
     )
-    cli_rss = max(p.peak_rss_mb for p, _ in baseline.results + diff.results)
+    cli_rss = max(r[0].peak_rss_mb for r in baseline.results + diff.results)
+    for timing in (baseline, nochange, diff):
+        proc, document = timing.results[0][:2]
+        section.stages.append(report.stage_row(timing.label, proc.seconds, document))
     section.figures += rss_figures(
         args.summary_dir, args.scale, cli_rss, max(worker_rss, default=None)
     )
