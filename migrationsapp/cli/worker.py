@@ -1,7 +1,7 @@
 """`diffmig worker`, and how `run` / `resume` hand a session to the workers (with REDIS_URL).
 
 The worker process itself (rq's worker with the watchdog, through Redis outages) is
-``cli.rq_worker``. A worker that cannot reach Redis when it starts exits with code 4.
+``queue.worker``. A worker that cannot reach Redis when it starts exits with code 4.
 """
 
 from __future__ import annotations
@@ -10,24 +10,13 @@ import time
 import uuid
 from typing import Any
 
-import django_rq
-from django.conf import settings
-from django_rq.utils import reset_db_connections
-from django_rq.workers import get_worker
-from redis.exceptions import RedisError
-from rq.logutils import setup_loghandlers
-
 from migrationsapp.cli.output import EXIT_OK, Output, Subcommand, session_exit_code
-from migrationsapp.cli.rq_worker import DiffmigWorker, work_through_outages
 from migrationsapp.models import MigrationStatus
 from migrationsapp.models.choices import SessionStatus
+from migrationsapp.queue.worker import run_worker
 from migrationsapp.selectors.sessions import session_document
-from migrationsapp.services.dispatch import (
-    QueueUnavailableError,
-    queue_name,
-    runs_in_workers,
-    start_session,
-)
+from migrationsapp.services.dispatch import runs_in_workers, start_session
+from migrationsapp.services.schedule import worker_round
 
 FOLLOW_INTERVAL_S = 0.5
 IN_PROCESS = (
@@ -49,23 +38,12 @@ def worker(options: dict[str, Any], out: Output) -> int:
     if not runs_in_workers():
         out.line(IN_PROCESS)
         return EXIT_OK
-    level = "DEBUG" if options.get("verbosity", 1) >= 2 else "INFO"
-    setup_loghandlers(level)
-    try:
-        django_rq.get_connection(queue_name()).ping()
-    except RedisError as error:
-        raise QueueUnavailableError(f"the job queue (Redis) is unreachable: {error}") from error
-
-    def make_worker() -> DiffmigWorker:
-        rq_worker = get_worker(
-            *settings.DIFFMIG_QUEUES, worker_class=DiffmigWorker, name=options.get("name")
-        )
-        rq_worker.watchdog_interval = settings.DIFFMIG_WATCHDOG_INTERVAL
-        rq_worker.always_watch = options["burst"]
-        reset_db_connections()  # nothing open across the fork of a work horse
-        return rq_worker
-
-    work_through_outages(make_worker, burst=options["burst"], level=level)
+    run_worker(
+        on_round=worker_round,
+        name=options.get("name"),
+        burst=options["burst"],
+        level="DEBUG" if options.get("verbosity", 1) >= 2 else "INFO",
+    )
     return EXIT_OK
 
 

@@ -9,35 +9,15 @@ and how many jobs wait, or why Redis could not be asked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from migrationsapp.queue import port
+from migrationsapp.queue.port import QueueHealth
+from migrationsapp.services.dispatch import runs_in_workers
 
-import django_rq
-from redis.exceptions import RedisError
-from rq import Worker
-
-from migrationsapp.services.dispatch import queue_name, runs_in_workers
-
-
-@dataclass(frozen=True)
-class QueueHealth:
-    workers: int = 0  # registered on the units' queue
-    queued: int = 0  # jobs waiting on it
-    error: str = ""  # Redis could not be asked
-
-    @property
-    def stalled(self) -> bool:
-        """Nothing would execute a launched run now."""
-        return bool(self.error) or self.workers == 0
+__all__ = ["QueueHealth", "queue_health"]
 
 
 def queue_health() -> QueueHealth | None:
     """The workers and the waiting jobs; None when runs execute in-process (no REDIS_URL)."""
     if not runs_in_workers():
         return None
-    try:
-        queue = django_rq.get_queue(queue_name())
-        return QueueHealth(
-            workers=Worker.count(connection=queue.connection, queue=queue), queued=queue.count
-        )
-    except RedisError as error:
-        return QueueHealth(error=str(error))
+    return port.queue_health()

@@ -18,10 +18,11 @@ entities, or the session's end. No job runs for long, and a lost job loses at mo
 slice: the checkpoints hold the rest.
 
 A job's id names its unit and where it starts — ``diffmig-<control>-<phase>-<checkpoint
-position>-<attempt>`` — and is enqueued with RQ's ``unique``: the same slice is not queued
-twice by two dispatchers. Should a copy run twice anyway (Redis replayed, a worker presumed
-dead), the lease (compare-and-set, checked again in every checkpoint transaction) stops the
-second copy before it writes.
+position>-<attempt>`` — and is enqueued only when no live copy of it is queued
+(``queue.port.enqueue_once``): the same slice is not queued twice by two dispatchers.
+Should a copy run twice anyway (Redis replayed, a worker presumed dead), the lease
+(compare-and-set, checked again in every checkpoint transaction) stops the second copy
+before it writes.
 
 ``dispatch`` is called when a session starts (``submit``), at the end of every unit,
 by ``resume`` and by the watchdog.
@@ -34,14 +35,10 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-import django_rq
 from django.conf import settings
 from django.db import connection, transaction
-from redis.exceptions import RedisError
-from rq.exceptions import DuplicateJobError, NoSuchJobError
-from rq.job import Job, JobStatus
 
-from migrationsapp.engine.errors import StateTransitionError, TransientError
+from migrationsapp.engine.errors import StateTransitionError
 from migrationsapp.engine.runner import DELETE, UPSERT
 from migrationsapp.models import MigrationCheckpoint, MigrationControl, MigrationStatus
 from migrationsapp.models.choices import (
@@ -51,6 +48,7 @@ from migrationsapp.models.choices import (
     OperationType,
     SessionStatus,
 )
+from migrationsapp.queue.port import QueueUnavailableError, enqueue_once
 from migrationsapp.services import leases, partitions, runs
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.state import (
@@ -70,11 +68,7 @@ DEAD = (EntityState.FAILED, EntityState.BLOCKED, EntityState.CANCELLED)
 # much longer than a slice of batches (its lease is kept alive by the heartbeat).
 ANALYSIS_TIMEOUT_FACTOR = 6
 FAILURE_TTL = 7 * 24 * 3600
-LIVE = (JobStatus.QUEUED,)  # our jobs are never deferred or scheduled
-
-
-class QueueUnavailableError(TransientError):
-    """Redis could not be reached: the units are dispatched again when it is back."""
+UNAVAILABLE_HINT = "The watchdog dispatches the session's units again once Redis is back."
 
 
 def runs_in_workers() -> bool:
@@ -85,10 +79,6 @@ def runs_in_workers() -> bool:
 def on_workers(session: MigrationStatus) -> bool:
     """Whether the workers execute the session (not a thread or a CLI process)."""
     return (session.options or {}).get("executor") == EXECUTOR
-
-
-def queue_name() -> str:
-    return settings.DIFFMIG_QUEUES[0]
 
 
 def unit_phase(control_phase: str) -> str:
@@ -300,58 +290,24 @@ def dispatch(*, session_id: uuid.UUID) -> list[str]:
 
 
 def enqueue_unit(unit: Unit) -> bool:
-    """Enqueue one unit's job unless a live copy of it is queued; True when enqueued."""
-    queue = django_rq.get_queue(queue_name(), commit_mode="auto")
-    try:
-        for _ in range(2):
-            try:
-                queue.enqueue_call(
-                    JOB,
-                    kwargs={
-                        "session_id": str(unit.session_id),
-                        "control_id": str(unit.control_id),
-                        "phase": unit.phase,
-                        "position": unit.position,
-                    },
-                    job_id=unit.job_id,
-                    unique=True,
-                    timeout=unit.timeout,
-                    result_ttl=0,  # a finished slice leaves nothing behind
-                    failure_ttl=FAILURE_TTL,
-                    description=f"diffmig {unit.entity} {unit.phase} after change "
-                    f"{unit.position} (session {unit.session_id})",
-                )
-                return True
-            except DuplicateJobError:
-                if _is_live(queue, unit.job_id):
-                    return False
-                _delete_job(queue.connection, unit.job_id)
-    except RedisError as error:
-        raise QueueUnavailableError(
-            f"the job queue (Redis) is unreachable: {error}",
-            hint="The watchdog dispatches the session's units again once Redis is back.",
-        ) from error
-    return False
+    """Enqueue one unit's job unless a live copy of it is queued; True when enqueued.
 
-
-def _is_live(queue, job_id: str) -> bool:
-    """Whether a copy of this job will still run: waiting in the queue, or just started."""
-    try:
-        job = Job.fetch(job_id, connection=queue.connection)
-    except NoSuchJobError:
-        return False
-    status = job.get_status(refresh=False)
-    if status in LIVE:
-        # Queued and still in the queue's list; one a dead worker had popped is not.
-        return queue.get_job_position(job_id) is not None
-    if status == JobStatus.STARTED:
-        # A worker just took it (it is about to take the lease), unless that was long ago:
-        # the unit has no lease, so that worker died with it.
-        started = job.started_at or job.enqueued_at
-        return started is not None and started > leases.lease_horizon()
-    return False  # finished, failed, stopped or canceled: a new copy may go
-
-
-def _delete_job(connection, job_id: str) -> None:
-    with contextlib.suppress(NoSuchJobError):  # expired meanwhile
-        Job.fetch(job_id, connection=connection).delete()
+    A copy a worker started before the lease horizon is not live: the unit has no lease,
+    so that worker died with it.
+    """
+    return enqueue_once(
+        JOB,
+        job_id=unit.job_id,
+        kwargs={
+            "session_id": str(unit.session_id),
+            "control_id": str(unit.control_id),
+            "phase": unit.phase,
+            "position": unit.position,
+        },
+        timeout=unit.timeout,
+        failure_ttl=FAILURE_TTL,
+        description=f"diffmig {unit.entity} {unit.phase} after change "
+        f"{unit.position} (session {unit.session_id})",
+        started_after=leases.lease_horizon(),
+        unavailable_hint=UNAVAILABLE_HINT,
+    )

@@ -21,11 +21,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import URLPattern
-from django_rq import urls as rq_urls
-from django_rq.queues import get_queue_by_index
-from django_rq.settings import get_queues_list
-from rq.exceptions import NoSuchJobError
-from rq.worker import Worker
+
+from migrationsapp.queue import port
+from migrationsapp.queue.port import NoSuchJobError
 
 from .access import permission_required
 
@@ -50,14 +48,12 @@ def _unavailable(request: HttpRequest, error: Exception) -> HttpResponse:
 
 def _check_known(kwargs: dict) -> None:
     """404 for a queue index or worker that does not exist (django-rq would raise a 500)."""
-    queues = len(get_queues_list())
+    queues = port.configured_queue_count()
     for name in INDEX_ARGUMENTS:
         if name in kwargs and not 0 <= int(kwargs[name]) < queues:
             raise Http404(f"There is no queue number {kwargs[name]}.")
-    if "key" in kwargs:
-        connection = get_queue_by_index(kwargs["queue_index"]).connection
-        if Worker.find_by_key(kwargs["key"], connection=connection) is None:
-            raise Http404(f"There is no worker {kwargs['key']!r}.")
+    if "key" in kwargs and not port.worker_registered(kwargs["queue_index"], kwargs["key"]):
+        raise Http404(f"There is no worker {kwargs['key']!r}.")
 
 
 def guarded(view: Callable, *, home: bool) -> Callable:
@@ -87,5 +83,5 @@ def dashboard_urlpatterns() -> list[URLPattern]:
             pattern.default_args,
             pattern.name,
         )
-        for pattern in rq_urls.urlpatterns
+        for pattern in port.dashboard_urlpatterns()
     ]

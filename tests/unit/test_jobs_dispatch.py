@@ -13,7 +13,8 @@ from migrationsapp.models import MigrationControl
 from migrationsapp.models.choices import EntityState
 from migrationsapp.services.dispatch import plan_session
 
-pytestmark = [pytest.mark.services, pytest.mark.embedded]
+# Unsaved entity runs only: no database, no queue (embedded: it runs on SQLite too).
+pytestmark = [pytest.mark.embedded]
 
 PENDING, RUNNING = EntityState.PENDING, EntityState.RUNNING
 COMPLETED, FAILED = EntityState.COMPLETED, EntityState.FAILED
