@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .adopt import adopt_existing
 from .compile import CompiledEntity, ReferenceValue
@@ -79,6 +79,33 @@ def stop_status(
     return None
 
 
+Batch = TypeVar("Batch")
+
+
+def read_batches(
+    outcome: UnitOutcome,
+    *,
+    stop_requested: Callable[[], StopRequest],
+    read: Callable[[int], Sequence[Batch]],
+    max_batches: int | None,
+) -> Iterator[tuple[Sequence[Batch], float, StageSeconds]]:
+    """The head of every batch loop: before each batch, stop as asked (``outcome.status``);
+    else read the batch after ``outcome.last_change_id`` (timed as the read stage) and yield
+    it with its start time and its stage timer, until none is left."""
+    while True:
+        stopped = stop_status(stop_requested(), outcome, max_batches=max_batches)
+        if stopped:
+            outcome.status = stopped
+            return
+        started = clock()
+        stages = StageSeconds()
+        with stages.measure("read"):
+            batch = read(outcome.last_change_id)
+        if not batch:
+            return
+        yield batch, started, stages
+
+
 @dataclass
 class EntityRunner:
     compiled: CompiledEntity
@@ -100,19 +127,14 @@ class EntityRunner:
 
     def run(self, *, phase: str, after_id: int, max_batches: int | None = None) -> UnitOutcome:
         outcome = UnitOutcome(status="done", last_change_id=after_id)
-        while True:
-            stopped = stop_status(self.ports.stop_requested(), outcome, max_batches=max_batches)
-            if stopped:
-                outcome.status = stopped
-                return outcome
-            started = clock()
-            stages = StageSeconds()
-            with stages.measure("read"):
-                changes = self.ports.read_changes(
-                    after_id=outcome.last_change_id, phase=phase, limit=self.batch_size
-                )
-            if not changes:
-                return outcome
+        for changes, started, stages in read_batches(
+            outcome,
+            stop_requested=self.ports.stop_requested,
+            read=lambda after: self.ports.read_changes(
+                after_id=after, phase=phase, limit=self.batch_size
+            ),
+            max_batches=max_batches,
+        ):
             if phase == UPSERT:
                 outcomes = self._upsert_batch(changes, stages)
             else:
@@ -137,6 +159,7 @@ class EntityRunner:
             outcome.processed += result.processed
             outcome.failed += result.failed
             outcome.skipped += result.skipped
+        return outcome
 
     # -- upserts -----------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ from .ports import (
     RecordMapLookup,
     RecordOutcome,
 )
-from .runner import UnitOutcome, stop_status
+from .runner import UnitOutcome, read_batches
 from .stages import StageSeconds, clock
 
 __all__ = [
@@ -71,19 +71,12 @@ class SelfLinker:
 
     def run(self, *, after_id: int, max_batches: int | None = None) -> UnitOutcome:
         outcome = UnitOutcome(status="done", last_change_id=after_id)
-        while True:
-            stopped = stop_status(self.ports.stop_requested(), outcome, max_batches=max_batches)
-            if stopped:
-                outcome.status = stopped
-                return outcome
-            started = clock()
-            stages = StageSeconds()
-            with stages.measure("read"):
-                links = self.ports.read_links(
-                    after_id=outcome.last_change_id, limit=self.batch_size
-                )
-            if not links:
-                return outcome
+        for links, started, stages in read_batches(
+            outcome,
+            stop_requested=self.ports.stop_requested,
+            read=lambda after: self.ports.read_links(after_id=after, limit=self.batch_size),
+            max_batches=max_batches,
+        ):
             result = self._link_batch(links, stages, started)
             if self.fault:
                 self.fault("after_destination_commit")
@@ -93,6 +86,7 @@ class SelfLinker:
             outcome.last_change_id = result.last_change_id
             outcome.batches += 1
             outcome.failed += len(result.failures)
+        return outcome
 
     def _link_batch(
         self, links: Sequence[PendingLink], stages: StageSeconds, started: float

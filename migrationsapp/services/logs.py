@@ -12,6 +12,33 @@ from migrationsapp.models import MigrationExecutionLog
 from migrationsapp.models.choices import LogLevel, OperationType
 
 
+def _entry(
+    *,
+    session_id: uuid.UUID | None,
+    operation: str,
+    message: str,
+    level: str,
+    entity: str,
+    record_id: str | None,
+    error_details: dict[str, Any] | None,
+    performance_data: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
+) -> MigrationExecutionLog:
+    """An unsaved entry: the one place that says which column holds what."""
+    return MigrationExecutionLog(
+        session_id=session_id,
+        entity_type=entity,
+        operation_type=operation,
+        log_level=level,
+        message=message,
+        record_id=record_id,
+        error_details=error_details,
+        performance_data=performance_data,
+        context_data=context or {},
+        timestamp=timezone.now(),
+    )
+
+
 def log_event(
     *,
     session_id: uuid.UUID | None,
@@ -24,17 +51,9 @@ def log_event(
     performance_data: dict[str, Any] | None = None,
     context: dict[str, Any] | None = None,
 ) -> MigrationExecutionLog:
-    return MigrationExecutionLog.objects.create(
-        session_id=session_id,
-        entity_type=entity,
-        operation_type=operation,
-        log_level=level,
-        message=message,
-        record_id=record_id,
-        error_details=error_details,
-        performance_data=performance_data,
-        context_data=context or {},
-    )
+    entry = _entry(**locals())  # the parameters as given: nothing else is bound yet
+    entry.save(force_insert=True)
+    return entry
 
 
 def record_entry(
@@ -48,17 +67,7 @@ def record_entry(
     error_details: dict[str, Any] | None = None,
 ) -> MigrationExecutionLog:
     """An unsaved per-record entry, for ``bulk_log``."""
-    return MigrationExecutionLog(
-        session_id=session_id,
-        entity_type=entity,
-        operation_type=operation,
-        log_level=level,
-        message=message,
-        record_id=record_id,
-        error_details=error_details,
-        context_data={},
-        timestamp=timezone.now(),
-    )
+    return _entry(**locals())  # the parameters as given
 
 
 def bulk_log(entries: Iterable[MigrationExecutionLog]) -> None:
