@@ -35,6 +35,7 @@ from migrationsapp.models import (
     ValidationRule,
 )
 from migrationsapp.selectors.definitions import definition_to_entity
+from migrationsapp.services.users import username
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -76,10 +77,6 @@ class Activation:
 
     activated: SchemaMappingDefinition
     deactivated: SchemaMappingDefinition | None
-
-
-def _username(user: AbstractBaseUser | None) -> str:
-    return getattr(user, "get_username", lambda: "")() if user is not None else ""
 
 
 def _lock_entity(entity_type: str) -> list[SchemaMappingDefinition]:
@@ -145,7 +142,7 @@ def create_draft_definition(
     """Store a new (unsaved) definition as an inactive draft under the next version."""
     definition.is_active = False
     definition.activated_at = None
-    definition.created_by = _username(user)
+    definition.created_by = username(user)
     return _insert_next_version(definition)
 
 
@@ -177,7 +174,7 @@ def clone_definition(
         **{name: getattr(source, name) for name in CONTENT_FIELDS},
         is_active=False,
         activated_at=None,
-        created_by=_username(user),
+        created_by=username(user),
     )
     _insert_next_version(clone)
     for model in ROW_MODELS:

@@ -47,6 +47,7 @@ from migrationsapp.models import QuarantinedRecord, RecordMap
 from migrationsapp.models.choices import OperationType
 from migrationsapp.selectors.quarantine_links import children_of, reference_links
 from migrationsapp.services.logs import log_event
+from migrationsapp.services.users import username
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -62,10 +63,6 @@ LOGGED_IDS = 200
 
 class QuarantineActionError(TerminalError):
     """The entry is not in a state that allows the action (resolved, or already requested)."""
-
-
-def _username(user: AbstractBaseUser | None) -> str:
-    return user.get_username() if user is not None else "someone"
 
 
 def _refusal(entry_id: int, action: str) -> QuarantineActionError:
@@ -113,7 +110,7 @@ def retry_quarantined_record(*, entry_id: int, user: AbstractBaseUser | None) ->
     RecordMap.objects.filter(
         entity_type=entry.entity_type, legacy_key_text=entry.legacy_key_text
     ).update(content_hash="")
-    name = _username(user)
+    name = username(user)
     _log(
         entry,
         action=RETRY_ACTION,
@@ -147,7 +144,7 @@ def resolve_quarantined_record(
     """Mark an open entry resolved, by whom and why; refused when already resolved or when
     the note is empty (nothing changes then)."""
     text = clean_note(note, required=True, what=f"quarantine entry {entry_id}")
-    name = _username(user)
+    name = username(user)
     changed = QuarantinedRecord.objects.filter(pk=entry_id, resolved_at__isnull=True).update(
         resolved_at=timezone.now(), resolved_by=name, resolution_note=text
     )
@@ -296,7 +293,7 @@ def retry_quarantined_records(
         )
     ).update(content_hash="")
     changed = pending.update(content_hash="")
-    name = _username(user)
+    name = username(user)
     named = _named(selection)
     _log_bulk(
         action=BULK_RETRY_ACTION,
@@ -317,7 +314,7 @@ def resolve_quarantined_records(
     """Resolve every open entry of the selection, by whom and why (the note is required)."""
     _check(selection)
     text = clean_note(note, required=True, what=selection.describe())
-    name = _username(user)
+    name = username(user)
     changed = QuarantinedRecord.objects.filter(
         _selection_q(selection), resolved_at__isnull=True
     ).update(resolved_at=timezone.now(), resolved_by=name, resolution_note=text)
