@@ -1,32 +1,41 @@
 """Destination writers: idempotent upserts keyed by destination UUID, and deletes.
 
-PostgreSQL: the batch is COPYed into a temporary table and merged with
-``INSERT … ON CONFLICT (key) DO UPDATE``, in one transaction that commits before the control
-database records the batch (the two-commit protocol: a replay writes the same rows).
-SQLite: an ``executemany`` upsert. A batch the database refuses as a whole (a foreign key,
-a NOT NULL, a value the column cannot hold: text with a NUL byte, a number out of range, a
-string too long) is retried row by row in savepoints so that only the offending rows fail,
-each with the database's reason and, when the database names it, the column. Errors from
-the driver's COPY (which SQLAlchemy does not wrap) are treated the same way; only a lost
-connection stops the batch.
+PostgreSQL: a batch is encoded column by column into one COPY buffer (``copy_text``), COPYed
+into a temporary staging table that has the destination columns' types, and merged with one
+``INSERT … SELECT … ON CONFLICT (key) DO UPDATE``; deletes are one ``DELETE … WHERE key =
+ANY(…)``, and the second pass's updates one ``UPDATE … FROM`` the stage. Each call runs in one
+transaction that commits before the control database records the batch (the two-commit
+protocol: a replay writes the same rows). SQLite: ``executemany`` statements.
+
+A batch the database refuses as a whole (a foreign key, a NOT NULL, a CHECK, a value the
+column cannot hold: a number out of range, a string too long) is written again in parts, in
+savepoints, until the offending rows stand alone (``refusals``): only they fail, each with
+the database's reason for that one row and, when the database names it, the column. A value
+that cannot be sent at all (text with a NUL byte) fails its row before anything is written.
+Only a lost connection stops the batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 
 from .connectors import Database, TableInfo
+from .copy_text import Dump, Encoded, encode_columns
 from .errors import RowError
+from .refusals import database_reason, find_refused, row_refusal
 
 Row = Mapping[str, Any]
+
+# The staging table's name: PostgreSQL's messages about a value COPY refused name it.
+STAGE = "diffmig_stage"
 
 
 class DestinationWriter:
@@ -55,84 +64,133 @@ class DestinationWriter:
         """
         if not rows:
             return {}
-        all_columns = [self.key_column, *columns]
-        try:
-            with self._connect() as conn:
-                self._upsert_rows(conn, rows, all_columns)
-                conn.commit()
-            return {}
-        except sa.exc.DBAPIError as exc:
-            if not _is_row_error(exc):
-                raise
-        # The batch as a whole was refused: find the rows at fault, one savepoint each.
-        failures: dict[uuid.UUID, RowError] = {}
+        names = [self.key_column, *columns]
+        values = _columns_of(rows, names)
+        if self.database.dialect == "postgresql":
+            return self._upsert_postgresql(rows, names, values)
+        return self._upsert_generic(rows, names, values)
+
+    def _upsert_postgresql(
+        self, rows: Sequence[Row], names: list[str], values: list[list[Any]]
+    ) -> dict[uuid.UUID, RowError]:
+        key = self.key_column
+        quoted = ", ".join(self._quote(c) for c in names)
+        updates = ", ".join(
+            f"{self._quote(c)} = EXCLUDED.{self._quote(c)}" for c in names if c != key
+        )
+        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        merge = (
+            f"INSERT INTO {self._qualified} ({quoted}) SELECT {quoted} FROM {self._quote(STAGE)} "
+            f"ON CONFLICT ({self._quote(key)}) {action}"
+        )
         with self._connect() as conn:
-            for row in rows:
-                savepoint = conn.begin_nested()
-                try:
-                    self._upsert_rows(conn, [row], all_columns)
-                    savepoint.commit()
-                except sa.exc.DBAPIError as exc:
-                    savepoint.rollback()
-                    if not _is_row_error(exc):
-                        raise
-                    failures[row[self.key_column]] = _refusal(exc, row, all_columns)
+            encoded = self._encode(conn, names, values)
+            failures = {
+                rows[i][key]: RowError(
+                    f"destination refused the row: {reason}",
+                    field=column,
+                    rule="destination",
+                    value=rows[i].get(column),
+                )
+                for i, (column, reason) in encoded.refused.items()
+            }
+            sent = encoded.accepted()
+            if sent:
+                self._create_stage(conn, names)
+                refused = find_refused(
+                    conn,
+                    len(sent),
+                    self._staged(conn, encoded, sent, names, merge),
+                    stage=STAGE,
+                )
+                for index, exc in refused.items():
+                    row = rows[sent[index]]
+                    failures[row[key]] = row_refusal(exc, row, names)
             conn.commit()
         return failures
 
-    def _upsert_rows(self, conn: sa.Connection, rows: Sequence[Row], columns: list[str]) -> None:
-        if self.database.dialect == "postgresql":
-            self._upsert_postgresql(conn, rows, columns)
-        else:
-            self._upsert_generic(conn, rows, columns)
-
-    def _upsert_postgresql(
-        self, conn: sa.Connection, rows: Sequence[Row], columns: list[str]
-    ) -> None:
-        quoted = ", ".join(self._quote(c) for c in columns)
-        stage = self._quote("diffmig_stage")
-        # LIKE copies the column types, so COPY converts every value exactly as the target would.
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{stage}")
-        conn.exec_driver_sql(
-            f"CREATE TEMPORARY TABLE {stage} (LIKE {self._qualified} INCLUDING DEFAULTS) "
-            "ON COMMIT DROP"
-        )
-        raw = conn.connection.driver_connection
-        copy_sql = f"COPY {stage} ({quoted}) FROM STDIN"
-        try:
-            with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
-                for row in rows:
-                    copy.write_row([row.get(c) for c in columns])
-        except self._driver_error as exc:
-            # The raw COPY is not SQLAlchemy's: wrap its error like every other statement's
-            # (a DataError for a value the column cannot hold, an OperationalError for a lost
-            # connection), so the caller tells row errors from the rest in one place.
-            raise sa.exc.DBAPIError.instance(
-                copy_sql, None, exc, self._driver_error, hide_parameters=True
-            ) from exc
+    def _upsert_generic(
+        self, rows: Sequence[Row], names: list[str], values: list[list[Any]]
+    ) -> dict[uuid.UUID, RowError]:
+        quoted = ", ".join(self._quote(c) for c in names)
+        marks = ", ".join("?" for _ in names)
         updates = ", ".join(
-            f"{self._quote(c)} = EXCLUDED.{self._quote(c)}" for c in columns if c != self.key_column
-        )
-        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-        conn.exec_driver_sql(
-            f"INSERT INTO {self._qualified} ({quoted}) SELECT {quoted} FROM {stage} "
-            f"ON CONFLICT ({self._quote(self.key_column)}) {action}"
-        )
-        conn.exec_driver_sql(f"DROP TABLE {stage}")
-
-    def _upsert_generic(self, conn: sa.Connection, rows: Sequence[Row], columns: list[str]) -> None:
-        quoted = ", ".join(self._quote(c) for c in columns)
-        marks = ", ".join("?" for _ in columns)
-        updates = ", ".join(
-            f"{self._quote(c)} = excluded.{self._quote(c)}" for c in columns if c != self.key_column
+            f"{self._quote(c)} = excluded.{self._quote(c)}" for c in names if c != self.key_column
         )
         action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
         sql = (
             f"INSERT INTO {self._qualified} ({quoted}) VALUES ({marks}) "
             f"ON CONFLICT ({self._quote(self.key_column)}) {action}"
         )
-        params = [tuple(_sqlite_value(row.get(c)) for c in columns) for row in rows]
-        conn.exec_driver_sql(sql, params)
+        params = [tuple(_sqlite_value(v) for v in row) for row in zip(*values, strict=True)]
+        with self._connect() as conn:
+            refused = find_refused(
+                conn, len(params), lambda part: conn.exec_driver_sql(sql, [params[i] for i in part])
+            )
+            conn.commit()
+        return {
+            rows[i][self.key_column]: row_refusal(exc, rows[i], names) for i, exc in refused.items()
+        }
+
+    # -- the PostgreSQL stage ------------------------------------------------------------------
+
+    def _encode(self, conn: sa.Connection, names: Sequence[str], values: Sequence[Any]) -> Encoded:
+        json_columns = frozenset(
+            c for c in names if (info := self.table.column(c)) is not None and info.kind == "json"
+        )
+        count = len(values[0]) if values else 0
+        return encode_columns(
+            names,
+            values,
+            count=count,
+            json_columns=json_columns,
+            dump=_psycopg_dump(conn.connection.driver_connection),
+        )
+
+    def _create_stage(self, conn: sa.Connection, names: Sequence[str]) -> None:
+        """A temporary table with the written columns' types (typmods and domains too), so
+        that COPY converts each value exactly as the destination would and names the row and
+        column of a value it refuses; dropped at commit."""
+        quoted = ", ".join(self._quote(c) for c in names)
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {self._quote(STAGE)} ON COMMIT DROP AS "
+            f"SELECT {quoted} FROM {self._qualified} WITH NO DATA"
+        )
+
+    def _staged(
+        self,
+        conn: sa.Connection,
+        encoded: Encoded,
+        sent: Sequence[int],
+        names: Sequence[str],
+        statement: str,
+    ) -> Callable[[Sequence[int]], None]:
+        """An attempt for ``find_refused``: COPY a part of the batch into the stage, run the
+        set-based ``statement`` from it, and empty the stage for the next part (in the same
+        savepoint, so that a refused part leaves it empty too)."""
+        raw = conn.connection.driver_connection
+        copy_sql = (
+            f"COPY {self._quote(STAGE)} ({', '.join(self._quote(c) for c in names)}) FROM STDIN"
+        )
+        total = len(sent)
+
+        def attempt(part: Sequence[int]) -> None:
+            data = encoded.lines(sent if len(part) == total else [sent[i] for i in part])
+            try:
+                with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                    copy.write(data)
+            except self._driver_error as exc:
+                # The raw COPY is not SQLAlchemy's: wrap its error like every other statement's
+                # (a DataError for a value the column cannot hold, an OperationalError for a
+                # lost connection), so that row errors are told from the rest in one place.
+                raise sa.exc.DBAPIError.instance(
+                    copy_sql, None, exc, self._driver_error, hide_parameters=True
+                ) from exc
+            conn.exec_driver_sql(statement)
+            if len(part) < total:  # more parts follow; the whole batch ends at once
+                conn.exec_driver_sql(f"TRUNCATE {self._quote(STAGE)}")
+
+        return attempt
 
     # -- reads used by the runner --------------------------------------------------------------
 
@@ -171,33 +229,53 @@ class DestinationWriter:
 
     def delete(self, uuids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
         """Hard-delete rows; rows the destination still references fail with the reason."""
-        return self._apply_each(uuids, self._delete_sql())
+        return self._by_keys(uuids, lambda where: f"DELETE FROM {self._qualified} WHERE {where}")
 
     def soft_delete(
         self, uuids: Sequence[uuid.UUID], column: str, when: dt.datetime
     ) -> dict[uuid.UUID, str]:
         """Mark rows deleted by setting ``column`` (kept if already set)."""
-        sql = (
-            f"UPDATE {self._qualified} SET {self._quote(column)} = COALESCE({self._quote(column)}, "
-            f"{self._mark()}) WHERE {self._quote(self.key_column)} = {self._mark()}"
-        )
-        value = _sqlite_value(when) if self._is_sqlite else when
-        return self._apply_each(uuids, sql, leading=(value,))
-
-    def _delete_sql(self) -> str:
-        return (
-            f"DELETE FROM {self._qualified} WHERE {self._quote(self.key_column)} = {self._mark()}"
+        quoted = self._quote(column)
+        return self._by_keys(
+            uuids,
+            lambda where: (
+                f"UPDATE {self._qualified} SET {quoted} = COALESCE({quoted}, {self._mark()}) "
+                f"WHERE {where}"
+            ),
+            leading=(self._bindable(when),),
         )
 
-    def _apply_each(
-        self, uuids: Sequence[uuid.UUID], sql: str, leading: tuple[Any, ...] = ()
+    def _by_keys(
+        self,
+        uuids: Sequence[uuid.UUID],
+        statement: Callable[[str], str],
+        leading: tuple[Any, ...] = (),
     ) -> dict[uuid.UUID, str]:
-        # One statement-set for the batch: rows of one table that reference each other go
-        # together, and foreign keys are checked once all are gone.
+        """Run ``statement(where)`` on these rows (``where`` picks them by key; ``leading``
+        are its parameters before the keys'): on PostgreSQL one
+        statement for the batch, so that rows of one table that reference each other go
+        together; refused rows are found in parts, and tried again once others went."""
         if not uuids:
             return {}
-        params = [(*leading, self._key_param(u)) for u in uuids]
-        return self._execute_each(list(uuids), params, sql)
+        keys = list(uuids)
+        key = self._quote(self.key_column)
+        with self._connect() as conn:
+            if self._is_sqlite:
+                one = statement(f"{key} = ?")
+                params = [(*leading, self._key_param(u)) for u in keys]
+
+                def attempt(part: Sequence[int]) -> None:
+                    conn.exec_driver_sql(one, [params[i] for i in part])
+
+            else:
+                many = statement(f"{key} = ANY(%s)")
+
+                def attempt(part: Sequence[int]) -> None:
+                    conn.exec_driver_sql(many, (*leading, [keys[i] for i in part]))
+
+            refused = find_refused(conn, len(keys), attempt, again=True)
+            conn.commit()
+        return {keys[i]: database_reason(exc) for i, exc in refused.items()}
 
     # -- second pass of `reference: self`, and adoption (`match_on`) ---------------------------
 
@@ -209,17 +287,49 @@ class DestinationWriter:
         """
         if not rows or not columns:
             return {}
-        sets = ", ".join(f"{self._quote(c)} = {self._mark()}" for c in columns)
-        sql = (
-            f"UPDATE {self._qualified} SET {sets} "
-            f"WHERE {self._quote(self.key_column)} = {self._mark()}"
+        key = self.key_column
+        names = [key, *columns]
+        values = _columns_of(rows, names)
+        if self._is_sqlite:
+            sets = ", ".join(f"{self._quote(c)} = ?" for c in columns)
+            sql = f"UPDATE {self._qualified} SET {sets} WHERE {self._quote(key)} = ?"
+            params = [
+                (*(_sqlite_value(v) for v in row[1:]), self._key_param(row[0]))
+                for row in zip(*values, strict=True)
+            ]
+            with self._connect() as conn:
+                refused = find_refused(
+                    conn,
+                    len(params),
+                    lambda part: conn.exec_driver_sql(sql, [params[i] for i in part]),
+                )
+                conn.commit()
+            return {rows[i][key]: database_reason(exc) for i, exc in refused.items()}
+        sets = ", ".join(f"{self._quote(c)} = s.{self._quote(c)}" for c in columns)
+        statement = (
+            f"UPDATE {self._qualified} AS t SET {sets} FROM {self._quote(STAGE)} AS s "
+            f"WHERE t.{self._quote(key)} = s.{self._quote(key)}"
         )
-        keys = [row[self.key_column] for row in rows]
-        params = [
-            (*(self._bindable(row.get(c)) for c in columns), self._key_param(row[self.key_column]))
-            for row in rows
-        ]
-        return self._execute_each(keys, params, sql)
+        with self._connect() as conn:
+            encoded = self._encode(conn, names, values)
+            failures = {
+                rows[i][key]: f"destination refused the row: {reason} ({column})"
+                for i, (column, reason) in encoded.refused.items()
+            }
+            sent = encoded.accepted()
+            if sent:
+                self._create_stage(conn, names)
+                refused = find_refused(
+                    conn,
+                    len(sent),
+                    self._staged(conn, encoded, sent, names, statement),
+                    stage=STAGE,
+                )
+                failures.update(
+                    (rows[sent[i]][key], database_reason(e)) for i, e in refused.items()
+                )
+            conn.commit()
+        return failures
 
     def clear_columns(
         self, uuids: Sequence[uuid.UUID], columns: Sequence[str]
@@ -228,11 +338,9 @@ class DestinationWriter:
         if not uuids or not columns:
             return {}
         sets = ", ".join(f"{self._quote(c)} = NULL" for c in columns)
-        sql = (
-            f"UPDATE {self._qualified} SET {sets} "
-            f"WHERE {self._quote(self.key_column)} = {self._mark()}"
+        return self._by_keys(
+            uuids, lambda where: f"UPDATE {self._qualified} SET {sets} WHERE {where}"
         )
-        return self._execute_each(list(uuids), [(self._key_param(u),) for u in uuids], sql)
 
     def rows_matching(
         self, columns: Sequence[str], values: Iterable[tuple[Any, ...]]
@@ -267,34 +375,6 @@ class DestinationWriter:
     def _bindable(self, value: Any) -> Any:
         return _sqlite_value(value) if self._is_sqlite else value
 
-    def _execute_each(
-        self, keys: Sequence[uuid.UUID], params: Sequence[tuple[Any, ...]], sql: str
-    ) -> dict[uuid.UUID, str]:
-        """Run ``sql`` once per parameter tuple in one transaction; if the database refuses
-        the whole, again row by row in savepoints, so only the offending rows fail."""
-        try:
-            with self._connect() as conn:
-                conn.exec_driver_sql(sql, list(params))
-                conn.commit()
-            return {}
-        except sa.exc.DBAPIError as exc:
-            if not _is_row_error(exc):
-                raise
-        failures: dict[uuid.UUID, str] = {}
-        with self._connect() as conn:
-            for key, param in zip(keys, params, strict=True):
-                savepoint = conn.begin_nested()
-                try:
-                    conn.exec_driver_sql(sql, param)
-                    savepoint.commit()
-                except sa.exc.DBAPIError as exc:
-                    savepoint.rollback()
-                    if not _is_row_error(exc):
-                        raise
-                    failures[key] = _database_reason(exc)
-            conn.commit()
-        return failures
-
     # -- helpers -----------------------------------------------------------------------------
 
     @property
@@ -318,6 +398,17 @@ class DestinationWriter:
             # SQLite enforces foreign keys only when asked, per connection, outside a transaction.
             conn.exec_driver_sql("PRAGMA foreign_keys = ON")
         return conn
+
+
+def _columns_of(rows: Sequence[Row], names: Sequence[str]) -> list[Sequence[Any]]:
+    """The rows' values a column at a time (a row without a column holds NULL there)."""
+    if len(names) == 1:
+        return [[row.get(names[0]) for row in rows]]
+    try:
+        # itemgetter and zip transpose in C: no Python step per value.
+        return list(zip(*map(itemgetter(*names), rows), strict=True))
+    except KeyError:
+        return [[row.get(c) for row in rows] for c in names]
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -346,50 +437,18 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
-def _is_row_error(exc: sa.exc.DBAPIError) -> bool:
-    """True for errors a single row can cause (constraint, data); False for lost connections."""
-    if exc.connection_invalidated:
-        return False
-    return isinstance(exc, sa.exc.IntegrityError | sa.exc.DataError) or (
-        "constraint" in str(exc.orig).lower()
-    )
+def _psycopg_dump(raw: Any) -> Dump:
+    """Text for a value of a type ``copy_text`` does not know, by psycopg's adapters (those
+    of this connection): arrays, intervals, ranges … A value it cannot adapt refuses its row."""
+    from psycopg.adapt import PyFormat, Transformer
 
+    transformer = Transformer(raw)
 
-def _database_reason(exc: sa.exc.DBAPIError) -> str:
-    text = str(exc.orig).strip().splitlines()
-    return "destination refused the row: " + " ".join(line.strip() for line in text[:2])
+    def dump(value: Any) -> str:
+        try:
+            data = transformer.get_dumper(value, PyFormat.TEXT).dump(value)
+        except Exception as exc:  # psycopg's ProgrammingError, or the adapter's own
+            raise TypeError(f"cannot write {type(value).__name__}: {exc}") from exc
+        return bytes(data or b"").decode("utf-8")
 
-
-# PostgreSQL names the column of a value COPY could not take in the error's context line:
-# 'COPY diffmig_stage, line 1, column salary: "1e9"'.
-_COPY_COLUMN = re.compile(r"COPY [^,]+, line \d+, column ([^:\s]+)")
-
-
-def _refused_column(exc: sa.exc.DBAPIError, row: Row, columns: Sequence[str]) -> str | None:
-    """The destination column the database blamed, when it says (None: it does not)."""
-    diag = getattr(exc.orig, "diag", None)
-    named = getattr(diag, "column_name", None)  # NOT NULL violations name it
-    if named in columns:
-        return named
-    match = _COPY_COLUMN.search(getattr(diag, "context", None) or str(exc.orig))
-    if match and match.group(1).strip('"') in columns:
-        return match.group(1).strip('"')
-    if "NUL (0x00)" in str(exc.orig):
-        # Refused by the driver before it reached the server: the text value with the NUL.
-        return next((c for c in columns if _has_nul(row.get(c))), None)
-    return None
-
-
-def _has_nul(value: Any) -> bool:
-    return isinstance(value, str) and "\x00" in value
-
-
-def _refusal(exc: sa.exc.DBAPIError, row: Row, columns: Sequence[str]) -> RowError:
-    """One refused row as the error it is quarantined with: the reason, and the column."""
-    column = _refused_column(exc, row, columns)
-    return RowError(
-        _database_reason(exc),
-        field=column,
-        rule="destination",
-        value=None if column is None else row.get(column),
-    )
+    return dump

@@ -13,7 +13,8 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+import psycopg
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -36,7 +37,7 @@ from migrationsapp.models.choices import (
     OperationType,
     RecordAction,
 )
-from migrationsapp.services.bulk import copy_available, copy_rows, copy_upsert
+from migrationsapp.services.bulk import Same, copy_available, copy_columns, copy_upsert
 from migrationsapp.services.changeset import read_change_rows
 from migrationsapp.services.logs import bulk_log, log_event, record_entry
 
@@ -76,6 +77,7 @@ MAP_UPDATES = (
     '"last_migrated_at" = EXCLUDED."last_migrated_at"',
     '"deleted_at" = NULL',
 )
+MAP_JSON = frozenset({"legacy_key"})
 EVENT_COLUMNS = (
     "entity_type",
     "legacy_key_text",
@@ -88,6 +90,14 @@ EVENT_COLUMNS = (
     "occurred_at",
 )
 UPSERT_KINDS = (ChangeKind.NEW, ChangeKind.MODIFIED, ChangeKind.RETRY)
+
+
+def key_json(keys: list[list[object]]) -> list[str]:
+    """Typed legacy keys as the JSON the record map stores. A one-column integer key, the
+    common case, is written without a trip through ``json.dumps`` per record."""
+    if all(len(k) == 1 and type(k[0]) is int for k in keys):
+        return [f"[{k[0]}]" for k in keys]
+    return [json.dumps(k) for k in keys]
 
 
 def stored_value(value: object, limit: int) -> str:
@@ -225,30 +235,24 @@ class ControlRunPorts:
 
     def _write_record_map(self, outcomes: list[RecordOutcome], now) -> None:
         written = [o for o in outcomes if o.action in (RecordAction.CREATED, RecordAction.UPDATED)]
-        if written and copy_available():
-            copy_upsert(
-                RecordMap._meta.db_table,
-                MAP_COLUMNS,
-                MAP_COLUMN_TYPES,
-                (
-                    (
-                        self.entity,
-                        json.dumps(o.key),
-                        o.key_text,
-                        o.uuid,
-                        o.content_hash,
-                        self.mapping_version,
-                        self.session_id,
-                        self.session_id,
-                        now,
-                        now,
+        deleted = [o.key_text for o in outcomes if o.action == RecordAction.DELETED]
+        if copy_available():
+            created = [o for o in written if o.action == RecordAction.CREATED]
+            if created:
+                self._copy_new_map_entries(created, now)
+            updated = [o for o in written if o.action == RecordAction.UPDATED]
+            if updated:
+                self._upsert_map_entries(updated, now)
+            if deleted:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f"UPDATE {RecordMap._meta.db_table} SET deleted_at = %s, "
+                        "last_session_id = %s, last_migrated_at = %s "
+                        "WHERE entity_type = %s AND legacy_key_text = ANY(%s)",
+                        [now, self.session_id, now, self.entity, deleted],
                     )
-                    for o in written
-                ),
-                conflict=("entity_type", "legacy_key_text"),
-                assignments=MAP_UPDATES,
-            )
-        elif written:
+            return
+        if written:
             RecordMap.objects.bulk_create(
                 [
                     RecordMap(
@@ -278,31 +282,68 @@ class ControlRunPorts:
                 ],
                 batch_size=CHUNK,
             )
-        deleted = [o.key_text for o in outcomes if o.action == RecordAction.DELETED]
         for start in range(0, len(deleted), CHUNK):
             RecordMap.objects.filter(
                 entity_type=self.entity, legacy_key_text__in=deleted[start : start + CHUNK]
             ).update(deleted_at=now, last_session_id=self.session_id, last_migrated_at=now)
 
+    def _map_columns(self, outcomes: list[RecordOutcome], now) -> list:
+        """The record map's columns (``MAP_COLUMNS``) for these outcomes, a column at a time."""
+        return [
+            Same(self.entity),
+            key_json([o.key for o in outcomes]),
+            [o.key_text for o in outcomes],
+            [o.uuid for o in outcomes],
+            [o.content_hash for o in outcomes],
+            Same(self.mapping_version),
+            Same(self.session_id),
+            Same(self.session_id),
+            Same(now),
+            Same(now),
+        ]
+
+    def _copy_new_map_entries(self, created: list[RecordOutcome], now) -> None:
+        """Records written for the first time: COPY straight into the map, no stage and no
+        conflict check per row. "Created" means the map had no entry when the batch looked
+        (and the unit's lease keeps other writers of the entity away); should one be there
+        all the same, the savepoint takes the COPY back and the entries are merged instead."""
+        table = RecordMap._meta.db_table
+        columns = self._map_columns(created, now)
+        try:
+            with transaction.atomic():
+                copy_columns(table, MAP_COLUMNS, columns, count=len(created), json_columns=MAP_JSON)
+        except (IntegrityError, psycopg.errors.UniqueViolation):
+            self._upsert_map_entries(created, now)
+
+    def _upsert_map_entries(self, outcomes: list[RecordOutcome], now) -> None:
+        copy_upsert(
+            RecordMap._meta.db_table,
+            MAP_COLUMNS,
+            MAP_COLUMN_TYPES,
+            self._map_columns(outcomes, now),
+            count=len(outcomes),
+            conflict=("entity_type", "legacy_key_text"),
+            assignments=MAP_UPDATES,
+            json_columns=MAP_JSON,
+        )
+
     def _write_events(self, outcomes: list[RecordOutcome], now) -> None:
         if copy_available():
-            copy_rows(
+            copy_columns(
                 RecordEvent._meta.db_table,
                 EVENT_COLUMNS,
-                (
-                    (
-                        self.entity,
-                        o.key_text,
-                        self.session_id,
-                        o.action,
-                        o.uuid,
-                        o.content_hash,
-                        self.mapping_version,
-                        o.reason,
-                        now,
-                    )
-                    for o in outcomes
-                ),
+                [
+                    Same(self.entity),
+                    [o.key_text for o in outcomes],
+                    Same(self.session_id),
+                    [o.action for o in outcomes],
+                    [o.uuid for o in outcomes],
+                    [o.content_hash for o in outcomes],
+                    Same(self.mapping_version),
+                    [o.reason for o in outcomes],
+                    Same(now),
+                ],
+                count=len(outcomes),
             )
             return
         RecordEvent.objects.bulk_create(
@@ -385,7 +426,15 @@ class ControlRunPorts:
 
     def _resolve_quarantine(self, key_texts: list[str], now) -> None:
         """Close the open quarantine entries of records that have now succeeded."""
-        if key_texts and copy_available():
+        if not key_texts:
+            return
+        if not QuarantinedRecord.objects.filter(
+            entity_type=self.entity, resolved_at__isnull=True
+        ).exists():
+            # The common case, and one index probe: no open entry of this entity to close,
+            # so no need to look each of the batch's keys up.
+            return
+        if copy_available():
             # One statement with an array parameter, rather than an IN list of 1000 keys per
             # chunk that the ORM compiles and psycopg binds client-side: the same rows.
             with connection.cursor() as cursor:
