@@ -1,4 +1,5 @@
-"""URL routes: login, the runs dashboard, audit pages, the mapping editor, the admin, RQ."""
+"""URL routes: login, the runs dashboard, audit pages, the mapping editor, connections, the
+admin, RQ."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -12,6 +13,7 @@ urlpatterns = [
     path("", include(("migrationsapp.views.runs_urls", "runs"))),
     path("audit/", include(("migrationsapp.views.audit_urls", "audit"))),
     path("mappings/", include(("migrationsapp.views.mapping_urls", "mappings"))),
+    path("connections/", include(("migrationsapp.views.connections_urls", "connections"))),
     path("admin/", admin.site.urls),
     # The RQ dashboard: for those who control runs, and only when there is a queue to show.
     path("django-rq/", include((dashboard_urlpatterns(), "django_rq"))),

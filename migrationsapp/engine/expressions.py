@@ -30,8 +30,9 @@ every row.
 from __future__ import annotations
 
 import ast
+import difflib
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -180,6 +181,19 @@ def compile_tree(tree: ast.expr, *, text: str, library: Library, label: str) -> 
         steps=compiler.steps,
         nesting=compiler.nesting,
     )
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``; did you mean `title`?`` for the known names closest to a mistyped ``name``, or ""."""
+    names = sorted(set(known))
+    # Case first: `Title` is `title` mistyped, however far difflib finds the two.
+    close = [k for k in names if k.lower() == name.lower()]
+    if not close and len(name) >= 3:
+        # A close call only: a two-letter name or a word like `eval` suggests nothing useful.
+        close = difflib.get_close_matches(name, names, n=2, cutoff=0.75)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(f"`{k}`" for k in close) + "?"
 
 
 # --- the compiler ----------------------------------------------------------------------------
@@ -383,7 +397,8 @@ class _Compiler:
             )
         name = node.func.id
         if name not in self.library:
-            raise self.fail(f"unknown function {name!r}")
+            known = getattr(self.library, "names", ())
+            raise self.fail(f"unknown function {name!r}{did_you_mean(name, known)}")
         if any(kw.arg is None for kw in node.keywords):
             raise self.fail("a `**` argument is not allowed")
         args = [self.compile(arg) for arg in node.args]

@@ -24,8 +24,9 @@ from django.db.models import QuerySet
 
 from migrationsapp.engine.errors import DiffmigError, MappingError, MappingProblem
 from migrationsapp.engine.introspect import TableInfo
-from migrationsapp.engine.mapping import check_against_tables, check_entity
-from migrationsapp.models import SchemaMappingDefinition
+from migrationsapp.engine.mapping import EntitySpec, check_against_tables, check_entity
+from migrationsapp.engine.validation import compile_rules
+from migrationsapp.models import RecordMap, SchemaMappingDefinition
 from migrationsapp.models.mapping import DEFINITION_SETTINGS
 from migrationsapp.selectors.definitions import definition_to_entity
 from migrationsapp.services.databases import open_named
@@ -137,17 +138,22 @@ class ValidationReport:
     field_problems: dict[str, list[str]]  # destination field -> reasons, shown on its row
     tables_checked: bool
     warnings: list[str] = field(default_factory=list)  # what could not be checked, and why
+    rule_problems: dict[int, list[str]] = field(default_factory=dict)  # rule id -> reasons
 
     @property
     def ok(self) -> bool:
-        return not self.entity_problems and not self.field_problems
+        return not self.entity_problems and not self.field_problems and not self.rule_problems
 
     @property
     def problem_count(self) -> int:
-        return len(self.entity_problems) + sum(len(p) for p in self.field_problems.values())
+        rows = [*self.field_problems.values(), *self.rule_problems.values()]
+        return len(self.entity_problems) + sum(len(p) for p in rows)
 
     def for_field(self, destination_field: str) -> list[str]:
         return self.field_problems.get(destination_field, [])
+
+    def for_rule(self, rule_id: int | None) -> list[str]:
+        return self.rule_problems.get(rule_id, []) if rule_id is not None else []
 
 
 def _active_entities() -> set[str]:
@@ -177,10 +183,13 @@ def validate_definition(
     if not tables_checked and spec is not None:
         warnings.append("tables and columns were not checked: " + "; ".join(tables.warnings))
 
+    by_rule, rule_reasons = _rule_problems(definition, spec)
     rows = [row.destination_field for row in definition.field_mappings.all()]
     labels = {f"#{n}": name for n, name in enumerate(rows, start=1)}
     by_field: dict[str, list[str]] = {}
     for problem in dict.fromkeys(problems):  # the same problem once, in order
+        if (problem.field, problem.reason) in rule_reasons:
+            continue  # shown on the rule's own row
         name = labels.get(problem.field or "", problem.field)
         if name and name in rows:
             by_field.setdefault(name, []).append(problem.reason)
@@ -193,7 +202,37 @@ def validate_definition(
         field_problems=by_field,
         tables_checked=tables_checked,
         warnings=warnings,
+        rule_problems=by_rule,
     )
+
+
+def _rule_problems(
+    definition: SchemaMappingDefinition, spec: EntitySpec | None
+) -> tuple[dict[int, list[str]], set[tuple[str | None, str]]]:
+    """Each validation rule's problems by the rule's id, and every (field, reason) of them.
+
+    The entity's checks name a rule's field, not the rule: each rule is checked alone here
+    so that its problem lands on its own row (two rules on one field stay apart).
+    """
+    if spec is None:
+        return {}, set()
+    destinations = [f.destination for f in spec.fields if f.destination]
+    rules = list(definition.validation_rules.all())
+    by_rule: dict[int, list[str]] = {}
+    reasons: set[tuple[str | None, str]] = set()
+    for rule, rule_spec in zip(rules, spec.validation, strict=False):
+        try:
+            compile_rules(definition.entity_type, [rule_spec], destinations)
+        except MappingError as exc:
+            by_rule[rule.pk] = [p.reason for p in exc.problems]
+            reasons.update((p.field, p.reason) for p in exc.problems)
+    return by_rule, reasons
+
+
+def records_to_rewrite(entity: str) -> int:
+    """How many records of ``entity`` a new active version makes ``modified`` on the next run:
+    every record in the record map that is not deleted."""
+    return RecordMap.objects.filter(entity_type=entity, deleted_at__isnull=True).count()
 
 
 # --------------------------------------------------------------------------- differences

@@ -22,12 +22,18 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from migrationsapp.engine.errors import MappingError, TerminalError
-from migrationsapp.engine.mapping import check_entity, content_fingerprint
+from migrationsapp.engine.errors import DiffmigError, MappingError, MappingProblem, TerminalError
+from migrationsapp.engine.mapping import (
+    EntitySpec,
+    check_against_tables,
+    check_entity,
+    content_fingerprint,
+)
 from migrationsapp.models import (
     FieldMapping,
     SchemaMappingDefinition,
@@ -35,6 +41,8 @@ from migrationsapp.models import (
     ValidationRule,
 )
 from migrationsapp.selectors.definitions import definition_to_entity
+from migrationsapp.services.connectivity import refuse_missing_sqlite_file
+from migrationsapp.services.databases import connection_spec, opened
 from migrationsapp.services.users import username
 
 if TYPE_CHECKING:
@@ -189,7 +197,7 @@ def clone_definition(
 
 @transaction.atomic
 def switch_active_definition(
-    *, definition_id: uuid.UUID, user: AbstractBaseUser | None
+    *, definition_id: uuid.UUID, user: AbstractBaseUser | None, check_databases: bool = False
 ) -> Activation:
     """Make a definition the one active definition of its entity, in one transaction.
 
@@ -198,7 +206,9 @@ def switch_active_definition(
     an import of the same content later sees it as unchanged and an import of other content
     does not. The previously active one (if any) is deactivated; it keeps ``activated_at``
     and stays frozen. Activating an older version again is how an editor rolls back.
-    ``user`` is who asked (the admin writes the LogEntry naming them).
+    ``user`` is who asked (the admin writes the LogEntry naming them). With
+    ``check_databases`` the tables and columns are checked against both databases too, as
+    ``mappings import`` checks them, and a database that cannot be read refuses it.
     """
     entity_type = (
         SchemaMappingDefinition.objects.filter(pk=definition_id)
@@ -214,7 +224,7 @@ def switch_active_definition(
     if target.is_active:
         raise MappingVersionError(f"{target} is already the active definition of {entity_type!r}")
     previous = next((row for row in locked.values() if row.is_active), None)
-    fingerprint = _checked_fingerprint(target)
+    fingerprint = _checked_fingerprint(target, check_databases=check_databases)
     now = timezone.now()
     if previous is not None:
         # Deactivate first: the partial unique constraint allows one active row per entity.
@@ -234,7 +244,33 @@ def switch_active_definition(
     return Activation(activated=target, deactivated=previous)
 
 
-def _checked_fingerprint(definition: SchemaMappingDefinition) -> str:
+def database_problems(
+    entity: EntitySpec, definition: SchemaMappingDefinition
+) -> list[MappingProblem]:
+    """The importer's checks of an entity against its two databases (tables, columns, NOT
+    NULL columns left empty); a database that cannot be read is a problem too."""
+    tables = []
+    for side, name, table in (
+        ("source", definition.source_connection, entity.source_table),
+        ("destination", definition.destination_connection, entity.destination_table),
+    ):
+        try:
+            spec = connection_spec(name)
+            refuse_missing_sqlite_file(spec)  # never create a SQLite file by checking it
+            with opened(spec) as database:
+                tables.append(database.table(table))
+        except (DiffmigError, sa.exc.SQLAlchemyError) as exc:
+            reason = (
+                f"the {side} database {name!r} cannot be read, so the tables were not checked: "
+                f"{exc}; fix the connection (Connections page) and try again"
+            )
+            return [MappingProblem(entity=entity.name, field=None, reason=reason)]
+    return check_against_tables(entity, tables[0], tables[1])
+
+
+def _checked_fingerprint(
+    definition: SchemaMappingDefinition, *, check_databases: bool = False
+) -> str:
     """The fingerprint of a definition that the engine accepts; else ``MappingError``."""
     entity = definition_to_entity(definition)  # refuses what cannot even be read
     # A parent must be active to be depended on: a run orders the active definitions.
@@ -242,13 +278,17 @@ def _checked_fingerprint(definition: SchemaMappingDefinition) -> str:
         SchemaMappingDefinition.objects.filter(is_active=True).values_list("entity_type", flat=True)
     )
     problems = check_entity(entity, known_entities=sorted(known | {definition.entity_type}))
+    if check_databases and not problems:
+        problems = database_problems(entity, definition)
     if problems:
         raise MappingError(problems)
     return content_fingerprint(entity)
 
 
 def activate_definition(
-    *, definition_id: uuid.UUID, user: AbstractBaseUser | None
+    *, definition_id: uuid.UUID, user: AbstractBaseUser | None, check_databases: bool = False
 ) -> SchemaMappingDefinition:
     """Make a definition the one active definition of its entity; returns it."""
-    return switch_active_definition(definition_id=definition_id, user=user).activated
+    return switch_active_definition(
+        definition_id=definition_id, user=user, check_databases=check_databases
+    ).activated

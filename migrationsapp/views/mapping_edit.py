@@ -5,7 +5,9 @@ its page with the advice to clone it. The two databases are introspected once pe
 (``selectors.mapping_views.introspect_tables``): source and destination cells become pickers
 of the real columns, or stay free text with a warning when a database cannot be read.
 "Save and validate" stores the edit and shows the importer's problems next to the rows they
-name. The edit is stored by ``services.mapping_drafts.save_draft_edit`` in one transaction.
+name (a validation rule's on the rule's row). Beside the tables, the function library with
+each function's signature and an example; below them, a preview of the stored draft.
+The edit is stored by ``services.mapping_drafts.save_draft_edit`` in one transaction.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from migrationsapp.selectors.function_library import function_library
 from migrationsapp.selectors.mapping_views import (
     definitions_with_rows,
     introspect_tables,
@@ -29,7 +32,7 @@ from migrationsapp.services.mapping_drafts import save_draft_edit
 from migrationsapp.services.mapping_versions import MappingVersionError
 
 from .access import permission_required
-from .mapping_forms import DraftSettingsForm, row_formsets
+from .mapping_forms import DraftSettingsForm, PreviewForm, row_formsets
 from .mappings import CHANGE
 
 FROZEN = "{definition} has been active: its content cannot change. Clone it into a new draft."
@@ -72,6 +75,8 @@ def edit(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
         report = validate_definition(definition=definition, tables=tables)
         for row_form in formsets["fields"].forms:
             row_form.problems = report.for_field(row_form.row_key)
+        for row_form in formsets["rules"].forms:
+            row_form.problems = report.for_rule(row_form.instance.pk)
     context = {
         "definition": definition,
         "form": form,
@@ -80,6 +85,8 @@ def edit(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
         "report": report,
         "save_error": save_error,
         "invalid": data is not None and not save_error,
+        "library": function_library(),
+        "preview_form": PreviewForm(),
     }
     status = 400 if data is not None else 200
     return render(request, "mappings/edit.html", context, status=status)

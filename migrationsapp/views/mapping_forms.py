@@ -8,6 +8,9 @@ that validation can point at it) and leaving free text where the table is unknow
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
 from django import forms
 from django.forms.models import BaseInlineFormSet, inlineformset_factory
 
@@ -29,8 +32,11 @@ from migrationsapp.services.preview import MAX_LIMIT
 ROWS_EXTRA = 2  # blank rows offered for new entries
 
 
-def _line(size: int = 18) -> forms.TextInput:
-    return forms.TextInput(attrs={"size": size})
+def _line(size: int = 18, placeholder: str = "") -> forms.TextInput:
+    attrs: dict[str, object] = {"size": size}
+    if placeholder:
+        attrs["placeholder"] = placeholder
+    return forms.TextInput(attrs=attrs)
 
 
 class DraftSettingsForm(DefinitionForm):
@@ -58,19 +64,66 @@ class FieldRowForm(FieldMappingForm):
             "position": forms.NumberInput(attrs={"size": 3, "class": "narrow"}),
             "source_field": _line(),
             "destination_field": _line(),
-            "transformation": _line(16),
-            "expression": _line(24),
+            "transformation": _line(30, "trim, or an expression of value"),
+            "expression": _line(60, "an expression of the source columns"),
             "reference": _line(8),
         }
 
 
+# The parameters each rule type takes (engine.validation); the others are not stored.
+RULE_PARAMETERS = {"required": (), "unique": (), "format": ("pattern",), "range": ("min", "max")}
+_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+
+
+def _bound(text: str, name: str):
+    """A range bound as the mapping file writes it: a number, an ISO date or ``today``."""
+    if _NUMBER.fullmatch(text):
+        return float(text) if "." in text else int(text)
+    try:
+        if text == "today" or dt.date.fromisoformat(text):
+            return text
+    except ValueError:
+        pass
+    raise forms.ValidationError(f"{name}: write a number, a date (2024-01-31) or today.")
+
+
 class RuleRowForm(ValidationRuleForm):
+    """A validation rule with a field per parameter (pattern; min and max) instead of JSON."""
+
+    pattern = forms.CharField(
+        required=False,
+        strip=False,
+        widget=_line(24, "email, or an RE2 pattern"),
+        help_text="format: the named pattern email or a regular expression (RE2).",
+    )
+    min = forms.CharField(required=False, widget=_line(8, "number, date, today"))
+    max = forms.CharField(required=False, widget=_line(8, "number, date, today"))
+
     class Meta(ValidationRuleForm.Meta):
+        fields = ("position", "field_name", "rule_type")
         widgets = {
             "position": forms.NumberInput(attrs={"size": 3, "class": "narrow"}),
             "field_name": _line(),
-            "rule_parameters": _line(30),
         }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = self.instance.rule_parameters or {}
+        if isinstance(stored, dict):
+            for name in ("pattern", "min", "max"):
+                if stored.get(name) is not None:
+                    self.initial.setdefault(name, str(stored[name]))
+
+    def clean(self):
+        cleaned = super().clean()
+        params = {}
+        for name in RULE_PARAMETERS.get(cleaned.get("rule_type") or "", ()):
+            value = cleaned.get(name) or ""
+            if value.strip():
+                params[name] = value if name == "pattern" else _bound(value.strip(), name)
+        # A parameter of another rule type is hidden on the page: it is dropped, not refused.
+        self.instance.rule_parameters = params
+        return cleaned
 
 
 class FunctionRowForm(forms.ModelForm):
@@ -79,7 +132,7 @@ class FunctionRowForm(forms.ModelForm):
         fields = ("name", "function_body", "description")
         widgets = {
             "name": _line(),
-            "function_body": _line(50),
+            "function_body": _line(60, "an expression of its keyword parameters"),
             "description": _line(30),
         }
 
@@ -116,6 +169,17 @@ def pick_columns(formset: BaseInlineFormSet, name: str, columns: list[str] | Non
         form.fields[name].widget = forms.Select(choices=choices)
 
 
+def _number_new_rows(formset: BaseInlineFormSet) -> None:
+    """Blank rows offer the positions after the last stored one (not 0 for all of them)."""
+    if "position" not in formset.empty_form.fields:
+        return
+    stored = [f.instance.position for f in formset.initial_forms]
+    following = max(stored, default=0) + 1
+    for offset, form in enumerate(formset.extra_forms):
+        form.initial.setdefault("position", following + offset)
+        form.fields["position"].initial = following + offset
+
+
 def row_formsets(
     *, data, definition: SchemaMappingDefinition, tables: IntrospectedTables
 ) -> dict[str, BaseInlineFormSet]:
@@ -128,6 +192,7 @@ def row_formsets(
         for form in formset.forms:
             form.row_key = getattr(form.instance, ROW_KEYS[prefix])
             form.problems = []
+        _number_new_rows(formset)
     pick_columns(formsets["fields"], "source_field", tables.source_columns)
     pick_columns(formsets["fields"], "destination_field", tables.destination_columns)
     pick_columns(formsets["rules"], "field_name", tables.destination_columns)

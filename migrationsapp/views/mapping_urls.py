@@ -14,5 +14,6 @@ urlpatterns = [
     path("<uuid:pk>/preview/", mappings.preview, name="preview"),
     path("<uuid:pk>/clone/", mappings.clone, name="clone"),
     path("<uuid:pk>/activate/", mappings.activate, name="activate"),
+    path("<uuid:pk>/activate/confirm/", mappings.activate_confirm, name="activate_confirm"),
     path("<str:entity>/diff/", mappings.diff, name="diff"),
 ]

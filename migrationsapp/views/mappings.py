@@ -29,6 +29,7 @@ from migrationsapp.selectors.mapping_views import (
     entity_versions,
     introspect_tables,
     mapping_overview,
+    records_to_rewrite,
     validate_definition,
 )
 from migrationsapp.services.connections import hide_url_passwords
@@ -60,6 +61,10 @@ def _detail_context(request: HttpRequest, definition: SchemaMappingDefinition, r
         "can_change": request.user.has_perm(CHANGE),
         "field_rows": [
             (row, report.for_field(row.destination_field) if report else []) for row in rows
+        ],
+        "rule_rows": [
+            (rule, report.for_rule(rule.pk) if report else [])
+            for rule in definition.validation_rules.all()
         ],
         "report": report,
         "versions": entity_versions(definition.entity_type),
@@ -138,15 +143,32 @@ def clone(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 
 @login_required
 @permission_required(CHANGE, raise_exception=True)
+@require_GET
+def activate_confirm(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    """What activating this version does, after the importer's checks on both databases."""
+    definition = _definition(pk)
+    report = validate_definition(definition=definition, tables=introspect_tables(definition))
+    context = _detail_context(request, definition, report)
+    context["records"] = records_to_rewrite(definition.entity_type)
+    context["active"] = next((d for d in context["versions"] if d.is_active), None)
+    return render(request, "mappings/activate.html", context)
+
+
+@login_required
+@permission_required(CHANGE, raise_exception=True)
 @require_POST
 def activate(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     definition = get_object_or_404(SchemaMappingDefinition, pk=pk)
     try:
-        activated = activate_definition(definition_id=definition.pk, user=request.user)
+        activated = activate_definition(
+            definition_id=definition.pk, user=request.user, check_databases=True
+        )
     except MappingError as exc:
+        unplaced = [p.reason for p in exc.problems if not p.field]
         messages.error(
             request,
-            f"Not activated: {definition} has {len(exc.problems)} problem(s), listed below.",
+            f"Not activated: {definition} has {len(exc.problems)} problem(s), listed below."
+            + (f" {unplaced[0]}" if unplaced else ""),
         )
         return redirect("mappings:validate", pk=pk)
     except MappingVersionError as exc:

@@ -239,13 +239,15 @@ def test_editor_adds_and_deletes_rows(editor_client, draft):
 def test_invalid_cells_are_refused_and_nothing_is_stored(editor_client, draft):
     page = editor_client.get(url("edit", draft.pk))
     data = edit_post_data(page)
-    data[f"rules-{form_index(page, 'rules', 'email')}-rule_parameters"] = "[1, 2]"
+    email = form_index(page, "rules", "email")
+    data[f"rules-{email}-rule_type"] = "range"
+    data[f"rules-{email}-min"] = "soon"
     before = list(ValidationRule.objects.filter(definition=draft).values())
 
     response = editor_client.post(url("edit", draft.pk), data)
 
     assert response.status_code == 400
-    assert "Write an object" in html(response)
+    assert "min: write a number, a date (2024-01-31) or today." in html(response)
     assert list(ValidationRule.objects.filter(definition=draft).values()) == before
 
 

@@ -18,6 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from migrationsapp.roles import MAPPING_MODELS
 from tests.factories import (
+    ConnectionFactory,
     MigrationControlFactory,
     MigrationExecutionLogFactory,
     MigrationStatusFactory,
@@ -46,6 +47,12 @@ WRITE_PERMISSIONS: dict[str, set[str]] = {
         for verb in ("add", "change", "delete")
     },
     "django_rq": {"migrationsapp.control_migration"},
+    # Editors manage connections; operators may test them (the result is kept).
+    "connections": {
+        "migrationsapp.add_connection",
+        "migrationsapp.change_connection",
+        "migrationsapp.control_migration",
+    },
 }
 ROLES = ["anonymous", "auditor", "operator", "editor"]
 # The pages templates/partials/_nav.html links to for anyone who may view sessions, logs,
@@ -57,6 +64,7 @@ NAVIGATION = [
     "audit:quarantine",
     "audit:history",
     "mappings:list",
+    "connections:list",
 ]
 
 
@@ -109,6 +117,7 @@ def samples(db) -> dict[str, object]:
     definition = SchemaMappingDefinitionFactory(entity_type="orders", active=True)
     quarantined = QuarantinedRecordFactory(entity_type="orders")
     mapped = RecordMapFactory(entity_type="orders")
+    connection = ConnectionFactory(name="orders-db")
     RecordEventFactory(
         entity_type="orders", legacy_key_text=mapped.legacy_key_text, session=session
     )
@@ -129,6 +138,7 @@ def samples(db) -> dict[str, object]:
         # A primary key means the area's own object.
         "audit:pk": quarantined.pk,
         "mappings:pk": definition.pk,
+        "connections:name": connection.name,
         # django-rq's arguments: any value, the guard answers before the view.
         "queue_index": 0,
         "scheduler_index": 0,
@@ -202,6 +212,19 @@ def test_the_walk_finds_the_audit_pages():
         "audit:quarantine_bulk",
         "audit:quarantine_retry",
         "audit:quarantine_resolve",
+    } <= names
+
+
+@embedded
+def test_the_walk_finds_the_connections_and_mapping_editor_pages():
+    names = {str(route) for route in ROUTES}
+    assert {
+        "connections:list",
+        "connections:new",
+        "connections:detail",
+        "connections:edit",
+        "connections:test",
+        "mappings:activate_confirm",
     } <= names
 
 

@@ -3,12 +3,14 @@ expressions that compile, connection URLs."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from migrationsapp.engine.connection_policy import template_problems
 from migrationsapp.engine.connectors import ConnectionSpec, placeholder_names
 from migrationsapp.engine.errors import ExpressionError, MappingError, MappingProblem
+from migrationsapp.engine.expressions import did_you_mean
 from migrationsapp.engine.transforms import (
     Expression,
     FunctionLibrary,
@@ -43,6 +45,16 @@ def _compile_library(functions: Mapping[str, str]) -> tuple[FunctionLibrary, lis
     return library, [MappingProblem(entity=None, field=None, reason=str(e)) for e in errors]
 
 
+# A bare ``transform: titel`` is refused before it is parsed, without the names it could mean.
+_UNKNOWN_FUNCTION = re.compile(r"unknown function '(?P<name>[A-Za-z_][A-Za-z0-9_]*)'$")
+
+
+def _with_suggestion(reason: str, library: FunctionLibrary) -> str:
+    """``reason`` with "did you mean `title`?" when it ends on an unknown function name."""
+    match = _UNKNOWN_FUNCTION.search(reason)
+    return reason + did_you_mean(match["name"], library.names) if match else reason
+
+
 def _field_label(field: FieldSpec, position: int) -> str:
     return field.destination or f"#{position + 1}"
 
@@ -62,7 +74,7 @@ def _compile_field(
         try:
             transform = compile_transform(field.transform, library)
         except ExpressionError as exc:
-            errors.append(("transform", str(exc)))
+            errors.append(("transform", _with_suggestion(str(exc), library)))
     return expression, transform, errors
 
 
