@@ -200,6 +200,30 @@ DIFFMIG_PARTITION_ROWS = env_int("DIFFMIG_PARTITION_ROWS", 50_000)
 DIFFMIG_MAX_ATTEMPTS = env_int("DIFFMIG_MAX_ATTEMPTS", 3)
 DIFFMIG_WATCHDOG_INTERVAL = env_int("DIFFMIG_WATCHDOG_INTERVAL", 10)
 
+# Mail (Django's own settings), used by the alerts: a session that fails or completes with
+# failed records, a schedule skipped twice in a row (services.alerts).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND") or "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = env_str("EMAIL_HOST") or "localhost"
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "diffmig@localhost"
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are both on: set one of them")
+DIFFMIG_ALERT_EMAILS = env_list("DIFFMIG_ALERT_EMAILS", "")
+DIFFMIG_ALERT_WEBHOOK_URL = env_str("DIFFMIG_ALERT_WEBHOOK_URL") or ""
+DIFFMIG_ALERT_WEBHOOK_TIMEOUT = env_int("DIFFMIG_ALERT_WEBHOOK_TIMEOUT", 5)
+if DIFFMIG_ALERT_WEBHOOK_URL and not DIFFMIG_ALERT_WEBHOOK_URL.lower().startswith(
+    ("http://", "https://")
+):
+    raise ImproperlyConfigured(
+        "DIFFMIG_ALERT_WEBHOOK_URL must be an http:// or https:// URL "
+        "(the alerts POST JSON to it, e.g. https://hooks.example.org/diffmig)"
+    )
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

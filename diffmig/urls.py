@@ -13,6 +13,8 @@ urlpatterns = [
     path("", include(("migrationsapp.views.runs_urls", "runs"))),
     path("audit/", include(("migrationsapp.views.audit_urls", "audit"))),
     path("mappings/", include(("migrationsapp.views.mapping_urls", "mappings"))),
+    path("verify/", include(("migrationsapp.views.verify_urls", "verify"))),
+    path("schedules/", include(("migrationsapp.views.schedules_urls", "schedules"))),
     path("connections/", include(("migrationsapp.views.connections_urls", "connections"))),
     path("admin/", admin.site.urls),
     # The RQ dashboard: for those who control runs, and only when there is a queue to show.

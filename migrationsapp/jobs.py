@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from migrationsapp.services import retention
+from migrationsapp.services import retention, verify_runs
 from migrationsapp.services.units import execute_unit
 
 
@@ -23,3 +23,8 @@ def apply_retention() -> dict[str, int]:
     """The retention policy (services.retention), scheduled daily by the workers; the rows
     deleted per table."""
     return retention.apply_retention().deleted
+
+
+def run_verify_runs() -> list[str]:
+    """Every pending verification launched from the web (services.verify_runs); their ids."""
+    return verify_runs.run_verify_runs()

@@ -6,7 +6,9 @@ from .connection import Connection
 from .log import MigrationExecutionLog
 from .mapping import FieldMapping, SchemaMappingDefinition, TransformationFunction, ValidationRule
 from .record_map import QuarantinedRecord, RecordEvent, RecordMap
+from .schedules import RunSchedule
 from .session import MigrationControl, MigrationStatus
+from .verify_runs import VerifyEntityReport, VerifyRun
 
 __all__ = [
     "AnalysisChange",
@@ -20,7 +22,10 @@ __all__ = [
     "QuarantinedRecord",
     "RecordEvent",
     "RecordMap",
+    "RunSchedule",
     "SchemaMappingDefinition",
     "TransformationFunction",
     "ValidationRule",
+    "VerifyEntityReport",
+    "VerifyRun",
 ]

@@ -16,7 +16,8 @@ workers execute it
    ended;
 3. starts a session still ``pending`` ``DIFFMIG_LEASE_TIMEOUT`` seconds after its launch:
    the process that launched it stopped before handing it to the workers (a launch commits
-   first and enqueues after), and a pending session would hold its entities for ever.
+   first and enqueues after), and a pending session would hold its entities for ever;
+4. fires the schedules that are due (``services.run_schedules.fire_due``).
 
 Everything is a compare-and-set: two watchdogs at once do each takeover once.
 """
@@ -33,7 +34,7 @@ from django.utils import timezone
 from migrationsapp.engine.errors import StateTransitionError, TransientError
 from migrationsapp.models import MigrationControl, MigrationStatus
 from migrationsapp.models.choices import EntityState, LogLevel, OperationType, SessionStatus
-from migrationsapp.services import leases, runs
+from migrationsapp.services import leases, run_schedules, runs
 from migrationsapp.services.dispatch import EXECUTOR, dispatch, start_session
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.state import transition_session
@@ -45,10 +46,13 @@ class WatchdogReport:
     failed: list[str] = field(default_factory=list)  # out of attempts
     dispatched: list[str] = field(default_factory=list)  # job ids enqueued
     started: list[str] = field(default_factory=list)  # orphaned pending sessions started
+    schedules: list[run_schedules.Tick] = field(default_factory=list)  # due schedules fired
 
     @property
     def acted(self) -> bool:
-        return bool(self.expired or self.failed or self.dispatched or self.started)
+        return bool(
+            self.expired or self.failed or self.dispatched or self.started or self.schedules
+        )
 
 
 def workers_sessions() -> list[uuid.UUID]:
@@ -100,6 +104,7 @@ def check(*, now: dt.datetime | None = None) -> WatchdogReport:
         enqueued = dispatch(session_id=session_id)
         report.dispatched.extend(enqueued)
         _log_lost_jobs(session_id, [job for job in enqueued if not _for_any(job, taken_over)])
+    report.schedules = run_schedules.fire_due(now=now)  # after the dispatch: new sessions start
     return report
 
 

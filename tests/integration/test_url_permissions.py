@@ -16,6 +16,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from migrationsapp.models import RunSchedule, VerifyRun
 from migrationsapp.roles import MAPPING_MODELS
 from tests.factories import (
     ConnectionFactory,
@@ -47,6 +48,9 @@ WRITE_PERMISSIONS: dict[str, set[str]] = {
         for verb in ("add", "change", "delete")
     },
     "django_rq": {"migrationsapp.control_migration"},
+    # Operators launch verifications and manage schedules.
+    "verify": {"migrationsapp.launch_migration"},
+    "schedules": {"migrationsapp.launch_migration"},
     # Editors manage connections; operators may test them (the result is kept).
     "connections": {
         "migrationsapp.add_connection",
@@ -64,6 +68,8 @@ NAVIGATION = [
     "audit:quarantine",
     "audit:history",
     "mappings:list",
+    "verify:list",
+    "schedules:list",
     "connections:list",
 ]
 
@@ -121,6 +127,8 @@ def samples(db) -> dict[str, object]:
     RecordEventFactory(
         entity_type="orders", legacy_key_text=mapped.legacy_key_text, session=session
     )
+    verification = VerifyRun.objects.create(entities=["orders"], launched_by="operator")
+    schedule = RunSchedule.objects.create(name="nightly", interval_hours=24)
     return {
         "session_id": session.migration_session_id,
         "uuid": session.migration_session_id,
@@ -138,6 +146,8 @@ def samples(db) -> dict[str, object]:
         # A primary key means the area's own object.
         "audit:pk": quarantined.pk,
         "mappings:pk": definition.pk,
+        "run_id": verification.pk,
+        "schedule_id": schedule.pk,
         "connections:name": connection.name,
         # django-rq's arguments: any value, the guard answers before the view.
         "queue_index": 0,
@@ -225,6 +235,21 @@ def test_the_walk_finds_the_connections_and_mapping_editor_pages():
         "connections:edit",
         "connections:test",
         "mappings:activate_confirm",
+    } <= names
+
+
+@embedded
+def test_the_walk_finds_the_verify_and_schedule_pages():
+    names = {str(route) for route in ROUTES}
+    assert {
+        "verify:list",
+        "verify:launch",
+        "verify:report",
+        "schedules:list",
+        "schedules:create",
+        "schedules:pause",
+        "schedules:resume",
+        "schedules:delete",
     } <= names
 
 
