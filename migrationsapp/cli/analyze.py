@@ -32,6 +32,9 @@ def run(options: dict[str, Any], out: Output) -> int:
         return EXIT_OK
     kinds = ["new", "modified", "deleted", "unchanged", "retry"]
     out.table(["entity", *kinds], [[r.entity, *r.counts.as_dict().values()] for r in results])
+    # With --json they are in the log (and the analysis's metadata) only.
+    for note in (note for r in results for note in r.notes):
+        out.note(f"warning: {note}")
     return EXIT_OK
 
 

@@ -42,6 +42,8 @@ def run(options: dict[str, Any], out: Output) -> int:
     if options["json"]:
         out.json(result.as_dict())
         return EXIT_OK
+    for note in result.notes:
+        out.note(f"warning: {note}")
     out.line(
         f"{result.entity} (mapping v{result.mapping_version}): {result.source_table} → "
         f"{result.destination_table}, first {len(result.rows)} rows by key"

@@ -1,4 +1,5 @@
-"""What a table looks like: columns, their kind, nullability, defaults and primary key.
+"""What a table looks like: columns, their kind, nullability, defaults and primary key;
+and which foreign keys into it no index serves (each delete of a parent row scans the child).
 
 Introspection goes through SQLAlchemy's inspector, the same for MySQL/MariaDB, PostgreSQL
 and SQLite, and folds each database's types into a small set of *kinds* that the rest of
@@ -213,3 +214,120 @@ def introspect_table(
             autoincrement=autoincrement,
         )
     return TableInfo(name=name, schema=schema, columns=columns, primary_key=pk)
+
+
+# -- foreign keys into a table that no index serves -----------------------------------------
+
+
+@dataclass(frozen=True)
+class UnindexedReference:
+    """A foreign key into a table whose child columns no index leads with: every row deleted
+    from the parent makes the database scan the child table for rows that still point at it.
+    ``child`` is the child table as the database names it (schema-qualified when not on the
+    search path); ``create_index`` is the statement that would serve the key."""
+
+    constraint: str
+    child: str
+    columns: tuple[str, ...]
+    create_index: str
+
+
+# Foreign keys into the parent, with the child columns in key order, whose columns are not
+# the leading columns of any valid, non-partial index of the child (in any order).
+_PG_UNINDEXED = """
+SELECT c.conname,
+       c.conrelid::regclass::text,
+       array_agg(a.attname::text ORDER BY k.ord)
+FROM pg_constraint c
+CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+WHERE c.contype = 'f'
+  AND c.confrelid = CAST(CAST(:parent AS text) AS regclass)
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_index i
+      WHERE i.indrelid = c.conrelid AND i.indisvalid AND i.indpred IS NULL
+        AND (i.indkey::int2[])[0:cardinality(c.conkey) - 1] @> c.conkey
+  )
+GROUP BY c.oid, c.conname, c.conrelid
+ORDER BY 2, 1
+"""
+
+
+def unindexed_references(
+    conn: sa.Connection, dialect_name: str, table: str, schema: str | None
+) -> list[UnindexedReference]:
+    """The foreign keys into ``table`` whose child columns have no index (PostgreSQL and
+    SQLite; MySQL/MariaDB index every foreign key themselves)."""
+    preparer = conn.dialect.identifier_preparer
+    if dialect_name == "postgresql":
+        parent = (
+            preparer.quote(table)
+            if schema is None
+            else preparer.quote_schema(schema) + "." + preparer.quote(table)
+        )
+        # regclass text: the child's name quoted as needed, schema-qualified when the
+        # search path does not find it.
+        rows = conn.execute(sa.text(_PG_UNINDEXED), {"parent": parent})
+        return [
+            _reference(preparer, str(name), str(child), tuple(columns))
+            for name, child, columns in rows
+        ]
+    if dialect_name == "sqlite":
+        return _sqlite_unindexed(conn, table)
+    return []
+
+
+def _reference(
+    preparer: Any, name: str, child: str, columns: tuple[str, ...]
+) -> UnindexedReference:
+    quoted = ", ".join(preparer.quote(c) for c in columns)
+    return UnindexedReference(
+        constraint=name,
+        child=child,
+        columns=columns,
+        create_index=f"CREATE INDEX ON {child} ({quoted})",
+    )
+
+
+def _sqlite_unindexed(conn: sa.Connection, parent: str) -> list[UnindexedReference]:
+    preparer = conn.dialect.identifier_preparer
+    tables = conn.exec_driver_sql(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY name"
+    ).fetchall()
+    found = []
+    for (child,) in tables:
+        quoted = preparer.quote(child)
+        keys: dict[int, list[tuple[int, str]]] = {}
+        for row in conn.exec_driver_sql(f"PRAGMA foreign_key_list({quoted})"):
+            key_id, seq, target, column = row[0], row[1], row[2], row[3]
+            if str(target).lower() == parent.lower():
+                keys.setdefault(key_id, []).append((seq, column))
+        if not keys:
+            continue
+        led = _sqlite_leading_columns(conn, child)
+        for _, pairs in sorted(keys.items()):
+            columns = tuple(column for _, column in sorted(pairs))
+            if not any(set(lead[: len(columns)]) == set(columns) for lead in led):
+                name = f"{child}_{'_'.join(columns)}_fkey"  # SQLite keys are unnamed
+                found.append(_reference(preparer, name, quoted, columns))
+    return found
+
+
+def _sqlite_leading_columns(conn: sa.Connection, table: str) -> list[tuple[str, ...]]:
+    """The column lists of ``table``'s indexes (partial ones left out), and its rowid alias."""
+    quoted = conn.dialect.identifier_preparer.quote(table)
+    leads: list[tuple[str, ...]] = []
+    for row in conn.exec_driver_sql(f"PRAGMA index_list({quoted})"):
+        name, partial = row[1], row[4]
+        if partial:
+            continue
+        info = conn.exec_driver_sql(
+            f"PRAGMA index_info({conn.dialect.identifier_preparer.quote(name)})"
+        ).fetchall()
+        leads.append(tuple(str(r[2]) for r in sorted(info)))
+    # An INTEGER PRIMARY KEY is the rowid itself: looked up without an index.
+    pk = [r for r in conn.exec_driver_sql(f"PRAGMA table_info({quoted})") if r[5]]
+    if len(pk) == 1 and str(pk[0][2]).strip().upper() == "INTEGER":
+        leads.append((str(pk[0][1]),))
+    return leads

@@ -16,7 +16,7 @@ before the first run every child would otherwise look refused.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils import timezone
@@ -38,6 +38,7 @@ from migrationsapp.engine.values import describe_reference, json_value
 from migrationsapp.engine.verify import read_first_rows
 from migrationsapp.models import RecordMap, SchemaMappingDefinition
 from migrationsapp.selectors.definitions import definition_to_entity
+from migrationsapp.services.analysis import unindexed_reference_notes
 from migrationsapp.services.databases import open_named
 from migrationsapp.services.mappings import load_active_mapping
 from migrationsapp.services.verify import ControlVerifyPorts
@@ -102,6 +103,9 @@ class PreviewResult:
     source_table: str
     destination_table: str
     rows: list[PreviewRow]
+    # Destination foreign keys that would make this entity's deletes slow (one line each;
+    # services.analysis.unindexed_reference_notes).
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The ``mappings preview --json`` document."""
@@ -191,6 +195,7 @@ def _preview(
         mapping_version=version,
         source_table=spec.source_table,
         destination_table=spec.destination_table,
+        notes=unindexed_reference_notes(destination=destination, entity=spec),
         rows=[
             PreviewRow(
                 key=key,

