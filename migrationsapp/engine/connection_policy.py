@@ -32,6 +32,7 @@ from sqlalchemy.engine import URL, make_url
 
 from migrationsapp.engine.connection_urls import redact_url, userinfo_problem
 from migrationsapp.engine.errors import ConfigurationError
+from migrationsapp.engine.mysql_drivers import mysql_driver
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -70,7 +71,8 @@ class ConnectionPolicy:
     control: tuple[ControlDatabase, ...] = ()
 
 
-# scheme -> (backend, the one driver diffmig uses for it)
+# scheme -> (backend, the driver a URL may name). A URL names the database, not the driver:
+# MySQL/MariaDB is read with mysqlclient or PyMySQL, as mysql_drivers.mysql_driver() says.
 _SCHEMES = {
     "mysql": ("mysql", "pymysql"),
     "mariadb": ("mysql", "pymysql"),
@@ -355,8 +357,8 @@ def checked_url(text: str, policy: ConnectionPolicy) -> URL:
     backend, our_driver = _SCHEMES[scheme]
     if driver and driver != our_driver:
         raise ConfigurationError(
-            f"{shown}: driver {driver!r} is not supported; diffmig uses {our_driver} "
-            f"(write {scheme}:// or {scheme}+{our_driver}://)"
+            f"{shown}: driver {driver!r} is not supported; write {scheme}:// or "
+            f"{scheme}+{our_driver}:// (diffmig chooses the driver it connects with)"
         )
     _check_options(url, backend, shown)
 
@@ -384,7 +386,8 @@ def checked_url(text: str, policy: ConnectionPolicy) -> URL:
         raise ConfigurationError(f"{shown}: database name {url.database!r} is refused")
     _check_not_control(url, backend, port, policy, shown)
     # The port is always explicit: no driver default or PGPORT decides where it goes.
-    url = url.set(drivername=f"{backend}+{our_driver}", port=port)
+    connect_with = mysql_driver() if backend == "mysql" else our_driver
+    url = url.set(drivername=f"{backend}+{connect_with}", port=port)
     if backend == "mysql" and not any(k.lower() == "charset" for k in url.query):
         # utf8mb4, not MySQL's 3-byte utf8: emoji and other astral characters survive.
         url = url.update_query_dict({"charset": "utf8mb4"})

@@ -5,9 +5,10 @@ A connection is a SQLAlchemy URL (``mysql://…``, ``postgresql://…``, ``sqlit
 the URL is checked against the policy (``connection_policy.py``): allowed hosts only, SQLite
 files only under the SQLite root, a short list of driver options, never the control
 database. A stored password joins the URL object only here, never its text. Then the
-URL is pinned to the drivers diffmig is written for (PyMySQL, psycopg 3, sqlite3) and each
-session is set up so that values read back do not depend on server defaults (UTC session
-zone, ISO dates, exact float text).
+URL is pinned to the drivers diffmig is written for (mysqlclient or PyMySQL, as
+``mysql_drivers.py`` chooses; psycopg 3; sqlite3) and each session is set up so that
+values read back do not depend on server defaults (UTC session zone, ISO dates, exact
+float text).
 
 ``Database`` is the handle the rest of the engine uses: introspection (``introspect.py``)
 and snapshot reads, content hashes and fetch-by-key (``reads.py``) hang off it.
@@ -26,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from migrationsapp.engine import reads
+from migrationsapp.engine import mysql_drivers, reads
 from migrationsapp.engine.connection_policy import (
     ConnectionPolicy,
     ControlDatabase,
@@ -119,7 +120,7 @@ def _connect_args(backend: str, url: sa.URL) -> dict[str, Any]:
     connect_args: dict[str, Any] = {}
     query_keys = {k.lower() for k in url.query}
     if backend == "mysql":
-        connect_args["local_infile"] = False
+        connect_args.update(mysql_drivers.connect_args(url.get_driver_name()))
     elif backend == "postgresql":
         if "connect_timeout" not in query_keys:
             connect_args["connect_timeout"] = CONNECT_TIMEOUT_S

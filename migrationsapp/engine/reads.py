@@ -6,7 +6,8 @@
   32-character hashes cross the wire; on SQLite it is computed here from the values.
 * ``stream_rows`` streams chosen columns from one snapshot.
 * ``fetch_rows`` fetches rows by key and keeps only exact (binary) key matches, whatever
-  the source's collation thinks is equal.
+  the source's collation thinks is equal. A dense run of integer keys (a baseline's batch)
+  is read as one bound ``BETWEEN`` range, other keys as IN lists.
 
 Every stream reads in batches through a server-side cursor, so memory stays constant in
 the size of the table, and a read that ends early never returns a shorter stream: a
@@ -15,14 +16,16 @@ that stops short without any error (a row limit such as MySQL's ``sql_select_lim
 proxy that ends a result quietly) raises ReadEndedEarlyError, found by counting the rows
 in the same snapshot first.
 
-Values come back as the driver gives them (PyMySQL, psycopg, sqlite3), with a few MySQL
-types made regular: BIT -> int, TIME -> datetime.time, TIMESTAMP -> aware UTC datetime,
-JSON text -> Python objects, UUID text -> uuid.UUID. Values the types cannot hold (zero
-dates such as ``'0000-00-00'``, impossible dates, TIME beyond 24h) stay as raw strings.
+Values come back as the driver gives them (mysqlclient or PyMySQL, which read alike:
+mysql_drivers.py; psycopg; sqlite3), with a few MySQL types made regular: BIT -> int,
+TIME -> datetime.time, TIMESTAMP -> aware UTC datetime, JSON text -> Python objects, UUID
+text -> uuid.UUID. Values the types cannot hold (zero dates such as ``'0000-00-00'``,
+impossible dates, TIME beyond 24h) stay as raw strings.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -37,6 +40,7 @@ from sqlalchemy.dialects import mysql
 from migrationsapp.engine.errors import ConfigurationError, ReadEndedEarlyError, TerminalError
 from migrationsapp.engine.ids import encode_key, value_text
 from migrationsapp.engine.introspect import ColumnInfo, TableInfo
+from migrationsapp.engine.mysql_drivers import abandon_stream
 
 if TYPE_CHECKING:
     from migrationsapp.engine.connectors import Database
@@ -69,7 +73,7 @@ def _table_clause(info: TableInfo, names: Sequence[str]) -> sa.TableClause:
 
 
 def _mysql_time(value: Any) -> Any:
-    # PyMySQL reads TIME as timedelta because MySQL TIME spans -838:59:59..838:59:59.
+    # Both MySQL drivers read TIME as timedelta because MySQL TIME spans -838:59:59..838:59:59.
     if not isinstance(value, dt.timedelta):
         return value
     if dt.timedelta(0) <= value < dt.timedelta(days=1):
@@ -232,8 +236,10 @@ def _stream(
             finished = True
         finally:
             if not finished and db.dialect == "mysql":
-                _abandon_mysql_stream(result)
-                result.close()
+                abandon_stream(getattr(result, "cursor", None))
+                # The connection was given up on purpose: its error on close says nothing.
+                with contextlib.suppress(sa.exc.DBAPIError):
+                    result.close()
                 if not conn.invalidated:
                     conn.invalidate()
             else:
@@ -254,20 +260,6 @@ def _count_of(stmt: sa.Select) -> sa.Select:
     """``SELECT count(*)`` over the rows ``stmt`` reads (same table and conditions)."""
     # maintain_column_froms: the FROM comes from the columns replaced here.
     return stmt.with_only_columns(sa.func.count(), maintain_column_froms=True).order_by(None)
-
-
-def _abandon_mysql_stream(result: sa.CursorResult[Any]) -> None:
-    """Let a consumer stop reading a MySQL stream without reading the rest of it.
-
-    The protocol has no way to stop a result half-way: PyMySQL's streaming cursor reads
-    (and discards) every remaining row on close, which on a large table takes as long as
-    the whole read. Marking its pending result as finished and then dropping the
-    connection (the caller invalidates it) ends the read at once; the server sees the
-    client gone and stops.
-    """
-    pending = getattr(getattr(result, "cursor", None), "_result", None)
-    if pending is not None and getattr(pending, "unbuffered_active", False):
-        pending.unbuffered_active = False
 
 
 def stream_key_hashes(
@@ -423,7 +415,7 @@ def _bind_value(dialect: str, column: ColumnInfo, value: Any) -> Any:
         if kind == "boolean" and dialect == "mysql":
             return int(value)
         if dialect == "mysql" and isinstance(value, dt.datetime) and value.tzinfo is not None:
-            # The session zone is UTC and PyMySQL binds naive values.
+            # The session zone is UTC and the MySQL drivers bind naive values.
             value = value.astimezone(dt.UTC).replace(tzinfo=None)
         return value
     except (ValueError, InvalidOperation, TypeError) as exc:
@@ -452,6 +444,35 @@ def _key_condition(key_cols: list[sa.ColumnClause], chunk: list[tuple]) -> sa.Co
         parts = zip(key_cols, values, strict=True)
         conditions.append(sa.and_(*(c.is_(None) if v is None else c == v for c, v in parts)))
     return sa.or_(*conditions)
+
+
+def _dense_range(key_infos: Sequence[ColumnInfo], bound: list[tuple]) -> tuple[int, int] | None:
+    """``(lo, hi)`` when ``bound`` is a dense run of one integer key column, else None.
+
+    Dense: the range holds at most twice as many values as keys are asked for, so reading
+    it whole costs at most one row read and dropped per key, and saves the server a long
+    IN list (the usual baseline batch is a run of consecutive ids).
+    """
+    if len(key_infos) != 1 or key_infos[0].kind != "integer" or len(bound) < 2:
+        return None
+    values = [key[0] for key in bound]
+    if not all(type(v) is int for v in values):
+        return None  # text forms (SQLite binds them as given) or NULL: the list reads them
+    lo, hi = min(values), max(values)
+    return (lo, hi) if hi - lo + 1 <= 2 * len(values) else None
+
+
+def _key_conditions(
+    key_cols: list[sa.ColumnClause], key_infos: Sequence[ColumnInfo], bound: list[tuple]
+) -> Iterator[sa.ColumnElement]:
+    """WHERE clauses that together read every row of the ``bound`` keys (and maybe more:
+    callers keep only exact matches)."""
+    dense = _dense_range(key_infos, bound)
+    if dense is not None:
+        yield key_cols[0].between(*dense)
+        return
+    for start in range(0, len(bound), FETCH_CHUNK):
+        yield _key_condition(key_cols, bound[start : start + FETCH_CHUNK])
 
 
 def _bound_keys(
@@ -508,8 +529,7 @@ def fetch_rows(
     key_cols = [t.c[n] for n in key_columns]
     found: dict[tuple, dict[str, Any]] = {}
     with db.connect() as conn:
-        for start in range(0, len(bound), FETCH_CHUNK):
-            where = _key_condition(key_cols, bound[start : start + FETCH_CHUNK])
+        for where in _key_conditions(key_cols, key_infos, bound):
             stmt = sa.select(*(t.c[n] for n in selected)).where(where)
             for row in conn.execute(stmt):
                 record = dict(zip(selected, convert(row), strict=True))
@@ -661,8 +681,7 @@ def fetch_key_hashes(
     n_keys = len(key_cols)
     found: dict[tuple, str] = {}
     with db.connect() as conn:
-        for start in range(0, len(bound), FETCH_CHUNK):
-            where = _key_condition(key_cols, bound[start : start + FETCH_CHUNK])
+        for where in _key_conditions(key_cols, key_infos, bound):
             for row in conn.execute(sa.select(*key_cols, *digest).where(where)):
                 key = convert_key(row[:n_keys])
                 if _identity(key) in wanted:

@@ -161,6 +161,15 @@ def test_source_connection_cut_mid_analysis_fails_resumably_and_deletes_nothing(
 # --------------------------------------------------------------------------- quiet early end
 
 
+def _database_of(dbapi_conn) -> bytes | None:
+    """The database a new MySQL connection is on (PyMySQL keeps it; mysqlclient is asked)."""
+    if type(dbapi_conn).__module__.startswith("MySQLdb"):
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute("SELECT DATABASE()")
+            return (cursor.fetchone()[0] or "").encode()
+    return getattr(dbapi_conn, "db", None)
+
+
 @contextmanager
 def _row_limit(pair: Pair, limit: int) -> Iterator[None]:
     """Every new connection to the scratch legacy database gets ``sql_select_limit``: the
@@ -168,7 +177,7 @@ def _row_limit(pair: Pair, limit: int) -> Iterator[None]:
     database = database_name(pair.legacy_url).encode()
 
     def limit_rows(dbapi_conn, _record) -> None:
-        if getattr(dbapi_conn, "db", None) == database:
+        if _database_of(dbapi_conn) == database:
             with dbapi_conn.cursor() as cursor:
                 cursor.execute(f"SET SESSION sql_select_limit = {int(limit)}")
 
