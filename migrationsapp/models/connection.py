@@ -42,7 +42,8 @@ class Connection(models.Model):
     def database(self) -> str:
         parts = urlsplit(self.url)
         if parts.scheme.startswith("sqlite"):
-            return parts.path
+            # sqlite:///rel.db is the relative path rel.db, sqlite:////abs.db the path /abs.db.
+            return parts.path[1:]
         return parts.path.lstrip("/")
 
     @property

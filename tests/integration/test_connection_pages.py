@@ -3,8 +3,8 @@
 Against the real services: a test reaches a MariaDB and a PostgreSQL scratch database and
 shows their server versions, or the exact error of one that does not answer. The password
 is write-only: typed in the URL or in its field, it is stored encrypted and never appears
-on any page, not even a refused form. Editors manage connections; operators may test them;
-auditors read.
+on any page, not even a refused form. Editors manage and test connections; operators and
+auditors read, the last test result included.
 """
 
 from __future__ import annotations
@@ -146,11 +146,11 @@ def test_test_button_shows_the_server_version_and_keeps_it(editor_client, mariad
     assert stored["target"].last_test_result in page and "Last tested" in page
 
 
-def test_test_button_shows_the_exact_error_and_keeps_it(operator_client):
+def test_test_button_shows_the_exact_error_and_keeps_it(editor_client):
     missing = scratch_name("never_created")
     ConnectionFactory(name="gone", url=f"postgresql://postgres@127.0.0.1:5432/{missing}")
 
-    response = operator_client.post(url("test", "gone"), HTTP_HX_REQUEST="true")
+    response = editor_client.post(url("test", "gone"), HTTP_HX_REQUEST="true")
 
     assert response.status_code == 200
     stored = Connection.objects.get(name="gone")
@@ -193,11 +193,15 @@ def test_auditor_reads_but_may_not_test_add_or_edit(auditor_client):
     assert Connection.objects.get(name="legacy").last_tested_at is None
 
 
-def test_operator_may_test_but_not_edit(operator_client):
+def test_operator_reads_the_last_test_but_may_not_test_or_edit(operator_client):
     ConnectionFactory(name="legacy")
     detail = text(operator_client.get(url("detail", "legacy")))
 
-    assert "Test the connection" in detail and url("edit", "legacy") not in detail
+    assert "Never tested." in detail
+    assert "Test the connection" not in detail and url("edit", "legacy") not in detail
+    refused = operator_client.post(url("test", "legacy"))
+    assert refused.status_code == 403
+    assert "This needs the mapping editors role." in text(refused)
     assert operator_client.get(url("edit", "legacy")).status_code == 403
 
 

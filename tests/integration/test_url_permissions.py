@@ -51,12 +51,8 @@ WRITE_PERMISSIONS: dict[str, set[str]] = {
     # Operators launch verifications and manage schedules.
     "verify": {"migrationsapp.launch_migration"},
     "schedules": {"migrationsapp.launch_migration"},
-    # Editors manage connections; operators may test them (the result is kept).
-    "connections": {
-        "migrationsapp.add_connection",
-        "migrationsapp.change_connection",
-        "migrationsapp.control_migration",
-    },
+    # Editors manage and test connections (a test's result is kept).
+    "connections": {"migrationsapp.add_connection", "migrationsapp.change_connection"},
 }
 ROLES = ["anonymous", "auditor", "operator", "editor"]
 # The pages templates/partials/_nav.html links to for anyone who may view sessions, logs,
