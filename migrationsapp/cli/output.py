@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from migrationsapp.models.choices import SessionStatus
-from migrationsapp.selectors.sessions import was_refused
+from migrationsapp.selectors.sessions import eta_label, status_label, was_refused
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_STOPPED, EXIT_OPERATIONAL = 0, 1, 2, 3, 4
 
@@ -52,9 +52,10 @@ class Output:
     def session(self, document: dict[str, Any]) -> None:
         s = document["session"]
         self.line(
-            f"session {s['id']}: {s['status']}  processed {s['processed']}, failed {s['failed']}, "
-            f"skipped {s['skipped']}, remaining {s['remaining']}, {s['rows_per_s']:,.0f} rows/s"
-            + (f", ETA {s['eta']}" if s.get("eta") else "")
+            f"session {s['id']}: {status_label(s)}  processed {s['processed']}, "
+            f"failed {s['failed']}, skipped {s['skipped']}, remaining {s['remaining']}, "
+            f"{s['rows_per_s']:,.0f} rows/s overall"
+            + (f", ETA {eta_label(s['eta'])}" if s.get("eta") else "")
         )
         columns = [
             "new",

@@ -19,25 +19,18 @@ from migrationsapp.engine.diff import AnalysisCounts, check_delete_guard
 from migrationsapp.engine.errors import DeleteGuardError
 from migrationsapp.engine.mapping import EntitySpec
 from migrationsapp.models import MigrationControl, MigrationExecutionLog, MigrationStatus
-from migrationsapp.models.choices import ACTIVE_ENTITY_STATES, SessionStatus
+from migrationsapp.models.choices import (
+    ACTIVE_ENTITY_STATES,
+    LogLevel,
+    SessionStatus,
+    levels_at_or_above,
+)
 from migrationsapp.selectors.definitions import active_definitions
 from migrationsapp.selectors.logs import session_logs
-from migrationsapp.selectors.sessions import session_document
+from migrationsapp.selectors.sessions import format_duration, session_document
 from migrationsapp.selectors.stages import SessionStages, StageTimes, session_stages
 
 ACTIVE_SESSION = (SessionStatus.PENDING, SessionStatus.RUNNING, SessionStatus.PAUSED)
-
-
-def format_duration(duration: dt.timedelta | None) -> str:
-    """A duration as people read it: "42 s", "3 min 05 s", "2 h 07 min"."""
-    if duration is None:
-        return ""
-    seconds = max(int(duration.total_seconds()), 0)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _share(part: int, whole: int) -> float:
@@ -77,6 +70,18 @@ class SessionRow:
     @property
     def duration_label(self) -> str:
         return format_duration(self.duration)
+
+    @property
+    def reason(self) -> str:
+        """Why a failed session failed: its first entity's message, named ("patient: …")."""
+        if self.status != SessionStatus.FAILED:
+            return ""
+        errors = (self.session.error_summary or {}).get("entities") or {}
+        if not errors:
+            return "failed (the log says why)"
+        entity, message = next(iter(errors.items()))
+        more = len(errors) - 1
+        return f"{entity}: {message}" + (f" (and {more} more)" if more else "")
 
 
 def recent_sessions(*, limit: int = 20) -> list[SessionRow]:
@@ -129,6 +134,65 @@ def sessions_holding(entities: Sequence[str]) -> dict[str, uuid.UUID]:
             entity_type__in=list(entities), state__in=ACTIVE_ENTITY_STATES
         ).values_list("entity_type", "session_id")
     )
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Why an entity cannot be launched now: it, or one it depends on, runs in a session."""
+
+    holder: str  # the entity whose run holds it (itself, or a dependency)
+    session_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class LaunchAvailability:
+    """What the launch form may offer: the entities, and those busy in another session."""
+
+    entities: list[str]
+    busy: dict[str, Busy]
+
+    @property
+    def no_mapping(self) -> bool:
+        return not self.entities
+
+    @property
+    def free(self) -> list[str]:
+        return [name for name in self.entities if name not in self.busy]
+
+    @property
+    def all_busy(self) -> bool:
+        return bool(self.entities) and not self.free
+
+    @property
+    def reason(self) -> str:
+        """Why Analyse is disabled, or ""."""
+        if self.no_mapping:
+            return "No entity has an active mapping: import a mapping file first."
+        if self.all_busy:
+            return "Every entity is busy in a running session: wait for it, or pause or cancel it."
+        return ""
+
+
+def launch_availability() -> LaunchAvailability:
+    """The launchable entities and, for each busy one, the run that holds it (one query for
+    the holders; the dependencies come from the active definitions)."""
+    definitions = active_definitions()
+    entities = [d.entity_type for d in definitions]
+    depends = {d.entity_type: list(d.depends_on or []) for d in definitions}
+    held = sessions_holding(entities)
+    busy: dict[str, Busy] = {}
+    for name in entities:
+        seen, pending = set(), [name]
+        while pending:  # the entity and every entity it depends on, transitively
+            current = pending.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            if current in held:
+                busy[name] = Busy(holder=current, session_id=held[current])
+                break
+            pending.extend(depends.get(current, []))
+    return LaunchAvailability(entities=entities, busy=busy)
 
 
 # -- the analysis shown before a launch ----------------------------------------------------------
@@ -281,9 +345,31 @@ class SessionProgress:
 
     @property
     def done_pct(self) -> float:
+        """Handled changes in percent of the counted ones; a completed session is done."""
         if self.status == SessionStatus.COMPLETED:
             return 100.0
-        return _share(self.processed + self.failed + self.skipped, self.changes)
+        return _share(self.handled, self.changes)
+
+    @property
+    def handled(self) -> int:
+        return self.processed + self.failed + self.skipped
+
+    @property
+    def unfinished(self) -> bool:
+        """Failed or cancelled: the page says so instead of a percentage that may read 100 %
+        (an entity refused before its changes were counted, dependants that never ran)."""
+        return self.status in (SessionStatus.FAILED, SessionStatus.CANCELLED)
+
+    @property
+    def eta_label(self) -> str:
+        """Time left as a duration ("3 min 05 s"); "" while paused, stopping or unknown."""
+        if self.eta is None or self.status != SessionStatus.RUNNING or self.stopping:
+            return ""
+        return format_duration(max(self.eta - timezone.now(), dt.timedelta(0)))
+
+    @property
+    def with_failed(self) -> bool:
+        return self.status == SessionStatus.COMPLETED and self.failed > 0
 
     @property
     def can_pause(self) -> bool:
@@ -357,14 +443,28 @@ def session_progress(session: MigrationStatus) -> SessionProgress:
 # -- the log panel -------------------------------------------------------------------------------
 
 
-def log_tail(*, session_id: uuid.UUID, limit: int = 100) -> list[MigrationExecutionLog]:
-    """The last ``limit`` entries of a session, oldest first."""
-    latest = MigrationExecutionLog.objects.filter(session_id=session_id).order_by("-id")[:limit]
-    return list(reversed(latest))
+# The log panels show INFO and up unless asked: a batch's line is DEBUG, so that the warnings
+# and errors of records stand out.
+DEFAULT_LOG_LEVEL = LogLevel.INFO
+
+
+def log_tail(
+    *, session_id: uuid.UUID, limit: int = 100, level: str | None = DEFAULT_LOG_LEVEL
+) -> list[MigrationExecutionLog]:
+    """The last ``limit`` entries of a session at ``level`` or above, oldest first."""
+    latest = MigrationExecutionLog.objects.filter(session_id=session_id)
+    if level:
+        latest = latest.filter(log_level__in=levels_at_or_above(level))
+    return list(reversed(latest.order_by("-id")[:limit]))
 
 
 def log_after(
-    *, session_id: uuid.UUID, after_id: int, limit: int = 200
+    *,
+    session_id: uuid.UUID,
+    after_id: int,
+    limit: int = 200,
+    level: str | None = DEFAULT_LOG_LEVEL,
 ) -> list[MigrationExecutionLog]:
-    """Entries after the last one a reader has, oldest first, at most ``limit``."""
-    return list(session_logs(session_id=session_id, after_id=after_id, limit=limit))
+    """Entries at ``level`` or above after the last one a reader has, oldest first, at most
+    ``limit``."""
+    return list(session_logs(session_id=session_id, after_id=after_id, limit=limit, level=level))

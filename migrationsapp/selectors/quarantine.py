@@ -16,6 +16,7 @@ run (``services.quarantine.retry_quarantined_record``): the next analysis sees i
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Iterator, Sequence
 
 from django.db.models import Count, Q, QuerySet
@@ -46,6 +47,7 @@ class QuarantineFilters:
     field: str | None = None
     state: str = OPEN
     parent: QuarantinedRecord | None = None  # list the children of this entry
+    session: uuid.UUID | None = None  # entries the session last refused (its Failed tile)
 
 
 def is_retry_requested(entry: QuarantinedRecord) -> bool:
@@ -76,6 +78,8 @@ def _match_q(filters: QuarantineFilters, links: Sequence[ReferenceLink]) -> Q:
         condition &= Q(rule=filters.rule)
     if filters.field:
         condition &= Q(field=filters.field)
+    if filters.session is not None:
+        condition &= Q(last_session_id=filters.session)
     if filters.parent is not None:
         children = children_of(links, [filters.parent])
         condition &= children if children is not None else Q(pk__in=[])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -9,7 +10,20 @@ from django.utils import timezone
 
 from migrationsapp.engine.errors import ConfigurationError
 from migrationsapp.models import MigrationControl, MigrationStatus
+from migrationsapp.models.choices import SessionStatus
 from migrationsapp.selectors.stages import StageTimes, session_stages
+
+
+def format_duration(duration: dt.timedelta | None) -> str:
+    """A duration as people read it: "42 s", "3 min 05 s", "2 h 07 min"."""
+    if duration is None:
+        return ""
+    seconds = max(int(duration.total_seconds()), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 class SessionNotFoundError(ConfigurationError):
@@ -74,7 +88,8 @@ def session_document(session: MigrationStatus) -> dict[str, Any]:
     elapsed = (end - session.started_at).total_seconds() if session.started_at else 0.0
     rate = round(processed / elapsed, 1) if elapsed > 0 else 0.0
     eta = None
-    if not session.is_finished and rate > 0 and remaining:
+    # Only a running session moves toward its end: a paused or pending one has no ETA.
+    if session.overall_status == SessionStatus.RUNNING and rate > 0 and remaining:
         eta = (timezone.now() + timezone.timedelta(seconds=remaining / rate)).isoformat()
     return {
         "session": {
@@ -100,6 +115,21 @@ def session_document(session: MigrationStatus) -> dict[str, Any]:
 def _stage_keys(times: StageTimes) -> dict[str, Any]:
     """Seconds per stage (engine.stages), and the wall seconds of the batches they are part of."""
     return {"stages": times.document(), "batch_seconds": times.batch_seconds}
+
+
+def status_label(totals: dict[str, Any]) -> str:
+    """A session's state as people read it: ``completed with 3 failed`` when records failed
+    (the state itself stays ``completed``; the counts say the rest)."""
+    if totals["status"] == SessionStatus.COMPLETED and totals.get("failed"):
+        return f"completed with {totals['failed']} failed"
+    return str(totals["status"])
+
+
+def eta_label(eta: str) -> str:
+    """The document's ETA (ISO time) as the time left: ``in 3 min 05 s (at 12:34:56 UTC)``."""
+    moment = dt.datetime.fromisoformat(eta)
+    left = max(moment - timezone.now(), dt.timedelta(0))
+    return f"in {format_duration(left)} (at {moment.astimezone(dt.UTC):%H:%M:%S} UTC)"
 
 
 def was_refused(session: MigrationStatus) -> bool:

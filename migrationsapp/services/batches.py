@@ -34,6 +34,7 @@ from migrationsapp.models.choices import (
     ChangeKind,
     CheckpointState,
     EntityState,
+    LogLevel,
     OperationType,
     RecordAction,
 )
@@ -523,9 +524,12 @@ class ControlRunPorts:
             session_id=self.session_id,
             entity=self.entity,
             operation=OperationType.CHECKPOINT_SAVE,
+            # DEBUG: one line per batch would drown the records' warnings at INFO.
+            level=LogLevel.DEBUG,
             message=(
                 f"{self.entity}: batch of {total} ({result.phase}): {result.processed} {verb}, "
-                f"{result.failed} failed, {result.skipped} skipped, {total / seconds:,.0f} rows/s"
+                f"{result.failed} failed, {result.skipped} skipped, "
+                f"{total / seconds:,.0f} rows/s in this batch"
                 + (" (dry run: nothing written)" if result.dry_run else "")
             ),
             performance_data={

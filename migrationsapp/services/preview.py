@@ -87,11 +87,22 @@ class PreviewRow:
     def passes(self) -> bool:
         return self.error is None
 
+    @property
+    def source_shown(self) -> dict[str, Any]:
+        """The source values as text the way they are read (ISO dates, exact decimals), so
+        that a page shows them unlocalised."""
+        return {k: json_value(v) for k, v in self.source.items()}
+
+    @property
+    def destination_shown(self) -> dict[str, Any]:
+        """The values as they will be written (ISO dates, UTC times), not localised."""
+        return {k: _shown(v) for k, v in self.destination.items()}
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "key": self.key,
-            "source": {k: json_value(v) for k, v in self.source.items()},
-            "destination": {k: _shown(v) for k, v in self.destination.items()},
+            "source": self.source_shown,
+            "destination": self.destination_shown,
             "error": self.error.as_dict() if self.error else None,
         }
 

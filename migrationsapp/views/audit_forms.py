@@ -77,6 +77,13 @@ class LogFilterForm(forms.Form):
     record = forms.CharField(required=False, max_length=2000, strip=False, label="Record key")
     session = forms.UUIDField(required=False, label="Session id")
 
+    def __init__(self, data=None, *args, **kwargs) -> None:
+        # INFO and up unless asked: a batch's line is DEBUG; "any" (level=) shows them all.
+        if data is not None and "level" not in data:
+            data = data.copy()
+            data["level"] = LogLevel.INFO
+        super().__init__(data, *args, **kwargs)
+
     def clean_record(self) -> str:
         text = self.cleaned_data["record"]
         return key_text(text) if text else ""
@@ -129,6 +136,8 @@ class QuarantineFilterForm(forms.Form):
     parent = forms.IntegerField(
         required=False, min_value=1, widget=forms.HiddenInput, label="Children of entry"
     )
+    # A session's Failed tile links here: the entries that session last refused.
+    session = forms.UUIDField(required=False, widget=forms.HiddenInput, label="Session id")
 
     def clean_parent(self) -> QuarantinedRecord | None:
         parent_id = self.cleaned_data["parent"]
@@ -147,6 +156,7 @@ class QuarantineFilterForm(forms.Form):
             field=data["field"].strip() or None,
             state=data["state"] or OPEN,
             parent=data["parent"],
+            session=data["session"],
         )
 
 

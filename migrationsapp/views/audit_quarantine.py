@@ -72,7 +72,7 @@ def _results_context(params: QueryDict, *, next_url: str) -> tuple[dict, int]:
                     (group, group_token(group.entity, group.rule, group.field))
                     for group in summary.groups
                 ]
-        context.update(parent=filters.parent, state=filters.state)
+        context.update(parent=filters.parent, state=filters.state, session_filter=filters.session)
     return context, status
 
 

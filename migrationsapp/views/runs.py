@@ -16,9 +16,11 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from migrationsapp.engine.errors import DiffmigError
+from migrationsapp.selectors.dashboard import entity_rows, worker_state
 from migrationsapp.selectors.progress import (
     analysis_row,
     any_session_active,
+    launch_availability,
     launchable_entities,
     recent_sessions,
     sessions_holding,
@@ -41,23 +43,39 @@ VIEW_SESSIONS = "migrationsapp.view_migrationstatus"
 LAUNCH = "migrationsapp.launch_migration"
 
 
+def _entities_context() -> dict:
+    health = queue_health()
+    return {"entity_rows": entity_rows(), "workers": worker_state(health), "health": health}
+
+
 def _dashboard(request: HttpRequest, *, status: int = 200, **launch) -> HttpResponse:
     """The full page; ``launch`` fills its launch panel (form, analysis, errors)."""
+    may_launch = request.user.has_perm(LAUNCH)
     context = {
         "sessions": recent_sessions(),
         "active": any_session_active(),
-        "health": queue_health(),
-        "may_launch": request.user.has_perm(LAUNCH),
-        **_launch_context(launch),
+        **_entities_context(),
+        "may_launch": may_launch,
+        **(_launch_context(launch) if may_launch else {}),
     }
     return render(request, "runs/dashboard.html", context, status=status)
 
 
 def _launch_context(launch: dict) -> dict:
-    form = launch.get("form") or LaunchForm(choices=launchable_entities())
+    availability = launch_availability()
+    form = launch.get("form") or LaunchForm(choices=availability.entities)
+    analysis = launch.get("analysis")
+    # Between the analysis and the launch another session may have taken an entity.
+    blocked = {
+        name: availability.busy[name]
+        for name in (analysis or {}).get("entities", [])
+        if name in availability.busy
+    }
     return {
         "form": form,
-        "analysis": launch.get("analysis"),
+        "analysis": analysis,
+        "availability": availability,
+        "launch_blocked": blocked,
         "error": launch.get("error"),
         "holders": launch.get("holders") or {},
     }
@@ -75,6 +93,8 @@ def _launch_panel(request: HttpRequest, *, status: int = 200, **launch) -> HttpR
 @require_GET
 @vary_on_headers("HX-Request")
 def dashboard(request: HttpRequest) -> HttpResponse:
+    if request.htmx and request.GET.get("panel") == "entities":
+        return render(request, "runs/_entity_health.html", _entities_context())
     if request.htmx:
         return render(
             request,
@@ -118,6 +138,11 @@ def analyze(request: HttpRequest) -> HttpResponse:
         "deletes": sum(row.deleted for row in rows),
         "changes": sum(row.changes for row in rows),
         "source_records": sum(row.source_records for row in rows),
+        # A baseline writes every source record again, unchanged ones included.
+        "writes": sum(
+            row.source_records if form.baseline else row.new + row.modified + row.retry
+            for row in rows
+        ),
         "guarded": [row for row in rows if row.guard],
         "baseline": form.baseline,
         "dry_run": form.cleaned_data["dry_run"],

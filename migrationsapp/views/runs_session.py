@@ -21,7 +21,10 @@ from django.views.decorators.vary import vary_on_headers
 
 from migrationsapp.engine.errors import DiffmigError
 from migrationsapp.models import MigrationStatus
+from migrationsapp.models.choices import LogLevel
+from migrationsapp.selectors.logs import parse_level
 from migrationsapp.selectors.progress import (
+    DEFAULT_LOG_LEVEL,
     log_after,
     log_tail,
     session_progress,
@@ -37,6 +40,7 @@ from .access import permission_required
 VIEW_SESSIONS = "migrationsapp.view_migrationstatus"
 VIEW_LOGS = "migrationsapp.view_migrationexecutionlog"
 CONTROL = "migrationsapp.control_migration"
+VIEW_QUARANTINE = "migrationsapp.view_quarantinedrecord"
 STOP_POLLING = 286  # htmx stops polling on this status
 LOG_PAGE = 200
 # A finished session may still write its closing log entries for a moment.
@@ -48,6 +52,7 @@ def _progress_context(request: HttpRequest, session: MigrationStatus, **extra) -
         "progress": session_progress(session),
         "chart": throughput_chart(session_id=session.migration_session_id),
         "may_control": request.user.has_perm(CONTROL),
+        "may_view_quarantine": request.user.has_perm(VIEW_QUARANTINE),
         # Whether a worker is there to move it: only for a live session on the workers.
         "health": None if session.is_finished or not on_workers(session) else queue_health(),
         **extra,
@@ -103,11 +108,17 @@ def session_log(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
         return HttpResponseBadRequest("after must be an entry id (an integer)")
     if after < 0:
         return HttpResponseBadRequest("after must be an entry id (an integer)")
-    entries = log_after(session_id=session_id, after_id=after, limit=LOG_PAGE)
+    try:
+        level = parse_level(request.GET.get("level") or DEFAULT_LOG_LEVEL)
+    except ValueError as error:
+        return HttpResponseBadRequest(str(error))
+    entries = log_after(session_id=session_id, after_id=after, limit=LOG_PAGE, level=level)
     context = {
         "session": session,
         "entries": entries,
         "after": after,
+        "level": level,
+        "levels": [(value, f"{value} and above") for value in reversed(LogLevel.values)],
         "last_log_id": entries[-1].id if entries else after,
         "more": len(entries) == LOG_PAGE,
     }

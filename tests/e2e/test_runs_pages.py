@@ -18,12 +18,15 @@ from playwright.sync_api import expect
 
 from migrationsapp.models import MigrationStatus
 from migrationsapp.models.choices import SessionStatus
+from migrationsapp.services.runs import RunOptions, execute_session, launch_session
 from tests.factories import MigrationControlFactory, MigrationStatusFactory
 from tests.support.sqlite_clinic import build_sqlite_clinic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 SESSION_URL = re.compile(r"/sessions/([0-9a-f-]{36})/$")
+# The clinic plants bad rows: its runs complete with failed records, and say so.
+COMPLETED = re.compile(r"^completed( with \d+ failed)?$")
 
 
 @pytest.fixture
@@ -103,7 +106,7 @@ def test_operator_launches_the_clinic_after_its_analysis_and_watches_it_complete
     assert status_badge(page).inner_text() in ("pending", "running")
     launched = MigrationStatus.objects.get()
     assert launched.options["confirmed_deletes"] == dict.fromkeys(data.source_counts(), 0)
-    expect(status_badge(page)).to_have_text("completed", timeout=45_000)
+    expect(status_badge(page)).to_have_text(COMPLETED, timeout=45_000)
     assert page.url == url and window_still_marked(page)  # polled in place, never reloaded
     # Every entity's bar is full, the log followed the run to its end, the chart is drawn.
     for entity in data.source_counts():
@@ -115,11 +118,15 @@ def test_operator_launches_the_clinic_after_its_analysis_and_watches_it_complete
     session = MigrationStatus.objects.get()
     assert session.overall_status == SessionStatus.COMPLETED
     assert session.launched_by == "operator"
+
+    failed = sum(session.controls.values_list("failed_count", flat=True))
+    expect(status_badge(page)).to_have_text(f"completed with {failed} failed")
     shoot(page, "session-completed", docs="session")
 
     page.goto("/")
     row = page.locator(f'tr[data-session="{session.migration_session_id}"]')
-    expect(row.locator(".badge")).to_have_text("completed")
+    expect(row.locator(".badge")).to_have_text(f"completed with {failed} failed")
+    expect(page.locator("#entity-health tbody tr")).to_have_count(len(data.source_counts()))
     shoot(page, "dashboard-operator", docs="dashboard")
 
 
@@ -141,7 +148,7 @@ def test_operator_pauses_and_resumes_a_run(page, operator, log_in, shoot, clinic
     assert session.overall_status == SessionStatus.PAUSED
 
     page.click("button[name=resume]")
-    expect(status_badge(page)).to_have_text("completed", timeout=60_000)
+    expect(status_badge(page)).to_have_text(COMPLETED, timeout=60_000)
     assert page.url == url and window_still_marked(page)
     expect(page.locator("#log-lines")).to_contain_text("session resumed by operator")
     expect(page.locator("#log-lines .log-line").last).to_contain_text("session completed")
@@ -158,3 +165,57 @@ def test_operator_pauses_and_resumes_a_run(page, operator, log_in, shoot, clinic
     for new, modified, retry, processed, failed, skipped in totals:
         assert processed + failed + skipped == new + modified + retry
     shoot(page, "session-resumed-completed")
+
+
+def test_the_dashboard_shows_each_entity_and_a_run_that_completed_with_failures(
+    page, operator, auditor, log_in, shoot, clinic
+):
+    data = clinic()
+    launched = launch_session(options=RunOptions(baseline=True, batch_size=50), user="operator")
+    session = execute_session(session_id=launched.migration_session_id)
+    failed = sum(session.controls.values_list("failed_count", flat=True))
+    assert session.overall_status == SessionStatus.COMPLETED and failed > 0
+    label = f"completed with {failed} failed"
+
+    log_in(auditor)
+    rows = page.locator("#entity-health tbody tr")
+    expect(rows).to_have_count(len(data.source_counts()))
+    for entity in data.source_counts():
+        control = session.controls.get(entity_type=entity)
+        row = page.locator(f'#entity-health tr[data-entity="{entity}"]')
+        expect(row.locator('[data-cell="migrated"]')).to_have_text(str(control.processed_count))
+        expect(row.locator('[data-cell="quarantine"]')).to_have_text(f"{control.failed_count} open")
+        expect(row.locator('[data-cell="last-run"] .badge')).to_have_text(
+            f"completed with {control.failed_count} failed"
+        )
+        expect(row.locator('[data-cell="last-verify"]')).to_have_text("never")
+    expect(page.locator("#worker-state")).to_contain_text("Runs execute in the web process")
+    sessions_row = page.locator(f'tr[data-session="{session.migration_session_id}"]')
+    expect(sessions_row.locator(".badge")).to_have_text(label)
+    shoot(page, "dashboard-auditor-entities")
+
+    sessions_row.locator("a").first.click()
+    expect(status_badge(page)).to_have_text(label)
+    expect(page.locator("#stat-done dd")).to_have_text("100.0 %")
+    shoot(page, "session-completed-with-failures-auditor")
+    page.locator("#stat-failed a").click()
+    expect(page.locator("#session-filter")).to_contain_text(
+        f"session {str(session.migration_session_id)[:8]}"
+    )
+    shoot(page, "quarantine-of-a-session")
+    page.goto("/audit/sessions/")
+    expect(page.locator(f'tr[data-session="{session.migration_session_id}"]')).to_contain_text(
+        f"with {failed} failed"
+    )
+    shoot(page, "history-auditor")
+
+    page.context.clear_cookies()
+    log_in(operator)
+    expect(page.locator("#entity-health tbody tr")).to_have_count(len(data.source_counts()))
+    expect(page.locator("button[name=analyze]")).to_be_enabled()
+    shoot(page, "dashboard-operator-entities")
+    page.goto(f"/sessions/{session.migration_session_id}/")
+    expect(status_badge(page)).to_have_text(label)
+    shoot(page, "session-completed-with-failures-operator")
+    page.goto("/audit/sessions/")
+    shoot(page, "history-operator")

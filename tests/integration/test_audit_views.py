@@ -299,7 +299,9 @@ def shown_messages(response) -> list[str]:
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({}, ["g", "f", "e", "d", "c", "b", "a"]),
+        ({}, ["f", "e", "d", "c", "b", "a"]),  # INFO and up unless asked
+        ({"level": ""}, ["g", "f", "e", "d", "c", "b", "a"]),
+        ({"level": "debug"}, ["g", "f", "e", "d", "c", "b", "a"]),
         ({"level": "warn"}, ["f", "e", "d", "c", "b"]),
         ({"level": "error"}, ["d", "c"]),
         ({"operation": "validation"}, ["f"]),
@@ -314,7 +316,9 @@ def test_log_filters_return_exactly_the_matching_entries(auditor_client, log_set
 
 def test_log_filters_by_session(auditor_client, log_set):
     first, _, _ = log_set
-    response = auditor_client.get(url("logs"), {"session": str(first.migration_session_id)})
+    response = auditor_client.get(
+        url("logs"), {"session": str(first.migration_session_id), "level": ""}
+    )
     assert shown_messages(response) == ["g", "c", "b", "a"]
 
 

@@ -447,7 +447,7 @@ def test_log_without_javascript_is_a_page_with_a_next_link(auditor_client):
     html = response.content.decode()
     assert "<html" in html
     assert [int(i) for i in re.findall(r'data-id="(\d+)"', html)] == [e.id for e in entries[1:]]
-    assert f'href="?after={entries[-1].id}"' in html
+    assert f'href="?after={entries[-1].id}&amp;level=info"' in html
 
 
 @pytest.mark.parametrize("after", ["x", "-1"])

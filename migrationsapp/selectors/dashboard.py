@@ -1,0 +1,285 @@
+"""The dashboard's rows: one per entity of the active mappings, the migration at a glance.
+
+Each row answers what an operator asks in the morning: how many records are migrated, how
+many wait in quarantine, how the last run and the last verification went, when the next
+scheduled run fires. A handful of grouped queries serve every row (counts by entity), never
+one query per cell. The stored verifications and schedules are read only once their tables
+exist in the control database, so that the dashboard works on a database migrated before
+them (their cells then read "never" and "—").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from migrationsapp.models import MigrationControl, QuarantinedRecord, RecordMap
+from migrationsapp.models.choices import ACTIVE_ENTITY_STATES, EntityState
+from migrationsapp.selectors.definitions import active_definitions
+from migrationsapp.selectors.sessions import format_duration
+
+
+def ago(moment: dt.datetime | None) -> str:
+    """How long ago, as people say it: "42 s ago", "3 min 05 s ago", "2 days ago"."""
+    if moment is None:
+        return ""
+    elapsed = timezone.now() - moment
+    if elapsed < dt.timedelta(seconds=1):
+        return "just now"
+    if elapsed >= dt.timedelta(days=2):
+        return f"{elapsed.days} days ago"
+    return f"{format_duration(elapsed)} ago"
+
+
+def until(moment: dt.datetime) -> str:
+    """How long until: "in 2 h 07 min", "in 3 days", or "due" once it is past."""
+    left = moment - timezone.now()
+    if left <= dt.timedelta(0):
+        return "due"
+    if left >= dt.timedelta(days=2):
+        return f"in {left.days} days"
+    return f"in {format_duration(left)}"
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """An entity's latest run: its control row in the newest session that included it."""
+
+    session_id: uuid.UUID
+    state: str
+    at: dt.datetime | None
+    changes: int
+    processed: int
+    failed: int
+    skipped: int
+    dry_run: bool
+    message: str
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_ENTITY_STATES
+
+    @property
+    def ago(self) -> str:
+        return ago(self.at)
+
+    @property
+    def with_failed(self) -> bool:
+        """Completed, yet some records were refused: the counts say what the state does not."""
+        return self.state == EntityState.COMPLETED and self.failed > 0
+
+
+@dataclass(frozen=True)
+class LastVerify:
+    run_id: uuid.UUID
+    state: str
+    at: dt.datetime | None
+    equal: bool
+    differences: int  # missing + extra + records with a different field
+    quarantined: int
+
+    @property
+    def ago(self) -> str:
+        return ago(self.at)
+
+
+@dataclass(frozen=True)
+class NextRun:
+    schedule: str
+    at: dt.datetime
+
+    @property
+    def until(self) -> str:
+        return until(self.at)
+
+
+@dataclass(frozen=True)
+class EntityRow:
+    entity: str
+    migrated: int
+    quarantined: int
+    last_run: LastRun | None
+    last_verify: LastVerify | None
+    next_run: NextRun | None
+
+    @property
+    def attention(self) -> str:
+        """Why this entity needs a look, in a few words; "" when it is healthy."""
+        run = self.last_run
+        if run is not None and run.state in (EntityState.FAILED, EntityState.BLOCKED):
+            return run.message or f"the last run {run.state}"
+        if run is not None and run.with_failed:
+            return f"{run.failed} record{'s' if run.failed != 1 else ''} failed in the last run"
+        if self.last_verify is not None and self.last_verify.differences:
+            return "the last verification found differences"
+        if self.quarantined:
+            return "records wait in quarantine"
+        return ""
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    """Who executes launched runs: the web process itself, or the workers on the queue."""
+
+    in_process: bool
+    workers: int = 0
+    queued: int = 0
+    error: str = ""
+
+    @property
+    def listening(self) -> bool:
+        return self.in_process or (not self.error and self.workers > 0)
+
+    @property
+    def label(self) -> str:
+        if self.in_process:
+            return "runs execute in the web process (no job queue)"
+        if self.error:
+            return f"the job queue is unreachable: {self.error}"
+        if not self.workers:
+            return "no worker is listening"
+        return f"{self.workers} worker{'s' if self.workers != 1 else ''} listening"
+
+
+def _table_exists(name: str) -> bool:
+    return name in connection.introspection.table_names()
+
+
+def _migrated(entities: Sequence[str]) -> dict[str, int]:
+    rows = (
+        RecordMap.objects.filter(entity_type__in=entities, deleted_at__isnull=True)
+        .values("entity_type")
+        .annotate(n=Count("id"))
+    )
+    return {row["entity_type"]: row["n"] for row in rows}
+
+
+def _quarantined(entities: Sequence[str]) -> dict[str, int]:
+    rows = (
+        QuarantinedRecord.objects.filter(entity_type__in=entities, resolved_at__isnull=True)
+        .values("entity_type")
+        .annotate(n=Count("id"))
+    )
+    return {row["entity_type"]: row["n"] for row in rows}
+
+
+def _last_runs(entities: Sequence[str]) -> dict[str, LastRun]:
+    """Each entity's control row of its newest session (two queries: newest, then the rows)."""
+    newest = (
+        MigrationControl.objects.filter(entity_type__in=entities)
+        .values("entity_type")
+        .annotate(latest=Max("created_at"))
+    )
+    wanted = {(row["entity_type"], row["latest"]) for row in newest}
+    if not wanted:
+        return {}
+    controls = MigrationControl.objects.filter(
+        entity_type__in=[entity for entity, _ in wanted],
+        created_at__in=[latest for _, latest in wanted],
+    ).select_related("session")
+    out: dict[str, LastRun] = {}
+    for control in controls:
+        if (control.entity_type, control.created_at) not in wanted:
+            continue
+        out[control.entity_type] = LastRun(
+            session_id=control.session_id,
+            state=control.state,
+            at=control.finished_at or control.started_at or control.created_at,
+            changes=control.new_count
+            + control.modified_count
+            + control.deleted_count
+            + control.retry_count,
+            processed=control.processed_count,
+            failed=control.failed_count,
+            skipped=control.skipped_count,
+            dry_run=bool((control.session.options or {}).get("dry_run")),
+            message=control.message,
+        )
+    return out
+
+
+def _last_verifies(entities: Sequence[str]) -> dict[str, LastVerify]:
+    """Each entity's report in the newest finished verification that covered it."""
+    try:
+        from migrationsapp.models.verify_runs import FINISHED_VERIFY, VerifyEntityReport
+    except ImportError:  # a tree without stored verifications
+        return {}
+    if not _table_exists(VerifyEntityReport._meta.db_table):
+        return {}
+    newest = (
+        VerifyEntityReport.objects.filter(entity_type__in=entities, run__state__in=FINISHED_VERIFY)
+        .values("entity_type")
+        .annotate(latest=Max("run__created_at"))
+    )
+    wanted = {(row["entity_type"], row["latest"]) for row in newest}
+    if not wanted:
+        return {}
+    reports = VerifyEntityReport.objects.filter(
+        entity_type__in=[entity for entity, _ in wanted],
+        run__created_at__in=[latest for _, latest in wanted],
+    ).select_related("run")
+    out: dict[str, LastVerify] = {}
+    for report in reports:
+        if (report.entity_type, report.run.created_at) not in wanted:
+            continue
+        out[report.entity_type] = LastVerify(
+            run_id=report.run_id,
+            state=report.run.state,
+            at=report.run.finished_at,
+            equal=report.equal,
+            differences=report.missing + report.extra + report.different_records,
+            quarantined=report.quarantined,
+        )
+    return out
+
+
+def _next_runs(entities: Sequence[str]) -> dict[str, NextRun]:
+    """The soonest tick of an unpaused schedule that includes each entity (empty: all)."""
+    try:
+        from migrationsapp.models.schedules import RunSchedule
+    except ImportError:  # a tree without schedules
+        return {}
+    if not _table_exists(RunSchedule._meta.db_table):
+        return {}
+    out: dict[str, NextRun] = {}
+    schedules = RunSchedule.objects.filter(paused=False, next_run_at__isnull=False)
+    for schedule in schedules.order_by("next_run_at"):
+        for entity in schedule.entities or entities:
+            if entity in entities and entity not in out:
+                out[entity] = NextRun(schedule=schedule.name, at=schedule.next_run_at)
+    return out
+
+
+def entity_rows() -> list[EntityRow]:
+    """One row per entity with an active mapping, in dependency order."""
+    entities = [d.entity_type for d in active_definitions()]
+    if not entities:
+        return []
+    migrated, quarantined = _migrated(entities), _quarantined(entities)
+    runs, verifies, nexts = _last_runs(entities), _last_verifies(entities), _next_runs(entities)
+    return [
+        EntityRow(
+            entity=name,
+            migrated=migrated.get(name, 0),
+            quarantined=quarantined.get(name, 0),
+            last_run=runs.get(name),
+            last_verify=verifies.get(name),
+            next_run=nexts.get(name),
+        )
+        for name in entities
+    ]
+
+
+def worker_state(health) -> WorkerState:
+    """``selectors.workers.queue_health()``'s answer (None: in-process) as the dashboard says it."""
+    if health is None:
+        return WorkerState(in_process=True)
+    return WorkerState(
+        in_process=False, workers=health.workers, queued=health.queued, error=health.error
+    )
