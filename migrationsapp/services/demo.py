@@ -28,6 +28,7 @@ from migrationsapp.demo.clinic import (
     ENTITIES,
     MAPPING_FILE,
     ChangeLog,
+    EntityChanges,
     apply_changes,
     create_destination_schema,
     create_legacy_schema,
@@ -59,6 +60,9 @@ class DemoResult:
     matches: bool
     login: DemoLogin
     mismatches: list[str] = field(default_factory=list)
+    # Per entity, how the changes made become the analysis's counts (a quarantined row
+    # that changed is new, a deleted row that never migrated deletes nothing).
+    explained: dict[str, str] = field(default_factory=dict)
 
 
 def _engine(url: str) -> sa.Engine:
@@ -118,6 +122,7 @@ def run_demo(*, say: Callable[[str], None] = print) -> DemoResult:
         changes = apply_changes(legacy, data, seed=DEMO_SEED + 1)
         truth = expected_analysis(before, changes)
         expected = {e: {kind: len(keys) for kind, keys in truth[e].items()} for e in ENTITIES}
+        explained = {e: explain_counts(changes[e], truth[e]) for e in ENTITIES}
 
         say("5. differential run: only what changed")
         differential = _run(RunOptions())
@@ -151,10 +156,36 @@ def run_demo(*, say: Callable[[str], None] = print) -> DemoResult:
             matches=not mismatches,
             login=login,
             mismatches=mismatches,
+            explained=explained,
         )
     finally:
         legacy.dispose()
         target.dispose()
+
+
+def explain_counts(changes: EntityChanges, truth: dict[str, set[str]]) -> str:
+    """The analysis's counts from the changes made, each sum written out, so that the
+    summary's two tables agree: ``new 3 = 2 inserted + 1 changed while quarantined, …``."""
+    quarantined_changed = len(truth["new"] - changes.inserted)
+    never_migrated = len(changes.deleted) - len(truth["deleted"])
+    parts = [
+        f"new {len(truth['new'])} = {len(changes.inserted)} inserted"
+        + (f" + {quarantined_changed} changed while quarantined" if quarantined_changed else ""),
+        f"modified {len(truth['modified'])}"
+        + (
+            f" (of {len(changes.updated)} updated: the others were quarantined)"
+            if len(changes.updated) != len(truth["modified"])
+            else ""
+        ),
+        f"deleted {len(truth['deleted'])}"
+        + (
+            f" ({never_migrated} more {'was' if never_migrated == 1 else 'were'} never migrated)"
+            if never_migrated
+            else ""
+        ),
+        f"retry {len(truth['retry'])} (quarantined, unchanged)",
+    ]
+    return ", ".join(parts)
 
 
 def _run(options: RunOptions) -> dict:

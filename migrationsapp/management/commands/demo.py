@@ -9,6 +9,7 @@ from django.db import DatabaseError
 from migrationsapp.cli.output import EXIT_OPERATIONAL
 from migrationsapp.cli.setup_hints import command_prefix, control_database_problem
 from migrationsapp.demo.clinic import ENTITIES
+from migrationsapp.selectors.sessions import status_label
 from migrationsapp.services.demo import run_demo
 
 KINDS = ("new", "modified", "deleted", "unchanged", "retry")
@@ -42,6 +43,7 @@ class Command(BaseCommand):
                 f"({len(c.silent)} silently, {len(c.moved)} moved), {len(c.deleted)} deleted, "
                 f"{len(c.unmapped_only)} unmapped-only changes, {len(c.fixed)} fixed"
             )
+            self.stdout.write(f"  {'':<12} → expected: {result.explained[entity]}")
         self.stdout.write("")
         self.summary("differential", result.differential)
         self.stdout.write("")
@@ -83,8 +85,8 @@ class Command(BaseCommand):
     def summary(self, title: str, document: dict) -> None:
         s = document["session"]
         self.stdout.write(
-            f"{title} run {s['id'][:8]}: {s['status']}, {s['processed']} processed, "
-            f"{s['failed']} failed (quarantined), {s['rows_per_s']:,.0f} rows/s"
+            f"{title} run {s['id'][:8]}: {status_label(s)}, {s['processed']} processed, "
+            f"{s['failed']} failed (quarantined), {s['rows_per_s']:,.0f} rows/s overall"
         )
         header = f"  {'entity':<12}" + "".join(f"{k:>10}" for k in (*KINDS, *DONE))
         self.stdout.write(header)
