@@ -20,7 +20,6 @@ from migrationsapp.models import DifferentialAnalysisResult, MigrationExecutionL
 from migrationsapp.models.choices import LogLevel
 from tests.databases import engine_for
 from tests.integration.conftest import cli
-from tests.support.reliability import record
 
 MAPPING = """
 version: 1
@@ -162,15 +161,6 @@ def test_unindexed_foreign_keys_into_a_deleting_entity_are_warned_of(clinic):
         conn.exec_driver_sql('CREATE INDEX ON "Appointment" (patient_id)')
         conn.exec_driver_sql("CREATE INDEX ON note (patient_id)")
     assert warnings(cli("analyze").err) == []
-    record(
-        "hostile connection",
-        "destination foreign keys into an entity with deletes: unindexed, indexed by a longer "
-        "index, a two-column key indexed in the other order, a partial index",
-        tried=4,
-        held=4,
-        outcome="the analysis, preview and run warn exactly of the keys no index serves, "
-        "with the index to create",
-    )
 
 
 @pytest.mark.services
