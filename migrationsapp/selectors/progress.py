@@ -69,6 +69,8 @@ class SessionRow:
 
     @property
     def duration_label(self) -> str:
+        if self.duration is not None and self.duration < dt.timedelta(seconds=1):
+            return "< 1 s"  # as history says it: "0 s" would read as nothing done
         return format_duration(self.duration)
 
     @property

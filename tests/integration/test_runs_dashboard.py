@@ -33,6 +33,7 @@ from tests.factories import (
     QuarantinedRecordFactory,
 )
 from tests.integration.conftest import cli
+from tests.support.reliability import record
 from tests.support.sqlite_clinic import build_sqlite_clinic
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
@@ -189,7 +190,8 @@ def test_completed_with_failed_records_shows_in_every_place(auditor_client, base
     assert "100.0 %" in html  # completed: done, failed records and all
     # The Failed tile leads to this session's quarantine, which lists exactly its entries.
     link = f'href="/audit/quarantine/?session={baseline.migration_session_id}"'
-    assert f'{link} title="This session\'s records in quarantine">{failed} in quarantine' in html
+    tile = f'{link} title="This session\'s records in quarantine">{failed} <span class="small">'
+    assert tile + "in quarantine</span></a>" in html
     quarantine = auditor_client.get(
         "/audit/quarantine/", {"session": str(baseline.migration_session_id)}
     ).content.decode()
@@ -372,3 +374,31 @@ def test_preview_shows_values_as_they_will_be_written_not_localised(auditor_clie
     opened = re.findall(r"<dt[^>]*>opened_on</dt><dd[^>]*>([^<]*)", html)
     assert opened and all(re.fullmatch(r"\d{4}-\d{2}-\d{2}|null", v.strip()) for v in opened)
     assert any(v.strip() != "null" for v in opened)
+
+
+HOSTILE_LEVELS = ["loud", "info'--", "<script>alert(1)</script>", "é" * 300, "debug\x00", "10"]
+HOSTILE_SESSIONS = ["nope", "' OR 1=1 --", "0" * 33, "<b>x</b>", "%00"]
+
+
+def test_hostile_level_and_session_filters_are_refused_with_a_reason(auditor_client):
+    session = running()
+    whole = reverse("runs:session_log", args=[session.migration_session_id])
+    held = 0
+    for level in HOSTILE_LEVELS:
+        response = auditor_client.get(whole, {"level": level})
+        assert response.status_code == 400
+        assert response.content.decode().startswith("unknown level ")
+        held += 1
+    for value in HOSTILE_SESSIONS:
+        response = auditor_client.get("/audit/quarantine/", {"session": value})
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "Enter a valid UUID." in html and "<b>x</b>" not in html
+        held += 1
+    record(
+        "web",
+        "hostile level and session filters on the log and quarantine pages",
+        tried=len(HOSTILE_LEVELS) + len(HOSTILE_SESSIONS),
+        held=held,
+        outcome="refused with a one-line reason, never a 500 nor the text echoed unescaped",
+    )
