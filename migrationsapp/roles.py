@@ -1,7 +1,7 @@
 """The three roles of diffmig as Django groups, and the permissions each holds.
 
-Used by the data migration that creates the groups and by the tests' personas, so that
-the two never disagree.
+Used by the data migrations that create and update the groups (``sync_role_groups``) and by
+the tests' personas, so that the two never disagree.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ ALL_MODELS = (
     "validationrule",
     "transformationfunction",
     "connection",
+    "verifyrun",
+    "verifyentityreport",
+    "runschedule",
 )
 MAPPING_MODELS = (
     "schemamappingdefinition",
@@ -50,3 +53,40 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         *(f"{verb}_{model}" for model in MAPPING_MODELS for verb in ("add", "change", "delete")),
     ),
 }
+
+_MODEL_VERBS = ("add", "change", "delete", "view")
+
+
+def sync_role_groups(apps) -> None:
+    """Give each role group exactly its permissions, as far as ``apps``' models go.
+
+    ``apps`` is a migration's state: a permission of a model that a later migration adds is
+    left for that migration, which calls this again. Any other missing permission (a typo,
+    a custom permission gone) stops the migration.
+    """
+    from django.contrib.auth.management import create_permissions
+
+    # Permissions are normally created after all migrations ran; make sure ours exist now.
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+
+    models_now = {m._meta.model_name for m in apps.get_app_config("migrationsapp").get_models()}
+
+    def exists_yet(codename: str) -> bool:
+        verb, _, model = codename.partition("_")
+        return verb not in _MODEL_VERBS or model in models_now
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for group_name, codenames in ROLE_PERMISSIONS.items():
+        wanted = [c for c in codenames if exists_yet(c)]
+        group, _ = Group.objects.get_or_create(name=group_name)
+        permissions = Permission.objects.filter(
+            content_type__app_label="migrationsapp", codename__in=wanted
+        )
+        missing = set(wanted) - set(permissions.values_list("codename", flat=True))
+        if missing:
+            raise RuntimeError(f"permissions missing for group {group_name!r}: {sorted(missing)}")
+        group.permissions.set(permissions)

@@ -31,9 +31,12 @@ from migrationsapp.models import (
     QuarantinedRecord,
     RecordEvent,
     RecordMap,
+    RunSchedule,
     SchemaMappingDefinition,
     TransformationFunction,
     ValidationRule,
+    VerifyEntityReport,
+    VerifyRun,
 )
 from migrationsapp.models.choices import (
     ChangeKind,
@@ -253,3 +256,29 @@ class ConnectionFactory(DjangoModelFactory[Connection]):
             schema=kwargs.get("schema", ""),
             password=password,
         )
+
+
+class VerifyRunFactory(DjangoModelFactory[VerifyRun]):
+    class Meta:
+        model = VerifyRun
+
+    launched_by = "operator"
+
+
+class VerifyEntityReportFactory(DjangoModelFactory[VerifyEntityReport]):
+    class Meta:
+        model = VerifyEntityReport
+
+    run = factory.SubFactory(VerifyRunFactory)
+    entity_type = factory.Sequence(lambda n: f"entity{n}")
+    equal = True
+    compared = 10
+
+
+class RunScheduleFactory(DjangoModelFactory[RunSchedule]):
+    class Meta:
+        model = RunSchedule
+
+    name = factory.Sequence(lambda n: f"nightly{n}")
+    interval_hours = 24
+    created_by = "operator"

@@ -5,9 +5,9 @@ Importing the modules registers every model of the app with the default admin si
 
 from django.contrib import admin
 
-from . import connections, mappings, records, sessions
+from . import connections, mappings, records, sessions, verify_schedules
 
-__all__ = ["connections", "mappings", "records", "sessions"]
+__all__ = ["connections", "mappings", "records", "sessions", "verify_schedules"]
 
 admin.site.site_header = "diffmig"
 admin.site.site_title = "diffmig admin"

@@ -41,9 +41,12 @@ from tests.factories import (
     QuarantinedRecordFactory,
     RecordEventFactory,
     RecordMapFactory,
+    RunScheduleFactory,
     SchemaMappingDefinitionFactory,
     TransformationFunctionFactory,
     ValidationRuleFactory,
+    VerifyEntityReportFactory,
+    VerifyRunFactory,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
@@ -63,6 +66,9 @@ FACTORIES = {
     "validationrule": ValidationRuleFactory,
     "transformationfunction": TransformationFunctionFactory,
     "connection": ConnectionFactory,
+    "verifyrun": VerifyRunFactory,
+    "verifyentityreport": VerifyEntityReportFactory,
+    "runschedule": RunScheduleFactory,
 }
 READ_ONLY_MODELS = (
     "migrationstatus",
@@ -77,6 +83,9 @@ READ_ONLY_MODELS = (
     "fieldmapping",
     "validationrule",
     "transformationfunction",
+    "verifyrun",
+    "verifyentityreport",
+    "runschedule",
 )
 
 

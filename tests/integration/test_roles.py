@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.db import connection
@@ -16,6 +14,7 @@ from migrationsapp.roles import (
     MAPPING_MODELS,
     OPERATORS,
     ROLE_PERMISSIONS,
+    sync_role_groups,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
@@ -23,17 +22,14 @@ pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 @pytest.fixture(autouse=True)
 def _groups_as_the_data_migration_makes_them():
-    """Run the data migration's function again when a transactional test ran first here.
+    """Run the data migrations' role sync again when a transactional test ran first here.
 
     Its flush empties every table, groups included; which module a test process runs first
-    depends on how pytest-xdist shares them out. What is checked stays the migration's own work.
+    depends on how pytest-xdist shares them out. What is checked stays the migrations' own work.
     """
     if Group.objects.filter(name__in=ROLE_PERMISSIONS).count() == len(ROLE_PERMISSIONS):
         return
-    roles_migration = importlib.import_module("migrationsapp.migrations.0002_roles")
-    state_apps = MigrationExecutor(connection).loader.project_state().apps
-    with connection.schema_editor() as schema_editor:
-        roles_migration.create_roles(state_apps, schema_editor)
+    sync_role_groups(MigrationExecutor(connection).loader.project_state().apps)
 
 
 def _group_permissions(name: str) -> set[tuple[str, str]]:
