@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.databases import BenchDatabases
@@ -30,6 +30,8 @@ class Diffmig:
     redis_url: str | None = None
     # The tree whose manage.py runs (another checkout measures another commit).
     root: Path = ROOT
+    # Settings only the RQ workers' runs get (partitions small enough to share).
+    worker_settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def manage(self) -> str:
@@ -50,6 +52,7 @@ class Diffmig:
         env.setdefault("DEBUG", "1")
         if workers and self.redis_url:
             env["REDIS_URL"] = self.redis_url
+            env.update(self.worker_settings)
         return env
 
     def cli(self, *args: str, check: bool = True, env: dict | None = None, prefix=()) -> Proc:

@@ -198,8 +198,11 @@ def run_bench(args: argparse.Namespace, dbs: BenchDatabases) -> int:
     worker_times: dict[int, float] = {}
     worker_rss: list[float] = []
     if worker_counts:
-        os.environ["DIFFMIG_PARTITION_ROWS"] = str(max(args.scale // 6, 1000))
-        os.environ.setdefault("DIFFMIG_UNIT_BATCHES", "4")
+        # Several partitions per large entity, so that the workers can share it.
+        diffmig.worker_settings = {
+            "DIFFMIG_PARTITION_ROWS": str(max(args.scale // 6, 1000)),
+            "DIFFMIG_UNIT_BATCHES": os.environ.get("DIFFMIG_UNIT_BATCHES", "4"),
+        }
         for count in worker_counts:
             diffmig.restore("stage0")
             say(f"baseline on {count} RQ worker(s)")
