@@ -13,24 +13,13 @@ import uuid
 
 from django.db import models
 
+from migrationsapp.engine.mapping.spec import ENTITY_SETTINGS
+
 from .choices import DeletePolicy, Detection, ValidationRuleType, check_in
 
-# A definition's settings as an editor shows them, in this order (admin form, mapping pages).
-DEFINITION_SETTINGS = (
-    "source_connection",
-    "source_table",
-    "source_key",
-    "match_on",
-    "destination_connection",
-    "destination_table",
-    "destination_key",
-    "depends_on",
-    "detection",
-    "timestamp_column",
-    "deletes",
-    "soft_delete_column",
-    "max_delete_share",
-)
+# A definition's settings as an editor shows them (admin form, mapping pages): the
+# connections it reads and writes, then the mapping file's settings of an entity.
+DEFINITION_SETTINGS = ("source_connection", "destination_connection", *ENTITY_SETTINGS)
 
 
 class SchemaMappingDefinition(models.Model):

@@ -40,6 +40,7 @@ from migrationsapp.models import (
     TransformationFunction,
     ValidationRule,
 )
+from migrationsapp.models.mapping import DEFINITION_SETTINGS
 from migrationsapp.selectors.definitions import definition_to_entity
 from migrationsapp.services.connectivity import refuse_missing_sqlite_file
 from migrationsapp.services.databases import connection_spec, opened
@@ -54,24 +55,7 @@ VERSION_ATTEMPTS = 3
 
 # Columns of a definition that are its content (copied by a clone); the rest is
 # bookkeeping of one version (id, version, is_active, activated_at, created_by, times).
-CONTENT_FIELDS = (
-    "entity_type",
-    "source_connection",
-    "destination_connection",
-    "source_table",
-    "source_key",
-    "destination_table",
-    "destination_key",
-    "depends_on",
-    "detection",
-    "timestamp_column",
-    "deletes",
-    "soft_delete_column",
-    "max_delete_share",
-    "match_on",
-    "content_fingerprint",
-    "description",
-)
+CONTENT_FIELDS = ("entity_type", *DEFINITION_SETTINGS, "content_fingerprint", "description")
 ROW_MODELS = (FieldMapping, ValidationRule, TransformationFunction)
 
 

@@ -25,8 +25,8 @@ ENTITY_NAME = re.compile(r"[a-z0-9_]+\Z")
 # Allowed keys, in the order the file writes them (docs/mapping.md, a complete file).
 TOP_KEYS = ("version", "connections", "source", "destination", "functions", "entities")
 CONNECTION_KEYS = ("url", "timezone", "schema")
-ENTITY_KEYS = (
-    "name",
+# An entity's own settings (what a stored definition keeps besides its rows and connections).
+ENTITY_SETTINGS = (
     "source_table",
     "source_key",
     "destination_table",
@@ -38,9 +38,8 @@ ENTITY_KEYS = (
     "soft_delete_column",
     "max_delete_share",
     "match_on",
-    "fields",
-    "validation",
 )
+ENTITY_KEYS = ("name", *ENTITY_SETTINGS, "fields", "validation")
 FIELD_KEYS = (
     "source",
     "destination",
