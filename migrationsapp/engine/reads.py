@@ -426,8 +426,12 @@ def _bind_value(dialect: str, column: ColumnInfo, value: Any) -> Any:
 
 def _identity(key: Sequence[Any]) -> tuple[str | None, ...]:
     # The exact identity of a key: each value's text (ids.value_text), NULL kept apart
-    # from the text 'None'. Compared in Python, so no collation has a say.
-    return tuple(None if v is None else value_text(v) for v in key)
+    # from the text 'None'. Compared in Python, so no collation has a say. (Integers and
+    # text, most keys, are their own str(): checked first, as this runs once a row.)
+    return tuple(
+        v if type(v) is str else str(v) if type(v) is int else None if v is None else value_text(v)
+        for v in key
+    )
 
 
 def _key_condition(key_cols: list[sa.ColumnClause], chunk: list[tuple]) -> sa.ColumnElement:
@@ -527,15 +531,17 @@ def fetch_rows(
     by_name = {c.name: c for c in [*key_infos, *infos]}
     convert = _row_converter(db.dialect, [by_name[n] for n in selected])
     key_cols = [t.c[n] for n in key_columns]
+    key_at = [selected.index(n) for n in key_columns]
+    column_at = [(n, selected.index(n)) for n in columns]
     found: dict[tuple, dict[str, Any]] = {}
     with db.connect() as conn:
         for where in _key_conditions(key_cols, key_infos, bound):
             stmt = sa.select(*(t.c[n] for n in selected)).where(where)
-            for row in conn.execute(stmt):
-                record = dict(zip(selected, convert(row), strict=True))
-                key = tuple(record[n] for n in key_columns)
+            for row in conn.execute(stmt).all():
+                values = convert(row)
+                key = tuple(values[i] for i in key_at)
                 if _identity(key) in wanted:
-                    found[key] = {n: record[n] for n in columns}
+                    found[key] = {n: values[i] for n, i in column_at}
     return found
 
 
