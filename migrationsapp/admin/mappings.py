@@ -23,6 +23,7 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 
 from migrationsapp.engine.errors import MappingError
+from migrationsapp.forms.mapping import DefinitionForm, FieldMappingForm, ValidationRuleForm
 from migrationsapp.models import (
     FieldMapping,
     SchemaMappingDefinition,
@@ -39,7 +40,6 @@ from migrationsapp.services.mapping_versions import (
 )
 
 from .base import ReadOnlyAdmin, WriteGuardMixin, entity_filter
-from .mapping_forms import DefinitionForm, FieldMappingForm, ValidationRuleForm
 
 FROZEN_HELP = (
     "This version has been active: its content cannot change. Clone it to edit a new draft."

@@ -1,4 +1,5 @@
-"""Forms of the mapping definitions admin: lists as ``a, b`` text, JSON cells on one line."""
+"""Mapping definition forms shared by the admin and the web editor: lists as ``a, b`` text,
+JSON cells on one line."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """Forms of the web mapping editor: a draft's settings, and one formset per table of rows.
 
-They build on the admin's forms (same fields, same cleaning of lists and JSON cells) with
-one-line widgets for a table, and with column pickers: ``pick_columns`` turns a text cell
-into a select of the introspected columns, keeping a stored value that is not a column (so
-that validation can point at it) and leaving free text where the table is unknown.
+They build on the forms the admin uses too (``migrationsapp.forms``: same fields, same
+cleaning of lists and JSON cells) with one-line widgets for a table, and with column
+pickers: ``pick_columns`` turns a text cell into a select of the introspected columns,
+keeping a stored value that is not a column (so that validation can point at it) and
+leaving free text where the table is unknown.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from django import forms
 from django.forms.models import BaseInlineFormSet, inlineformset_factory
 
-from migrationsapp.admin.mapping_forms import (
+from migrationsapp.forms.mapping import (
     DefinitionForm,
     FieldMappingForm,
     ValidationRuleForm,
