@@ -3,9 +3,7 @@
 Each row answers what an operator asks in the morning: how many records are migrated, how
 many wait in quarantine, how the last run and the last verification went, when the next
 scheduled run fires. A handful of grouped queries serve every row (counts by entity), never
-one query per cell. The stored verifications and schedules are read only once their tables
-exist in the control database, so that the dashboard works on a database migrated before
-them (their cells then read "never" and "—").
+one query per cell. An entity never verified reads "never", one no schedule includes "—".
 """
 
 from __future__ import annotations
@@ -15,12 +13,18 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import connection
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from migrationsapp.models import MigrationControl, QuarantinedRecord, RecordMap
+from migrationsapp.models import (
+    MigrationControl,
+    QuarantinedRecord,
+    RecordMap,
+    RunSchedule,
+    VerifyEntityReport,
+)
 from migrationsapp.models.choices import ACTIVE_ENTITY_STATES, EntityState
+from migrationsapp.models.verify_runs import FINISHED_VERIFY
 from migrationsapp.selectors.definitions import active_definitions
 from migrationsapp.selectors.sessions import format_duration
 
@@ -147,10 +151,6 @@ class WorkerState:
         return f"{self.workers} worker{'s' if self.workers != 1 else ''} listening"
 
 
-def _table_exists(name: str) -> bool:
-    return name in connection.introspection.table_names()
-
-
 def _migrated(entities: Sequence[str]) -> dict[str, int]:
     rows = (
         RecordMap.objects.filter(entity_type__in=entities, deleted_at__isnull=True)
@@ -206,12 +206,6 @@ def _last_runs(entities: Sequence[str]) -> dict[str, LastRun]:
 
 def _last_verifies(entities: Sequence[str]) -> dict[str, LastVerify]:
     """Each entity's report in the newest finished verification that covered it."""
-    try:
-        from migrationsapp.models.verify_runs import FINISHED_VERIFY, VerifyEntityReport
-    except ImportError:  # a tree without stored verifications
-        return {}
-    if not _table_exists(VerifyEntityReport._meta.db_table):
-        return {}
     newest = (
         VerifyEntityReport.objects.filter(entity_type__in=entities, run__state__in=FINISHED_VERIFY)
         .values("entity_type")
@@ -241,12 +235,6 @@ def _last_verifies(entities: Sequence[str]) -> dict[str, LastVerify]:
 
 def _next_runs(entities: Sequence[str]) -> dict[str, NextRun]:
     """The soonest tick of an unpaused schedule that includes each entity (empty: all)."""
-    try:
-        from migrationsapp.models.schedules import RunSchedule
-    except ImportError:  # a tree without schedules
-        return {}
-    if not _table_exists(RunSchedule._meta.db_table):
-        return {}
     out: dict[str, NextRun] = {}
     schedules = RunSchedule.objects.filter(paused=False, next_run_at__isnull=False)
     for schedule in schedules.order_by("next_run_at"):
