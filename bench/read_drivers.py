@@ -8,6 +8,8 @@ text-heavy one with multi-byte text), then reads every row of each, streaming, w
 * PyMySQL, unbuffered cursor (SSCursor): the fallback driver, pure Python;
 * PyMySQL through SQLAlchemy ``stream_results`` (the engine's reads);
 * mysqlclient (MySQLdb, C), unbuffered cursor, and through SQLAlchemy;
+* with each driver, the engine's own reads: ``stream_rows`` (values made regular) and
+  ``stream_key_hashes`` (key and server-side content hash, what an analysis reads);
 * connectorx, into an Arrow table (it cannot bind parameters: whole-table reads only).
 
 Each read runs in a fresh process, so its peak RSS (minus the process's RSS before the
@@ -55,7 +57,17 @@ _MODULES = {
     "mysqlclient": ("MySQLdb",),
     "connectorx": ("connectorx", "pyarrow"),
 }
-METHODS = ("pymysql", "pymysql+sqlalchemy", "mysqlclient", "mysqlclient+sqlalchemy", "connectorx")
+METHODS = (
+    "pymysql",
+    "pymysql+sqlalchemy",
+    "pymysql+diffmig rows",
+    "pymysql+diffmig hashes",
+    "mysqlclient",
+    "mysqlclient+sqlalchemy",
+    "mysqlclient+diffmig rows",
+    "mysqlclient+diffmig hashes",
+    "connectorx",
+)
 
 
 def build(rows: int) -> None:
@@ -92,6 +104,21 @@ def read_once(method: str, table: str, batch: int) -> dict:
     # The driver (and pyarrow) imported before the clock starts and the RSS is taken.
     for module in _MODULES[method.split("+")[0]]:
         importlib.import_module(module)
+    if "+diffmig" in method:
+        # The engine's own reads: every column's values (a baseline's rows), or each row's
+        # key and content hash (an analysis), through the driver DIFFMIG_MYSQL_DRIVER names.
+        import tempfile
+
+        sys.path.insert(0, str(ROOT))
+        from migrationsapp.engine.connectors import ConnectionPolicy, ConnectionSpec, open_database
+
+        os.environ["DIFFMIG_MYSQL_DRIVER"] = method.split("+")[0]
+        policy = ConnectionPolicy(
+            allowed_hosts=("127.0.0.1",), sqlite_root=Path(tempfile.gettempdir())
+        )
+        url = f"mysql://root@127.0.0.1:3306/{DATABASE}"
+        db = open_database(ConnectionSpec(name="bench", url=url), policy)
+        columns = list(db.require_table(table).columns)
     if method.endswith("+sqlalchemy"):
         import sqlalchemy as sa
 
@@ -133,6 +160,14 @@ def read_once(method: str, table: str, batch: int) -> dict:
             rows += len(chunk)
         cur.close()
         conn.close()
+    elif method.endswith("+diffmig rows"):
+        for part in db.stream_rows(table, columns, batch_size=batch):
+            rows += len(part)
+        db.close()
+    elif method.endswith("+diffmig hashes"):
+        for part in db.stream_key_hashes(table, ["id"], columns[1:], batch_size=batch):
+            rows += len(part)
+        db.close()
     elif method.endswith("+sqlalchemy"):
         with engine.connect() as conn:
             result = conn.execution_options(yield_per=batch).exec_driver_sql(sql)
