@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 
 from django.db import close_old_connections, connection, transaction
 
@@ -18,16 +19,24 @@ from migrationsapp.services.dispatch import runs_in_workers, submit
 logger = logging.getLogger("diffmig.executor")
 
 
-def _run_in_thread(session_id: uuid.UUID) -> None:
-    from migrationsapp.services.runs import execute_session
+def start_in_thread_after_commit(work: Callable[[], object], *, name: str, what: str) -> None:
+    """Run ``work`` in a daemon thread of this process once the current transaction commits.
 
-    close_old_connections()
-    try:
-        execute_session(session_id=session_id)
-    except Exception:  # the session records its own failure; this is the thread's last word
-        logger.exception("session %s stopped with an unexpected error", session_id)
-    finally:
-        connection.close()
+    The embedded default's executor (no ``REDIS_URL``): the thread opens its own database
+    connection and closes it at the end. ``work`` records its own failure (a session, a
+    verification); an exception that still escapes is logged with ``what``, never raised.
+    """
+
+    def body() -> None:
+        close_old_connections()
+        try:
+            work()
+        except Exception:  # the work records its own failure; this is the thread's last word
+            logger.exception("%s stopped with an unexpected error", what)
+        finally:
+            connection.close()
+
+    transaction.on_commit(lambda: threading.Thread(target=body, name=name, daemon=True).start())
 
 
 def submit_session(*, session_id: uuid.UUID) -> None:
@@ -38,11 +47,10 @@ def submit_session(*, session_id: uuid.UUID) -> None:
     if runs_in_workers():
         submit(session_id=session_id)
         return
+    from migrationsapp.services.runs import execute_session
 
-    def start() -> None:
-        thread = threading.Thread(
-            target=_run_in_thread, args=(session_id,), name=f"diffmig-{session_id}", daemon=True
-        )
-        thread.start()
-
-    transaction.on_commit(start)
+    start_in_thread_after_commit(
+        lambda: execute_session(session_id=session_id),
+        name=f"diffmig-{session_id}",
+        what=f"session {session_id}",
+    )

@@ -12,18 +12,18 @@ reach) ends ``failed`` with the error, never ``running`` for ever.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Sequence
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from migrationsapp.engine.errors import ConfigurationError, DiffmigError
 from migrationsapp.models import VerifyEntityReport, VerifyRun
 from migrationsapp.models.verify_runs import VerifyState
 from migrationsapp.services.dispatch import runs_in_workers
+from migrationsapp.services.executor import start_in_thread_after_commit
 from migrationsapp.services.mappings import load_active_mapping
 from migrationsapp.services.verify import VerifyReport, verify_entities
 
@@ -68,12 +68,11 @@ def submit_verify_run(*, run_id: uuid.UUID) -> None:
         transaction.on_commit(lambda: _enqueue(run_id))
         return
 
-    def start() -> None:
-        threading.Thread(
-            target=_run_in_thread, args=(run_id,), name=f"diffmig-verify-{run_id}", daemon=True
-        ).start()
-
-    transaction.on_commit(start)
+    start_in_thread_after_commit(
+        lambda: execute_verify_run(run_id=run_id),
+        name=f"diffmig-verify-{run_id}",
+        what=f"verify {run_id}",
+    )
 
 
 def _enqueue(run_id: uuid.UUID) -> None:
@@ -93,16 +92,6 @@ def _enqueue(run_id: uuid.UUID) -> None:
         )
     except Exception as error:  # Redis unreachable: the run must not stay pending for ever
         _end(run_id, VerifyState.FAILED, f"the job queue (Redis) is unreachable: {error}")
-
-
-def _run_in_thread(run_id: uuid.UUID) -> None:
-    close_old_connections()
-    try:
-        execute_verify_run(run_id=run_id)
-    except Exception:  # the run records its own failure; this is the thread's last word
-        logger.exception("verify %s stopped with an unexpected error", run_id)
-    finally:
-        connection.close()
 
 
 def execute_verify_run(*, run_id: uuid.UUID) -> VerifyRun:
