@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 PORT ?= 8000
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: demo test lint format serve worker bench clean reliability audit
+.PHONY: demo test lint format serve worker bench bench-full clean reliability audit
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,7 +56,10 @@ worker: $(VENV)/.installed
 	$(PY) manage.py diffmig worker
 
 bench: $(VENV)/.installed
-	$(PY) bench/run.py
+	$(PY) bench/run.py --scale 100000 --setup --workers 1,2 --profile
+
+bench-full: $(VENV)/.installed
+	$(PY) bench/run.py --scale 1000000 --setup --workers 1,2
 
 clean:
 	rm -rf var/*.sqlite3* var/databases/demo
