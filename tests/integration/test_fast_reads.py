@@ -3,7 +3,8 @@
 * Runs read MariaDB with mysqlclient where it is installed and fall back to PyMySQL: a
   baseline and a differential run give the same destination with either (the fallback stays
   tested whatever the machine has installed), and each driver lets a stream be abandoned or
-  lose its connection as the engine expects.
+  lose its connection as the engine expects. Where mysqlclient cannot be imported, ``auto``
+  reads with PyMySQL and forcing mysqlclient is refused in one line.
 * ``fetch_rows`` reads a dense run of integer keys (a baseline's batch) as one bound
   ``BETWEEN`` and keeps only the keys asked for; sparse, composite, text or NULL keys are
   read as IN lists, as before.
@@ -11,7 +12,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pathlib
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -164,7 +169,7 @@ def _values(parameters: object) -> list:
         (
             [(-5,), (1000000,), (7,), (8,)],
             {(-5,): "minus five", (1000000,): "far", (7,): "row 7", (8,): "row 8"},
-        ),  # noqa: E501
+        ),
         # Not integers: the list reads them and finds none.
         ([("7.5",), ("x",)], {}),
     ],
@@ -277,3 +282,50 @@ def test_runs_give_the_same_destination_with_either_driver(driver, mysql_to_pg, 
     kept = set(uuids["item"]) & set(uuids_after["item"])
     assert len(kept) == 397
     assert all(uuids["item"][k] == uuids_after["item"][k] for k in kept)
+
+
+_WITHOUT_MYSQLCLIENT = """
+import json, pathlib, sys
+sys.modules["MySQLdb"] = None  # as on a machine where mysqlclient could not be built
+from migrationsapp.engine.connectors import ConnectionPolicy, ConnectionSpec, open_database
+from migrationsapp.engine.errors import ConfigurationError
+url, root, driver = sys.argv[1:]
+policy = ConnectionPolicy(allowed_hosts=("127.0.0.1", "localhost"), sqlite_root=pathlib.Path(root))
+try:
+    db = open_database(ConnectionSpec(name="legacy", url=url), policy)
+except ConfigurationError as exc:
+    print(json.dumps({"refused": str(exc), "hint": exc.hint}))
+    raise SystemExit(0)
+rows = db.fetch_rows("keyed", ["id"], [(k,) for k in range(1, 101)], ["label"])
+print(json.dumps({"driver": db.engine.dialect.driver, "rows": len(rows)}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("driver", "expected"),
+    [
+        ("auto", {"driver": "pymysql", "rows": 100}),
+        ("pymysql", {"driver": "pymysql", "rows": 100}),
+        (
+            "mysqlclient",
+            {
+                "refused": "connection 'legacy': DIFFMIG_MYSQL_DRIVER=mysqlclient, but "
+                "mysqlclient cannot be imported here",
+                "hint": "Install it (pip install 'diffmig[fast]', which needs the MariaDB/MySQL "
+                "client headers and a compiler), or set DIFFMIG_MYSQL_DRIVER=auto.",
+            },
+        ),
+    ],
+)
+def test_without_mysqlclient_reads_fall_back_to_pymysql(driver, expected, mysql_url, tmp_path):
+    env = {**os.environ, "DIFFMIG_MYSQL_DRIVER": driver}
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_MYSQLCLIENT, mysql_url, str(tmp_path), driver],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=pathlib.Path(__file__).resolve().parents[2],
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == expected
