@@ -93,6 +93,15 @@ class DiffmigWorker(Worker):
         if super().should_run_maintenance_tasks:
             super().run_maintenance_tasks()
 
+    def unsubscribe(self) -> None:
+        # rq unsubscribes from its command channel, then stops the thread that listens on it;
+        # redis-py's stop() waits for that thread, which once unsubscribed waits up to rq's
+        # 60 s for a new subscription: a warm shutdown could take a minute. Asked to stop
+        # first (without waiting), the thread ends with the read the unsubscribe answers.
+        if self.pubsub_thread is not None:
+            self.pubsub_thread.stop(timeout=0)
+        super().unsubscribe()
+
     def _shutdown(self) -> None:
         if self._watching:
             # SIGTERM during a watchdog round: finish the round, then stop (between units).
