@@ -56,6 +56,7 @@ from migrationsapp.models.choices import (
 from migrationsapp.selectors.stages import METRICS_KEY as STAGES_METRICS_KEY
 from migrationsapp.selectors.stages import metrics_copy, stage_totals_by_entity
 from migrationsapp.services import leases, partitions
+from migrationsapp.services.alerts import alert_session_finished
 from migrationsapp.services.analysis import analyze_into_result
 from migrationsapp.services.cursors import announce_cursor, overlap_from_seconds
 from migrationsapp.services.logs import log_event
@@ -904,6 +905,7 @@ def _finish(session_id: uuid.UUID) -> MigrationStatus:
         level=LogLevel.INFO if final == SessionStatus.COMPLETED else LogLevel.ERROR,
         message=f"session {final}: {session.total_records_processed} records processed",
     )
+    alert_session_finished(session_id=session_id)  # failed, or completed with failures
     return session
 
 
