@@ -47,6 +47,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "control_migration",
         # Operators mark quarantined records for retry or as resolved.
         "change_quarantinedrecord",
+        # Operators see the values an update changed (auditors, the field names only).
+        "see_record_values",
     ),
     MAPPING_EDITORS: (
         *VIEW_ALL,
@@ -60,9 +62,11 @@ _MODEL_VERBS = ("add", "change", "delete", "view")
 def sync_role_groups(apps) -> None:
     """Give each role group exactly its permissions, as far as ``apps``' models go.
 
-    ``apps`` is a migration's state: a permission of a model that a later migration adds is
-    left for that migration, which calls this again. Any other missing permission (a typo,
-    a custom permission gone) stops the migration.
+    ``apps`` is a migration's state: a permission of a model, or a custom permission, that a
+    later migration adds is left for that migration, which calls this again (a custom one
+    counts as added once a model's ``Meta.permissions`` declares it). Any other missing
+    permission (a typo of a model's permission) stops the migration; ``test_roles`` checks
+    that every permission a role names exists once all migrations ran.
     """
     from django.contrib.auth.management import create_permissions
 
@@ -72,11 +76,15 @@ def sync_role_groups(apps) -> None:
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
 
-    models_now = {m._meta.model_name for m in apps.get_app_config("migrationsapp").get_models()}
+    models = list(apps.get_app_config("migrationsapp").get_models())
+    models_now = {m._meta.model_name for m in models}
+    # Custom permissions as the models declare them at this point of the migrations.
+    custom_now = {codename for m in models for codename, _ in m._meta.permissions}
 
     def exists_yet(codename: str) -> bool:
         verb, _, model = codename.partition("_")
-        return verb not in _MODEL_VERBS or model in models_now
+        # Custom permissions are named apart from a model's own (see_…, launch_…).
+        return model in models_now if verb in _MODEL_VERBS else codename in custom_now
 
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")

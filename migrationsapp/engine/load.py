@@ -13,6 +13,13 @@ savepoints, until the offending rows stand alone (``refusals``): only they fail,
 the database's reason for that one row and, when the database names it, the column. A value
 that cannot be sent at all (text with a NUL byte) fails its row before anything is written.
 Only a lost connection stops the batch.
+
+An upsert can also say which fields it changed (``changes``): on PostgreSQL the merge runs in
+a ``WITH`` whose main query joins the stage to the table and compares each column ``IS
+DISTINCT FROM`` its new value. Every part of one statement sees the table as it was before
+the statement, so these are the values the upsert replaced, with no extra round trip; rows
+without a match were inserted. On SQLite a ``SELECT`` joined to the batch's values runs just
+before the upsert, in its transaction.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .changes import RawChanges
 from .connectors import Database, TableInfo
 from .copy_text import Dump, Encoded, encode_columns
 from .errors import RowError
@@ -55,23 +63,35 @@ class DestinationWriter:
 
     # -- upserts ---------------------------------------------------------------------------
 
-    def upsert(self, rows: Sequence[Row], columns: Sequence[str]) -> dict[uuid.UUID, RowError]:
+    def upsert(
+        self,
+        rows: Sequence[Row],
+        columns: Sequence[str],
+        *,
+        changes: dict[uuid.UUID, RawChanges] | None = None,
+    ) -> dict[uuid.UUID, RowError]:
         """Insert or update ``rows`` (each holding the key column and ``columns``).
 
         Returns the rows the database refused, by UUID, each as a ``RowError`` (rule
         ``destination``) with the database's reason and the column when it names one; the
-        others are committed.
+        others are committed. ``changes``, when given, is filled with every written row that
+        existed before: its columns whose value differs from the one written, each as (before,
+        after) as the database holds them (empty: the row was rewritten unchanged).
         """
         if not rows:
             return {}
         names = [self.key_column, *columns]
         values = _columns_of(rows, names)
         if self.database.dialect == "postgresql":
-            return self._upsert_postgresql(rows, names, values)
-        return self._upsert_generic(rows, names, values)
+            return self._upsert_postgresql(rows, names, values, changes)
+        return self._upsert_generic(rows, names, values, changes)
 
     def _upsert_postgresql(
-        self, rows: Sequence[Row], names: list[str], values: list[list[Any]]
+        self,
+        rows: Sequence[Row],
+        names: list[str],
+        values: list[list[Any]],
+        changes: dict[uuid.UUID, RawChanges] | None,
     ) -> dict[uuid.UUID, RowError]:
         key = self.key_column
         quoted = ", ".join(self._quote(c) for c in names)
@@ -83,6 +103,19 @@ class DestinationWriter:
             f"INSERT INTO {self._qualified} ({quoted}) SELECT {quoted} FROM {self._quote(STAGE)} "
             f"ON CONFLICT ({self._quote(key)}) {action}"
         )
+        columns = names[1:]
+        collect = None
+        if changes is not None:
+            merge = self._merge_reporting_changes(merge, columns)
+
+            def collect(result: sa.CursorResult) -> None:
+                for found, flags, *pairs in result:
+                    changes[_as_uuid(found)] = {
+                        column: (pairs[2 * i], pairs[2 * i + 1])
+                        for i, column in enumerate(columns)
+                        if flags[i]
+                    }
+
         with self._connect() as conn:
             encoded = self._encode(conn, names, values)
             failures = {
@@ -100,7 +133,7 @@ class DestinationWriter:
                 refused = find_refused(
                     conn,
                     len(sent),
-                    self._staged(conn, encoded, sent, names, merge),
+                    self._staged(conn, encoded, sent, names, merge, collect),
                     stage=STAGE,
                 )
                 for index, exc in refused.items():
@@ -109,8 +142,40 @@ class DestinationWriter:
             conn.commit()
         return failures
 
+    def _merge_reporting_changes(self, merge: str, columns: Sequence[str]) -> str:
+        """``merge`` in a ``WITH`` whose main query returns, for every staged row that the
+        table holds already, its key, which columns differ (a boolean per column) and, for
+        those, the value before and after. The main query sees the table as it was before
+        the merge (one statement, one snapshot)."""
+        key = self._quote(self.key_column)
+        flags = [self._distinct(c) for c in columns]
+        pairs = [
+            f"CASE WHEN {flag} THEN {side}.{self._quote(c)} END"
+            for c, flag in zip(columns, flags, strict=True)
+            for side in ("t", "s")
+        ]
+        selected = ", ".join([f"t.{key}", f"ARRAY[{', '.join(flags)}]::boolean[]", *pairs])
+        return (
+            f"WITH merged AS ({merge}) SELECT {selected} FROM {self._qualified} AS t "
+            f"JOIN {self._quote(STAGE)} AS s ON t.{key} = s.{key}"
+        )
+
+    def _distinct(self, column: str) -> str:
+        """Whether the stored and the staged value of ``column`` differ, as PostgreSQL
+        compares them (numbers by value, timestamps as instants). ``json`` has no equality
+        and types we do not know may not either: those compare as jsonb and as text."""
+        quoted = self._quote(column)
+        info = self.table.column(column)
+        kind = info.kind if info is not None else "other"
+        cast = {"json": "::jsonb", "other": "::text"}.get(kind, "")
+        return f"(t.{quoted}{cast} IS DISTINCT FROM s.{quoted}{cast})"
+
     def _upsert_generic(
-        self, rows: Sequence[Row], names: list[str], values: list[list[Any]]
+        self,
+        rows: Sequence[Row],
+        names: list[str],
+        values: list[list[Any]],
+        changes: dict[uuid.UUID, RawChanges] | None,
     ) -> dict[uuid.UUID, RowError]:
         quoted = ", ".join(self._quote(c) for c in names)
         marks = ", ".join("?" for _ in names)
@@ -124,13 +189,87 @@ class DestinationWriter:
         )
         params = [tuple(_sqlite_value(v) for v in row) for row in zip(*values, strict=True)]
         with self._connect() as conn:
+            before = self._changes_sqlite(conn, names, params) if changes is not None else {}
             refused = find_refused(
                 conn, len(params), lambda part: conn.exec_driver_sql(sql, [params[i] for i in part])
             )
             conn.commit()
-        return {
+        failures = {
             rows[i][self.key_column]: row_refusal(exc, rows[i], names) for i, exc in refused.items()
         }
+        if changes is not None:
+            changes.update((u, found) for u, found in before.items() if u not in failures)
+        return failures
+
+    def _changes_sqlite(
+        self, conn: sa.Connection, names: Sequence[str], params: Sequence[tuple[Any, ...]]
+    ) -> dict[uuid.UUID, RawChanges]:
+        """Before the upsert, in its transaction: the rows that exist, and which of their
+        columns differ from the values about to be written. The batch's values are joined as
+        a ``VALUES`` list, whose entries have no affinity, so SQLite compares them as the
+        column would store them (``1.50`` in a NUMERIC column is ``1.5``)."""
+        key, columns = names[0], list(names[1:])
+        stored = [f"t.{self._quote(c)}" for c in columns]
+        # SQLite's IS NOT is PostgreSQL's IS DISTINCT FROM (NULL-safe).
+        flags = [f"(t.{self._quote(c)} IS NOT v.c{i + 1})" for i, c in enumerate(columns)]
+        aliases = ", ".join(f"c{i}" for i in range(len(names)))
+        per_row = "(" + ", ".join("?" for _ in names) + ")"
+        found: dict[uuid.UUID, RawChanges] = {}
+        # SQLite binds at most 32,766 parameters per statement.
+        for chunk in _chunks(list(params), max(1, 30_000 // len(names))):
+            sql = (
+                f"WITH v({aliases}) AS (VALUES {', '.join(per_row for _ in chunk)}) "
+                f"SELECT {', '.join([f't.{self._quote(key)}', *stored, *flags])} "
+                f"FROM {self._qualified} AS t JOIN v ON t.{self._quote(key)} = v.c0"
+            )
+            written = {row[0]: row for row in chunk}
+            for found_key, *rest in conn.exec_driver_sql(sql, tuple(v for r in chunk for v in r)):
+                old, differs = rest[: len(columns)], rest[len(columns) :]
+                new = written[found_key]
+                pairs = {
+                    c: (self._stored_value(c, old[i]), new[i + 1]) for i, c in enumerate(columns)
+                }
+                found[_as_uuid(found_key)] = {
+                    c: pair
+                    for i, (c, pair) in enumerate(pairs.items())
+                    if differs[i] and not self._same_sqlite_value(c, *pair)
+                }
+        return found
+
+    def _same_sqlite_value(self, column: str, before: Any, after: Any) -> bool:
+        """SQLite compares JSON and timestamps as the text they are stored as: two texts of
+        one document (its keys in another order) or of one instant (in another time zone)
+        are the same value, as PostgreSQL would say."""
+        info = self.table.column(column)
+        kind = info.kind if info is not None else "other"
+        if kind == "json" and isinstance(after, str):
+            try:
+                return before == json.loads(after)
+            except ValueError:
+                return False
+        if (
+            kind in ("datetime", "datetime_tz")
+            and isinstance(before, str)
+            and isinstance(after, str)
+        ):
+            try:
+                old, new = dt.datetime.fromisoformat(before), dt.datetime.fromisoformat(after)
+            except ValueError:
+                return False
+            if (old.tzinfo is None) != (new.tzinfo is None):
+                return False
+            return old == new
+        return False
+
+    def _stored_value(self, column: str, value: Any) -> Any:
+        """A value read back from SQLite: a JSON column's text as the document it holds."""
+        info = self.table.column(column)
+        if isinstance(value, str) and info is not None and info.kind == "json":
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
 
     # -- the PostgreSQL stage ------------------------------------------------------------------
 
@@ -164,10 +303,12 @@ class DestinationWriter:
         sent: Sequence[int],
         names: Sequence[str],
         statement: str,
+        collect: Callable[[sa.CursorResult], None] | None = None,
     ) -> Callable[[Sequence[int]], None]:
         """An attempt for ``find_refused``: COPY a part of the batch into the stage, run the
-        set-based ``statement`` from it, and empty the stage for the next part (in the same
-        savepoint, so that a refused part leaves it empty too)."""
+        set-based ``statement`` from it (its result to ``collect``, when given), and empty the
+        stage for the next part (in the same savepoint, so that a refused part leaves it empty
+        too)."""
         raw = conn.connection.driver_connection
         copy_sql = (
             f"COPY {self._quote(STAGE)} ({', '.join(self._quote(c) for c in names)}) FROM STDIN"
@@ -186,7 +327,9 @@ class DestinationWriter:
                 raise sa.exc.DBAPIError.instance(
                     copy_sql, None, exc, self._driver_error, hide_parameters=True
                 ) from exc
-            conn.exec_driver_sql(statement)
+            result = conn.exec_driver_sql(statement)
+            if collect is not None:
+                collect(result)
             if len(part) < total:  # more parts follow; the whole batch ends at once
                 conn.exec_driver_sql(f"TRUNCATE {self._quote(STAGE)}")
 

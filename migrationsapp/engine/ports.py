@@ -27,6 +27,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .changes import FieldChanges, RawChanges
 from .errors import RowError
 from .stages import StageSeconds, clock, close_control
 
@@ -82,6 +83,9 @@ class RecordOutcome:
     # destination column -> the parent's legacy key text.
     links: dict[str, str] | None = None
     change_id: int | None = None
+    # An update's changed destination fields, {field: [before, after]} (engine.changes);
+    # empty when the row was rewritten unchanged, None when not known (not an update).
+    changes: FieldChanges | None = None
 
     @property
     def reason(self) -> str:
@@ -174,9 +178,17 @@ class DestinationWriter(Protocol):
 
     key_column: str
 
-    def upsert(self, rows: Sequence[Row], columns: Sequence[str]) -> dict[uuid.UUID, RowError]:
+    def upsert(
+        self,
+        rows: Sequence[Row],
+        columns: Sequence[str],
+        *,
+        changes: dict[uuid.UUID, RawChanges] | None = None,
+    ) -> dict[uuid.UUID, RowError]:
         """Insert or update ``rows`` (each holds the key column and ``columns``); the rows the
-        database refused, by UUID, each with its reason (rule ``destination``)."""
+        database refused, by UUID, each with its reason (rule ``destination``). ``changes``,
+        when given, is filled with each written row that existed before: its columns whose
+        value differs from the one written, as (before, after); empty when none does."""
 
     def owners_of_values(self, column: str, values: Iterable[Any]) -> dict[Any, uuid.UUID]:
         """For a `unique` rule: which destination row holds each value now."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .adopt import adopt_existing
+from .changes import RawChanges, field_changes
 from .compile import CompiledEntity, ReferenceValue
 from .errors import RowError
 from .ids import destination_uuid, encode_key
@@ -212,9 +213,12 @@ class EntityRunner:
 
         rows = [{self.compiled.spec.destination_key: u, **values} for _, u, values in candidates]
         refused: dict[uuid.UUID, RowError] = {}
+        changed: dict[uuid.UUID, RawChanges] = {}
         if not self.dry_run:
             with stages.measure("write"):
-                refused = self.writer.upsert(rows, self.compiled.destination_columns)
+                refused = self.writer.upsert(
+                    rows, self.compiled.destination_columns, changes=changed
+                )
         for change, record_uuid, _ in candidates:
             if record_uuid in refused:
                 error = refused[record_uuid]  # the database's reason, and column when named
@@ -225,6 +229,14 @@ class EntityRunner:
                 outcome = self._outcome(change, action, record_uuid)
                 outcome.note = note
                 outcome.links = links.get(change.key_text)
+                if action == "updated" and record_uuid in changed:
+                    # A `reference: self` column held back for the second pass was written
+                    # NULL for now: its value before is not what this run changes it to.
+                    held = outcome.links or {}
+                    found = changed[record_uuid]
+                    outcome.changes = field_changes(
+                        {c: v for c, v in found.items() if c not in held}
+                    )
                 outcomes[change.key_text] = outcome
         return [outcomes[c.key_text] for c in changes]
 

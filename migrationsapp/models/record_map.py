@@ -91,10 +91,17 @@ class RecordEvent(models.Model):
     mapping_version = models.PositiveIntegerField(null=True, blank=True)
     reason = models.TextField(blank=True, default="")
     occurred_at = models.DateTimeField(default=timezone.now)
+    # An update's changed destination fields, {field: [before, after]} (engine.changes):
+    # empty when the record was rewritten unchanged, null when not known (other actions,
+    # dry runs, events written before fields were kept).
+    changes = models.JSONField(null=True, blank=True)
 
     class Meta:
         db_table = "migration_record_events"
         ordering = ["id"]
+        # The values before and after an update are the records' data: only users who may
+        # see data are shown them (roles.py); the field names are part of the history.
+        permissions = [("see_record_values", "Can see the values an update changed")]
         indexes = [
             models.Index(
                 fields=["entity_type", "legacy_key_text", "occurred_at"], name="event_record_idx"

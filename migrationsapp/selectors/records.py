@@ -1,5 +1,11 @@
 """Reads about one record: its destination UUID and its history, for auditors and `lookup`.
 
+An ``updated`` event names the destination fields it changed (``changed_fields``) and, for
+the page, each field's value before and after (``EventRow``): whether a user is shown those
+values is the view's decision (permission ``see_record_values``). An update that changed no
+field reads "rewritten, no field changed", with the mapping versions when a new one rewrote
+it, so an auditor tells a real change from a rewrite.
+
 Keys compare exactly (binary): ``P-001`` and ``p-001`` are two records. When a key is not
 found, ``similar_keys`` looks for the keys people most often meant instead, the same key in
 another case or without its trailing spaces, so that the page can ask "did you mean".
@@ -23,6 +29,66 @@ SIMILAR_LIMIT = 5
 SPACE_SCAN = 20
 
 
+@dataclass(frozen=True)
+class ChangedField:
+    """One field an update changed, its values as the event stores them (engine.changes)."""
+
+    name: str
+    before: Any
+    after: Any
+
+    @property
+    def before_text(self) -> str:
+        return shown(self.before)
+
+    @property
+    def after_text(self) -> str:
+        return shown(self.after)
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One event of the history as the page shows it."""
+
+    event: dict[str, Any]
+    fields: list[ChangedField]
+    # "rewritten, no field changed (mapping v3 → v4)" for an update that changed nothing.
+    summary: str = ""
+
+
+def shown(value: Any) -> str:
+    """A stored value for people: null as ``NULL``, text quoted, a truncated text with its
+    length."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, dict):  # engine.changes: a long text, cut
+        return f"“{value.get('truncated', '')}…” ({value.get('length', 0):,} characters)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"“{value}”"
+    return str(value)
+
+
+def event_rows(events: list[dict[str, Any]], stored: list[dict | None]) -> list[EventRow]:
+    """The page's rows: each event with the fields it changed (``stored``: the events'
+    ``changes``, in the same order) and, for an update that changed none, what it was."""
+    rows: list[EventRow] = []
+    written_under: int | None = None  # the mapping version of the last write so far
+    for event, changes in zip(events, stored, strict=True):
+        fields = [ChangedField(n, pair[0], pair[1]) for n, pair in sorted((changes or {}).items())]
+        summary = ""
+        if event["action"] == "updated" and changes == {}:
+            summary = "rewritten, no field changed"
+            version = event["mapping_version"]
+            if written_under is not None and version is not None and written_under != version:
+                summary += f" (mapping v{written_under} → v{version})"
+        if event["action"] in ("created", "updated"):
+            written_under = event["mapping_version"]
+        rows.append(EventRow(event=event, fields=fields, summary=summary))
+    return rows
+
+
 @dataclass
 class RecordHistory:
     entity: str
@@ -34,6 +100,13 @@ class RecordHistory:
     # Every quarantine entry of the record, newest first (the page shows who resolved it and
     # why); not part of the CLI's document.
     quarantine_entries: list[QuarantinedRecord] = field(default_factory=list)
+    # The events with their changed fields' values, for the page only.
+    rows: list[EventRow] = field(default_factory=list)
+
+    @property
+    def changed_any(self) -> bool:
+        """Whether some event names fields it changed (the page says who sees values)."""
+        return any(row.fields for row in self.rows)
 
     @property
     def found(self) -> bool:
@@ -52,6 +125,11 @@ class RecordHistory:
 
 def record_history(*, entity: str, key_text: str) -> RecordHistory:
     entry = RecordMap.objects.filter(entity_type=entity, legacy_key_text=key_text).first()
+    found = list(
+        RecordEvent.objects.filter(entity_type=entity, legacy_key_text=key_text).order_by(
+            "occurred_at", "id"
+        )
+    )
     events = [
         {
             "time": e.occurred_at.isoformat(),
@@ -59,10 +137,10 @@ def record_history(*, entity: str, key_text: str) -> RecordHistory:
             "action": e.action,
             "mapping_version": e.mapping_version,
             "reason": e.reason,
+            # An update's changed fields by name, sorted ([]: none); null when not known.
+            "changed_fields": sorted(e.changes) if e.changes is not None else None,
         }
-        for e in RecordEvent.objects.filter(entity_type=entity, legacy_key_text=key_text).order_by(
-            "occurred_at", "id"
-        )
+        for e in found
     ]
     entries = list(
         QuarantinedRecord.objects.filter(entity_type=entity, legacy_key_text=key_text).order_by(
@@ -88,6 +166,7 @@ def record_history(*, entity: str, key_text: str) -> RecordHistory:
         events=events,
         quarantine=quarantine,
         quarantine_entries=entries,
+        rows=event_rows(events, [e.changes for e in found]),
     )
 
 

@@ -89,7 +89,10 @@ EVENT_COLUMNS = (
     "mapping_version",
     "reason",
     "occurred_at",
+    "changes",
 )
+# An update's changed fields, already JSON-safe (engine.changes).
+EVENT_JSON = frozenset({"changes"})
 UPSERT_KINDS = (ChangeKind.NEW, ChangeKind.MODIFIED, ChangeKind.RETRY)
 
 
@@ -343,8 +346,10 @@ class ControlRunPorts:
                     Same(self.mapping_version),
                     [o.reason for o in outcomes],
                     Same(now),
+                    [o.changes for o in outcomes],
                 ],
                 count=len(outcomes),
+                json_columns=EVENT_JSON,
             )
             return
         RecordEvent.objects.bulk_create(
@@ -359,6 +364,7 @@ class ControlRunPorts:
                     mapping_version=self.mapping_version,
                     reason=o.reason,
                     occurred_at=now,
+                    changes=o.changes,
                 )
                 for o in outcomes
             ],

@@ -5,7 +5,8 @@ asks (filters and pager swap the list in place) and the whole page otherwise, so
 works without JavaScript. Reads go through ``selectors``. Every view checks its permission
 itself (``views.access``): anonymous users are sent to the login page, logged-in users
 without the permission get a 403 page naming the role they need. The quarantine's pages are
-in ``audit_quarantine``.
+in ``audit_quarantine``. The lookup page names the fields each update changed; their values
+before and after are shown only to users with ``see_record_values`` (operators).
 """
 
 from __future__ import annotations
@@ -106,6 +107,12 @@ def lookup(request: HttpRequest) -> HttpResponse:
         record = record_history(entity=entity, key_text=key)
         if not (record.found or record.quarantine_entries):
             suggestions = similar_keys(entity=entity, key_text=key)
-    context = {"form": form, "record": record, "suggestions": suggestions}
+    context = {
+        "form": form,
+        "record": record,
+        "suggestions": suggestions,
+        # The values an update changed are data: names for every reader, values for some.
+        "show_values": request.user.has_perm("migrationsapp.see_record_values"),
+    }
     name = "audit/lookup.html#results" if request.htmx else "audit/lookup.html"
     return render(request, name, context)

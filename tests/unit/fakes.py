@@ -82,7 +82,11 @@ class MemoryTable:
     # -- writes ----------------------------------------------------------------------------
 
     def upsert(
-        self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        columns: Sequence[str],
+        *,
+        changes: dict[uuid.UUID, Mapping[str, tuple[Any, Any]]] | None = None,
     ) -> dict[uuid.UUID, RowError]:
         self.writes.append("upsert")
         failures: dict[uuid.UUID, RowError] = {}
@@ -98,6 +102,11 @@ class MemoryTable:
                     value=row.get(bad),
                 )
                 continue
+            if changes is not None and key in self.rows:
+                before = self.rows[key]
+                changes[key] = {
+                    c: (before.get(c), row.get(c)) for c in columns if before.get(c) != row.get(c)
+                }
             self.rows[key] = {self.key_column: key, **{c: row.get(c) for c in columns}}
         return failures
 
