@@ -7,6 +7,7 @@ with the count tried and the count that held, summed over the processes that ran
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -34,7 +35,7 @@ def load(directory: Path = OUTPUT_DIR) -> list[dict]:
     return rows
 
 
-def render(rows: list[dict]) -> str:
+def render(rows: list[dict], origin: str = "") -> str:
     merged: dict[tuple[str, str], dict] = {}
     tests: dict[tuple[str, str], set[str]] = defaultdict(set)
     for row in rows:
@@ -43,7 +44,7 @@ def render(rows: list[dict]) -> str:
         entry["tried"] += row["tried"]
         entry["held"] += row["held"]
         tests[key].add(row["test"].split("::")[0])
-    lines = [HEADER]
+    lines = [HEADER + (f"\n{origin}\n" if origin else "")]
     for area in sorted({area for area, _ in merged}):
         lines += [
             f"\n## {area}\n",
@@ -65,7 +66,18 @@ def main() -> int:
     if not rows:
         print(f"no records under {OUTPUT_DIR}: run the test suite first", file=sys.stderr)
         return 1
-    DOC.write_text(render(rows), encoding="utf-8")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=OUTPUT_DIR.parents[1],
+        check=False,
+    ).stdout.strip()
+    newest = max(row.get("at", "") for row in rows)
+    DOC.write_text(
+        render(rows, origin=f"This copy: the `make test` run of commit `{commit}`, {newest}."),
+        encoding="utf-8",
+    )
     print(f"{DOC}: {len(rows)} records")
     return 0
 
