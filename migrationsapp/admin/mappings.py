@@ -278,7 +278,10 @@ class SchemaMappingDefinitionAdmin(WriteGuardMixin, admin.ModelAdmin):
 
     def _activate(self, request, definition: SchemaMappingDefinition) -> None:
         try:
-            result = switch_active_definition(definition_id=definition.pk, user=request.user)
+            # The same checks as the import and the web editor's activation: both databases.
+            result = switch_active_definition(
+                definition_id=definition.pk, user=request.user, check_databases=True
+            )
         except (MappingVersionError, MappingError) as exc:
             self.message_user(request, f"Not activated: {definition}: {exc}", messages.ERROR)
             return

@@ -5,6 +5,7 @@ Every refused request is followed by a check that nothing changed in the databas
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 
 import pytest
@@ -23,6 +24,7 @@ from migrationsapp.models import (
     SchemaMappingDefinition,
 )
 from migrationsapp.roles import ALL_MODELS
+from migrationsapp.services.connections import save_connection
 from migrationsapp.services.mapping_versions import (
     MappingVersionError,
     activate_definition,
@@ -128,6 +130,23 @@ def _put(data: dict[str, object], key: str, value: object, field: forms.Field) -
 @pytest.fixture
 def one_of_each(db) -> dict[str, object]:
     return {name: factory() for name, factory in FACTORIES.items()}
+
+
+@pytest.fixture
+def office_databases(settings, tmp_path) -> None:
+    """SQLite ``legacy`` and ``target`` connections holding the office factory's tables.
+
+    Activation checks a definition against both databases, as the import does.
+    """
+    settings.DIFFMIG_SQLITE_ROOT = tmp_path
+    for name, ddl in (
+        ("legacy", "CREATE TABLE legacy_offices (id INTEGER PRIMARY KEY, name TEXT)"),
+        ("target", "CREATE TABLE office (id UUID PRIMARY KEY, name TEXT)"),
+    ):
+        path = tmp_path / f"{name}.sqlite3"
+        with sqlite3.connect(path) as database:
+            database.execute(ddl)
+        save_connection(name=name, url=f"sqlite:///{path}")
 
 
 @pytest.fixture
@@ -517,7 +536,7 @@ def test_definitions_are_never_deleted_in_the_admin(editor_client):
     assert snapshot(SchemaMappingDefinition) == before
 
 
-def test_activate_leaves_exactly_one_active_definition_per_entity(editor_client):
+def test_activate_leaves_exactly_one_active_definition_per_entity(editor_client, office_databases):
     v1 = SchemaMappingDefinitionFactory(entity_type="office", active=True)
     v2 = SchemaMappingDefinitionFactory(entity_type="office")
     other = SchemaMappingDefinitionFactory(entity_type="doctor", active=True)
@@ -539,6 +558,23 @@ def test_activate_leaves_exactly_one_active_definition_per_entity(editor_client)
         str(v2.pk): "activated office v2 (replacing v1)",
         str(v1.pk): "deactivated office v1 (v2 activated)",
     }
+
+
+def test_activate_refuses_a_draft_whose_tables_are_missing_and_changes_nothing(
+    editor_client, office_databases
+):
+    v1 = SchemaMappingDefinitionFactory(entity_type="office", active=True)
+    v2 = SchemaMappingDefinitionFactory(entity_type="office", source_table="legacy_wards")
+    before = snapshot(SchemaMappingDefinition)
+
+    response = editor_client.post(admin_url("schemamappingdefinition", "activate", v2), follow=True)
+
+    page = response.content.decode()
+    assert "Not activated: office v2:" in page
+    assert "legacy_wards" in page
+    assert snapshot(SchemaMappingDefinition) == before
+    assert SchemaMappingDefinition.objects.get(is_active=True).pk == v1.pk
+    assert LogEntry.objects.count() == 0
 
 
 def test_activate_action_refuses_two_versions_of_one_entity(editor_client):
