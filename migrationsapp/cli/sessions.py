@@ -8,6 +8,7 @@ from migrationsapp.cli import arguments
 from migrationsapp.cli.output import EXIT_OK, Output, Subcommand, session_exit_code
 from migrationsapp.cli.progress import progress_bars, wanted
 from migrationsapp.cli.worker import run_on_workers
+from migrationsapp.engine.ports import DEFAULT_BATCH_SIZE
 from migrationsapp.models.choices import SessionStatus
 from migrationsapp.selectors.sessions import get_session, session_document
 from migrationsapp.services import runs
@@ -18,7 +19,7 @@ def add_run_arguments(parser) -> None:
     parser.add_argument("--entity", action="append", dest="entities", metavar="E")
     parser.add_argument("--baseline", action="store_true", help="send every source row again")
     parser.add_argument("--dry-run", action="store_true", help="write nothing")
-    parser.add_argument("--batch-size", type=int, default=1000, metavar="N")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N")
     parser.add_argument(
         "--max-delete-share",
         type=arguments.share,

@@ -32,6 +32,11 @@ from .errors import RowError
 from .stages import StageSeconds, clock, close_control
 
 # The phases of an entity's run, as the change-set reader and the checkpoints name them.
+# Changes per batch: the default, and the most one batch may hold (its rows, their record map
+# entries and events are held in memory at once).
+DEFAULT_BATCH_SIZE = 1000
+MAX_BATCH_SIZE = 100_000
+
 UPSERT = "upsert"
 DELETE = "delete"
 LINK = "link"

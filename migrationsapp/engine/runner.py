@@ -25,6 +25,7 @@ from .compile import CompiledEntity, ReferenceValue
 from .errors import RowError
 from .ids import destination_uuid, encode_key
 from .ports import (
+    DEFAULT_BATCH_SIZE,
     DELETE,
     UPSERT,
     BatchResult,
@@ -114,7 +115,7 @@ class EntityRunner:
     writer: DestinationWriter
     ports: RunPorts
     rules: Sequence[CompiledRule] = ()
-    batch_size: int = 1000
+    batch_size: int = DEFAULT_BATCH_SIZE
     dry_run: bool = False
     today: dt.date = field(default_factory=dt.date.today)
     # Called at named points; tests inject crashes here (e.g. "after_destination_commit").

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from .compile import CompiledEntity
 from .errors import RowError
 from .ports import (
+    DEFAULT_BATCH_SIZE,
     DELETE,
     LINK,
     ChangeSetReader,
@@ -66,7 +67,7 @@ class SelfLinker:
     entity: str
     writer: DestinationWriter
     ports: LinkPorts
-    batch_size: int = 1000
+    batch_size: int = DEFAULT_BATCH_SIZE
     fault: FaultHook | None = None
 
     def run(self, *, after_id: int, max_batches: int | None = None) -> UnitOutcome:
@@ -164,7 +165,7 @@ def unlink_before_deletes(
     writer: DestinationWriter,
     ports: UnlinkPorts,
     after_id: int,
-    batch_size: int = 1000,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> int:
     """NULL the self-reference columns of every row the delete phase will delete (from
     change ``after_id`` on); returns how many rows were cleared.

@@ -54,6 +54,7 @@ from .compile import CompiledEntity, ReferenceValue
 from .connectors import ColumnInfo, Database
 from .errors import RowError
 from .ids import encode_key, value_text
+from .ports import DEFAULT_BATCH_SIZE
 from .values import UnresolvedReference, as_uuid, destination_value, values_equal
 from .verify_report import (
     DEFAULT_CAP,
@@ -70,7 +71,6 @@ from .verify_report import (
     VerifyPorts,
 )
 
-DEFAULT_BATCH_SIZE = 1000
 _IN_CHUNK = 1000  # values per IN list: well below every driver's parameter limit
 
 T = TypeVar("T")

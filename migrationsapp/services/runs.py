@@ -35,6 +35,7 @@ from migrationsapp.engine.errors import (
 from migrationsapp.engine.gc_policy import fewer_collections
 from migrationsapp.engine.load import DestinationWriter
 from migrationsapp.engine.mapping import EntitySpec, dependency_order
+from migrationsapp.engine.ports import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
 from migrationsapp.engine.runner import (
     DELETE,
     UPSERT,
@@ -88,7 +89,7 @@ class LaunchRefusedError(TerminalError):
 class RunOptions:
     baseline: bool = False
     dry_run: bool = False
-    batch_size: int = 1000
+    batch_size: int = DEFAULT_BATCH_SIZE
     max_delete_share: float | None = None
     # Deletes per entity that the operator saw and confirmed before launching (the web's
     # two-step launch); an entity whose analysis finds more is refused. None: no check.
@@ -126,8 +127,10 @@ def launch_session(
     unique index), and the refusal names the session that holds it.
     """
     options = options or RunOptions()
-    if options.batch_size < 1:
-        raise LaunchRefusedError("--batch-size must be at least 1")
+    if not 1 <= options.batch_size <= MAX_BATCH_SIZE:
+        raise LaunchRefusedError(
+            f"the batch size must be between 1 and {MAX_BATCH_SIZE:,} (got {options.batch_size:,})"
+        )
     if options.timestamp_overlap_s is not None and options.timestamp_overlap_s < 0:
         raise LaunchRefusedError("--timestamp-overlap cannot be negative")
     active = load_active_mapping()
@@ -388,7 +391,7 @@ def session_context(
     options = RunOptions(
         baseline=bool(saved.get("baseline")),
         dry_run=bool(saved.get("dry_run")),
-        batch_size=int(saved.get("batch_size") or 1000),
+        batch_size=int(saved.get("batch_size") or DEFAULT_BATCH_SIZE),
         max_delete_share=saved.get("max_delete_share"),
         confirmed_deletes=saved.get("confirmed_deletes"),
         timestamp_overlap_s=saved.get("timestamp_overlap_s"),

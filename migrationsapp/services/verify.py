@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from migrationsapp.engine.compile import compile_entity
 from migrationsapp.engine.errors import ConfigurationError
-from migrationsapp.engine.verify import DEFAULT_BATCH_SIZE, EntityVerifier
+from migrationsapp.engine.ports import DEFAULT_BATCH_SIZE
+from migrationsapp.engine.verify import EntityVerifier
 from migrationsapp.engine.verify_report import DEFAULT_CAP, EntityVerification, MapEntry
 from migrationsapp.models import QuarantinedRecord, RecordMap
 from migrationsapp.models.choices import LogLevel, OperationType

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 from django import forms
 
+from migrationsapp.engine.ports import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
+
 BASELINE = "baseline"
 DIFFERENTIAL = "differential"
-MAX_BATCH_SIZE = 100_000
 
 
 class LaunchForm(forms.Form):
@@ -28,7 +29,9 @@ class LaunchForm(forms.Form):
         widget=forms.RadioSelect,
     )
     dry_run = forms.BooleanField(required=False, label="Dry run (write nothing)")
-    batch_size = forms.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE, initial=1000)
+    batch_size = forms.IntegerField(
+        min_value=1, max_value=MAX_BATCH_SIZE, initial=DEFAULT_BATCH_SIZE
+    )
 
     def __init__(self, *args, choices: Sequence[str] = (), **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -13,7 +13,7 @@ from migrationsapp.demo.clinic import (
     generate_clinic,
     load_legacy,
 )
-from migrationsapp.models import Connection, SchemaMappingDefinition
+from migrationsapp.models import Connection, MigrationStatus, SchemaMappingDefinition
 from tests.databases import engine_for
 from tests.integration.conftest import cli
 
@@ -155,3 +155,12 @@ def test_delete_guard_refuses_the_entity_and_blocks_its_dependants(imported, cli
     assert entities["office"]["status"] == entities["doctor"]["status"] == "completed"
     # With the share raised for this run, the deletes go through.
     assert cli("run", "--max-delete-share", "1").code == 0
+
+
+@pytest.mark.parametrize("size", ["0", "100001"])
+def test_a_batch_size_outside_the_limits_is_refused_before_anything_runs(imported, size):
+    refused = cli("run", "--batch-size", size)
+
+    assert refused.code == 2
+    assert f"the batch size must be between 1 and 100,000 (got {int(size):,})" in refused.err
+    assert MigrationStatus.objects.count() == 0
