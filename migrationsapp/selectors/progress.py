@@ -25,6 +25,7 @@ from migrationsapp.models.choices import (
     SessionStatus,
     levels_at_or_above,
 )
+from migrationsapp.selectors.counts import EntityCounts
 from migrationsapp.selectors.definitions import active_definitions
 from migrationsapp.selectors.logs import session_logs
 from migrationsapp.selectors.sessions import format_duration, session_document
@@ -43,16 +44,12 @@ def _share(part: int, whole: int) -> float:
 # -- the dashboard -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SessionRow:
-    """One line of the dashboard's recent sessions."""
+@dataclass(frozen=True, kw_only=True)
+class SessionRow(EntityCounts):
+    """One line of the dashboard's recent sessions: its entities' counts summed."""
 
     session: MigrationStatus
     entities: list[str]
-    changes: int
-    processed: int
-    failed: int
-    skipped: int
     duration: dt.timedelta | None
 
     @property
@@ -62,10 +59,6 @@ class SessionRow:
     @property
     def status(self) -> str:
         return self.session.overall_status
-
-    @property
-    def remaining(self) -> int:
-        return max(self.changes - self.processed - self.failed - self.skipped, 0)
 
     @property
     def duration_label(self) -> str:
@@ -107,10 +100,10 @@ def recent_sessions(*, limit: int = 20) -> list[SessionRow]:
             SessionRow(
                 session=s,
                 entities=list((s.options or {}).get("entities") or []),
-                changes=(s.sum_new or 0)
-                + (s.sum_modified or 0)
-                + (s.sum_deleted or 0)
-                + (s.sum_retry or 0),
+                new=s.sum_new or 0,
+                modified=s.sum_modified or 0,
+                deleted=s.sum_deleted or 0,
+                retry=s.sum_retry or 0,
                 processed=s.sum_processed or 0,
                 failed=s.sum_failed or 0,
                 skipped=s.sum_skipped or 0,
@@ -243,36 +236,16 @@ def analysis_row(spec: EntitySpec, counts: AnalysisCounts) -> AnalysisRow:
 # -- the session page ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class EntityProgress:
+@dataclass(frozen=True, kw_only=True)
+class EntityProgress(EntityCounts):
     entity: str
     state: str
     phase: str
-    new: int
-    modified: int
-    deleted: int
-    unchanged: int
-    retry: int
-    processed: int
-    failed: int
-    skipped: int
     message: str
     # Bar widths in percent of the entity's changes.
     processed_pct: float = 0.0
     failed_pct: float = 0.0
     skipped_pct: float = 0.0
-
-    @property
-    def changes(self) -> int:
-        return self.new + self.modified + self.deleted + self.retry
-
-    @property
-    def done(self) -> int:
-        return self.processed + self.failed + self.skipped
-
-    @property
-    def remaining(self) -> int:
-        return max(self.changes - self.done, 0)
 
     @property
     def done_pct(self) -> float:
@@ -402,9 +375,7 @@ def session_progress(session: MigrationStatus) -> SessionProgress:
     totals = document["session"]
     entities = []
     for control in session.controls.order_by("position"):
-        changes = (
-            control.new_count + control.modified_count + control.deleted_count + control.retry_count
-        )
+        changes = EntityCounts.of(control).changes
         entities.append(
             EntityProgress(
                 entity=control.entity_type,

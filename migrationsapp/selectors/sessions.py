@@ -11,6 +11,7 @@ from django.utils import timezone
 from migrationsapp.engine.errors import ConfigurationError
 from migrationsapp.models import MigrationControl, MigrationStatus
 from migrationsapp.models.choices import SessionStatus
+from migrationsapp.selectors.counts import EntityCounts
 from migrationsapp.selectors.stages import StageTimes, session_stages
 
 
@@ -77,13 +78,11 @@ def session_document(session: MigrationStatus) -> dict[str, Any]:
         c.entity_type: {**entity_counts(c), **_stage_keys(stages.of(c.entity_type))}
         for c in controls
     }
-    processed = sum(c.processed_count for c in controls)
-    failed = sum(c.failed_count for c in controls)
-    skipped = sum(c.skipped_count for c in controls)
-    changes = sum(
-        c.new_count + c.modified_count + c.deleted_count + c.retry_count for c in controls
-    )
-    remaining = max(changes - processed - failed - skipped, 0)
+    counts = [EntityCounts.of(c) for c in controls]
+    processed = sum(c.processed for c in counts)
+    failed = sum(c.failed for c in counts)
+    skipped = sum(c.skipped for c in counts)
+    remaining = sum(c.remaining for c in counts)
     end = session.completed_at or timezone.now()
     elapsed = (end - session.started_at).total_seconds() if session.started_at else 0.0
     rate = round(processed / elapsed, 1) if elapsed > 0 else 0.0

@@ -54,6 +54,7 @@ from migrationsapp.models.choices import (
     RunMode,
     SessionStatus,
 )
+from migrationsapp.selectors.counts import EntityCounts
 from migrationsapp.selectors.stages import METRICS_KEY as STAGES_METRICS_KEY
 from migrationsapp.selectors.stages import metrics_copy, stage_totals_by_entity
 from migrationsapp.services import leases, partitions
@@ -836,11 +837,8 @@ def _run_entity_deletes(
 
 
 def _remaining(session_id: uuid.UUID) -> int:
-    total = 0
-    for c in MigrationControl.objects.filter(session_id=session_id):
-        changes = c.new_count + c.modified_count + c.deleted_count + c.retry_count
-        total += max(changes - c.processed_count - c.failed_count - c.skipped_count, 0)
-    return total
+    controls = MigrationControl.objects.filter(session_id=session_id)
+    return sum(EntityCounts.of(c).remaining for c in controls)
 
 
 def _stop_controls(session_id: uuid.UUID, state: str) -> None:
