@@ -21,7 +21,6 @@ runner's unit tests run without a database.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any, Protocol
 
 from .changes import FieldChanges, RawChanges
 from .errors import RowError
+from .outcomes import WRITTEN_ACTIONS, Phase, RecordAction, StopRequest
 from .stages import StageSeconds, clock, close_control
 
 # The phases of an entity's run, as the change-set reader and the checkpoints name them.
@@ -37,27 +37,15 @@ from .stages import StageSeconds, clock, close_control
 DEFAULT_BATCH_SIZE = 1000
 MAX_BATCH_SIZE = 100_000
 
-UPSERT = "upsert"
-DELETE = "delete"
-LINK = "link"
+# The phases as plain names, for the modules that compare a checkpoint's phase with them.
+UPSERT = Phase.UPSERT
+DELETE = Phase.DELETE
+LINK = Phase.LINK
 
 Row = Mapping[str, Any]
 FaultHook = Callable[[str], None]
 """Called at named points of the loop ("after_destination_commit", "after_control_commit");
 tests inject crashes there."""
-
-
-class StopRequest(enum.Enum):
-    """What an operator asked of a running session."""
-
-    NONE = "none"
-    PAUSE = "pause"
-    CANCEL = "cancel"
-
-    @property
-    def stopped_as(self) -> str | None:
-        """How a unit that honours the request ends: ``paused``, ``cancelled``, or None."""
-        return {StopRequest.PAUSE: "paused", StopRequest.CANCEL: "cancelled"}.get(self)
 
 
 # -- values --------------------------------------------------------------------------------------
@@ -78,7 +66,7 @@ class Change:
 class RecordOutcome:
     key_text: str
     key: list[Any]
-    action: str  # created | updated | deleted | failed | skipped
+    action: RecordAction
     uuid: uuid.UUID | None
     content_hash: str
     error: RowError | None = None
@@ -101,7 +89,7 @@ class RecordOutcome:
 @dataclass
 class BatchResult:
     entity: str
-    phase: str
+    phase: Phase
     last_change_id: int
     outcomes: list[RecordOutcome]
     # From the batch's read to the end of its destination write (the control commit follows).
@@ -112,20 +100,20 @@ class BatchResult:
     # When the batch's read began (engine.stages.clock), for its wall time.
     started: float = field(default_factory=clock)
 
-    def count(self, *actions: str) -> int:
+    def count(self, *actions: RecordAction) -> int:
         return sum(1 for o in self.outcomes if o.action in actions)
 
     @property
     def processed(self) -> int:
-        return self.count("created", "updated", "deleted")
+        return self.count(*WRITTEN_ACTIONS)
 
     @property
     def failed(self) -> int:
-        return self.count("failed")
+        return self.count(RecordAction.FAILED)
 
     @property
     def skipped(self) -> int:
-        return self.count("skipped")
+        return self.count(RecordAction.SKIPPED)
 
     def close_control(self, *, commit_began: float) -> float:
         """For the checkpoint store, just before it records the stages: sets ``control`` to
@@ -152,7 +140,7 @@ class LinkBatchResult:
     linked: int
     failures: list[RecordOutcome]
     seconds: float
-    phase: str = LINK
+    phase: Phase = Phase.LINK
     stages: StageSeconds = field(default_factory=StageSeconds)
     started: float = field(default_factory=clock)
 

@@ -27,6 +27,10 @@ class MigrationExecutionLog(models.Model):
     )
     entity_type = models.CharField(max_length=100, blank=True, default="")
     operation_type = models.CharField(max_length=32, choices=OperationType.choices)
+    # What happened, as a namespaced code (choices.AuditAction), and who made it happen:
+    # a user name, "cli", "schedule", "worker"; "" where no one did (the run itself).
+    action = models.CharField(max_length=48, blank=True, default="")
+    actor = models.CharField(max_length=150, blank=True, default="")
     # NULL (not "") says the entry is about no record in particular, as in the seed.
     record_id = models.TextField(null=True, blank=True)  # noqa: DJ001
     log_level = models.CharField(max_length=8, choices=LogLevel.choices, default=LogLevel.INFO)
@@ -48,6 +52,8 @@ class MigrationExecutionLog(models.Model):
             models.Index(fields=["session", "id"], name="log_session_id_idx"),
             # The record lookup and the log browser's record filter.
             models.Index(fields=["record_id"], name="log_record_idx"),
+            # The log browser's action filter ("every pause request").
+            models.Index(fields=["action", "id"], name="log_action_id_idx"),
         ]
         constraints = [
             models.CheckConstraint(

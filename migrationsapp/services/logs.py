@@ -9,7 +9,7 @@ from typing import Any
 from django.utils import timezone
 
 from migrationsapp.models import MigrationExecutionLog
-from migrationsapp.models.choices import LogLevel, OperationType
+from migrationsapp.models.choices import AuditAction, LogLevel, OperationType
 
 
 def _entry(
@@ -23,9 +23,15 @@ def _entry(
     error_details: dict[str, Any] | None,
     performance_data: dict[str, Any] | None = None,
     context: dict[str, Any] | None = None,
+    action: AuditAction | str = "",
+    actor: str = "",
 ) -> MigrationExecutionLog:
     """An unsaved entry: the one place that says which column holds what."""
+    if action:
+        action = AuditAction(action)  # a code not in the list is a bug, refused here
     return MigrationExecutionLog(
+        action=action,
+        actor=actor,
         session_id=session_id,
         entity_type=entity,
         operation_type=operation,
@@ -50,7 +56,11 @@ def log_event(
     error_details: dict[str, Any] | None = None,
     performance_data: dict[str, Any] | None = None,
     context: dict[str, Any] | None = None,
+    action: AuditAction | str = "",
+    actor: str = "",
 ) -> MigrationExecutionLog:
+    """Write one entry now. ``action`` says what happened (``AuditAction``), ``actor`` who
+    made it happen."""
     entry = _entry(**locals())  # the parameters as given: nothing else is bound yet
     entry.save(force_insert=True)
     return entry
@@ -65,6 +75,7 @@ def record_entry(
     level: str = LogLevel.WARN,
     operation: str = OperationType.RECORD_MIGRATION,
     error_details: dict[str, Any] | None = None,
+    action: AuditAction | str = AuditAction.RECORD_FAILED,
 ) -> MigrationExecutionLog:
     """An unsaved per-record entry, for ``bulk_log``."""
     return _entry(**locals())  # the parameters as given
