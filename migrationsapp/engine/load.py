@@ -46,7 +46,7 @@ Row = Mapping[str, Any]
 STAGE = "diffmig_stage"
 
 
-class DestinationWriter:
+class TableWriter:
     """Writes one destination table; every call runs and commits its own transaction."""
 
     def __init__(self, database: Database, table: TableInfo, key_column: str) -> None:

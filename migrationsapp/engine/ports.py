@@ -5,7 +5,7 @@ The batch loop (``engine.runner``, and the second pass of ``reference: self`` in
 
 * ``SourceReader``: the source rows of a batch's keys (``connectors.Database``);
 * ``DestinationWriter``: idempotent writes keyed by destination UUID, and the few reads the
-  checks need (``load.DestinationWriter``);
+  checks need (``load.TableWriter``);
 * ``ChangeSetReader``: the entity's change set, by ascending change id;
 * ``RecordMapLookup``: legacy key ↔ destination UUID;
 * ``CheckpointStore``: the batch's control commit (record map, events, quarantine,

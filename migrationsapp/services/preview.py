@@ -25,7 +25,7 @@ from migrationsapp.engine.compile import CompiledEntity, ReferenceValue, compile
 from migrationsapp.engine.connectors import Database
 from migrationsapp.engine.errors import ConfigurationError, RowError
 from migrationsapp.engine.ids import destination_uuid
-from migrationsapp.engine.load import DestinationWriter
+from migrationsapp.engine.load import TableWriter
 from migrationsapp.engine.mapping import EntitySpec
 from migrationsapp.engine.validation import (
     CompiledRule,
@@ -282,7 +282,7 @@ def _check_unique(
     for key, error in batch_unique_violations(unique, passing).items():
         errors[key] = _error(error)
     passing = [(k, v) for k, v in passing if k not in errors]
-    writer = DestinationWriter(
+    writer = TableWriter(
         destination, destination.require_table(spec.destination_table), spec.destination_key
     )
     own = ControlVerifyPorts().entries_by_key(spec.name, [k for k, _ in passing])

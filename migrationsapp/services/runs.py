@@ -33,7 +33,7 @@ from migrationsapp.engine.errors import (
     TransientError,
 )
 from migrationsapp.engine.gc_policy import fewer_collections
-from migrationsapp.engine.load import DestinationWriter
+from migrationsapp.engine.load import TableWriter
 from migrationsapp.engine.mapping import EntitySpec, dependency_order
 from migrationsapp.engine.ports import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
 from migrationsapp.engine.runner import (
@@ -555,7 +555,7 @@ def _runner(
     spec = ctx.active.entity(control.entity_type)
     compiled = _compile(ctx, spec)
     rules = compile_rules(spec.name, list(spec.validation), [f.destination for f in spec.fields])
-    writer = DestinationWriter(
+    writer = TableWriter(
         ctx.destination, ctx.destination.require_table(spec.destination_table), spec.destination_key
     )
     ports = EntityRunPorts(

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from migrationsapp.engine.connectors import ConnectionSpec, open_database
 from migrationsapp.engine.copy_text import NUL_REASON, Same, encode_columns
 from migrationsapp.engine.ids import destination_uuid
-from migrationsapp.engine.load import DestinationWriter
+from migrationsapp.engine.load import TableWriter
 from migrationsapp.engine.ports import BatchResult, RecordOutcome
 from migrationsapp.models import (
     MigrationControl,
@@ -133,8 +133,8 @@ def target(target_pg, tmp_path):
     engine.dispose()
 
 
-def person_writer(database) -> DestinationWriter:
-    return DestinationWriter(database, database.require_table("person"), "id")
+def person_writer(database) -> TableWriter:
+    return TableWriter(database, database.require_table("person"), "id")
 
 
 def persons(engine) -> dict[uuid.UUID, dict]:
@@ -260,7 +260,7 @@ def typed(target_pg, tmp_path):
     database = open_database(
         ConnectionSpec(name="target", url=target_pg), services_policy(tmp_path), {}
     )
-    yield DestinationWriter(database, database.require_table("typed"), "id"), engine
+    yield TableWriter(database, database.require_table("typed"), "id"), engine
     database.close()
     engine.dispose()
 
@@ -418,7 +418,7 @@ def nodes(target_pg, tmp_path):
     database = open_database(
         ConnectionSpec(name="target", url=target_pg), services_policy(tmp_path), {}
     )
-    yield DestinationWriter(database, database.require_table("node"), "id"), engine, ids
+    yield TableWriter(database, database.require_table("node"), "id"), engine, ids
     database.close()
     engine.dispose()
 

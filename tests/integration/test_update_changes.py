@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from migrationsapp.engine.changes import TEXT_LIMIT, field_changes
 from migrationsapp.engine.connectors import ConnectionSpec, open_database
-from migrationsapp.engine.load import DestinationWriter
+from migrationsapp.engine.load import TableWriter
 from tests.databases import engine_for, services_policy
 from tests.support.reliability import record
 
@@ -115,7 +115,7 @@ def writer(request, tmp_path):
         url = f"sqlite:///{tmp_path / 'target.sqlite3'}"
         sqlite_table(url)
     database = open_database(ConnectionSpec(name="target", url=url), services_policy(tmp_path), {})
-    yield request.param, DestinationWriter(database, database.require_table("item"), "id")
+    yield request.param, TableWriter(database, database.require_table("item"), "id")
     database.close()
 
 
