@@ -42,6 +42,7 @@ from migrationsapp.engine.errors import StateTransitionError
 from migrationsapp.engine.runner import DELETE, UPSERT
 from migrationsapp.models import MigrationCheckpoint, MigrationControl, MigrationStatus
 from migrationsapp.models.choices import (
+    AuditAction,
     CheckpointState,
     EntityState,
     LogLevel,
@@ -212,6 +213,7 @@ def submit(*, session_id: uuid.UUID) -> None:
             log_event(
                 session_id=session_id,
                 operation=OperationType.CHECKPOINT_SAVE,
+                action=AuditAction.SESSION_DISPATCH_FAILED,
                 level=LogLevel.ERROR,
                 message=f"{error}; {error.hint}",
             )
