@@ -1,4 +1,4 @@
-"""The column forms of the function library (engine.transforms), one next to the other.
+"""The column forms of the function library (engine.builtin_functions), one next to the other.
 
 Each form takes the call's arguments as ``Column``s (engine.columnar_types) and gives the
 call's Column: the same values as the library function on every row it does not mark
@@ -127,7 +127,7 @@ def _to_bool(args: list[Column], keywords: Mapping[str, Column]) -> Column:
     return Column(value, "bool", either(v.unsure, unsure))
 
 
-# The legacy_date forms (transforms._LEGACY_DATE), one group set per form, on stripped text.
+# The legacy_date forms (builtin_functions._LEGACY_DATE), one group set per form, on stripped text.
 _P, _Y = "([0-9]{1,2})", "([0-9]{4})"
 _LEGACY_FORMS = (
     f"{_Y}-{_P}-{_P}", f"{_Y}/{_P}/{_P}", f"{_Y}\\.{_P}\\.{_P}", f"{_P}/{_P}/{_Y}",

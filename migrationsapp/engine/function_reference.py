@@ -2,7 +2,7 @@
 example call.
 
 The signature is not written here: it is read from the function itself
-(``transforms.BUILTIN_FUNCTIONS``), and the example's result is computed by evaluating the
+(``builtin_functions.BUILTIN_FUNCTIONS``), and the example's result is computed by evaluating the
 example, so neither can drift from the code. Every example is also one of the evaluated
 examples of docs/mapping.md (a test holds the two together).
 """
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from migrationsapp.engine.transforms import BUILTIN_FUNCTIONS
+from migrationsapp.engine.builtin_functions import BUILTIN_FUNCTIONS
 
 
 @dataclass(frozen=True)
