@@ -144,6 +144,15 @@ class LinkBatchResult:
     stages: StageSeconds = field(default_factory=StageSeconds)
     started: float = field(default_factory=clock)
 
+    # What the batch loop counts (engine.batch_loop): the rows linked here were counted
+    # processed by their upsert batch, so the second pass adds only its failures.
+    processed = 0
+    skipped = 0
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
     def close_control(self, *, commit_began: float) -> float:
         """As ``BatchResult.close_control``."""
         return close_control(self.stages, batch_started=self.started, commit_began=commit_began)

@@ -7,23 +7,28 @@ destination writes commit first; then ``commit_batch`` records the batch in the 
 database in one transaction. A crash between the two replays the batch, which writes the
 same rows (same UUIDs), so nothing is duplicated.
 
-Every batch measures its stages (``engine.stages``): read, transform, validate and write
-here, the control commit in the checkpoint store, which records the five with the batch.
+The loop itself (stop requests, slices, the commit, the fault points) is
+``engine.batch_loop``'s, shared with the second pass of ``reference: self``; this module
+writes one batch. Every batch measures its stages (``engine.stages``): read, transform,
+validate and write here, the control commit in the checkpoint store, which records the five
+with the batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from .adopt import adopt_existing
+from .batch_loop import UnitOutcome, run_batches
 from .changes import RawChanges, field_changes
 from .compile import CompiledEntity, ReferenceValue
 from .errors import RowError
 from .ids import destination_uuid, encode_key
+from .outcomes import Phase, RecordAction
 from .ports import (
     DEFAULT_BATCH_SIZE,
     DELETE,
@@ -55,61 +60,14 @@ __all__ = [
 ]
 
 Candidate = tuple[Change, uuid.UUID, dict[str, Any]]
-
-
-@dataclass
-class UnitOutcome:
-    """How a unit of work ended: ``done``, ``paused``, ``cancelled`` or ``slice`` (more to do)."""
-
-    status: str
-    last_change_id: int
-    batches: int = 0
-    processed: int = 0
-    failed: int = 0
-    skipped: int = 0
-
-
-def stop_status(
-    signal: StopRequest, outcome: UnitOutcome, *, max_batches: int | None
-) -> str | None:
-    """The status a batch loop stops with before its next batch: the operator's request
-    (``paused``/``cancelled``), ``slice`` once ``max_batches`` are done, else None."""
-    if signal.stopped_as is not None:
-        return signal.stopped_as
-    if max_batches is not None and outcome.batches >= max_batches:
-        return "slice"
-    return None
-
-
-Batch = TypeVar("Batch")
-
-
-def read_batches(
-    outcome: UnitOutcome,
-    *,
-    stop_requested: Callable[[], StopRequest],
-    read: Callable[[int], Sequence[Batch]],
-    max_batches: int | None,
-) -> Iterator[tuple[Sequence[Batch], float, StageSeconds]]:
-    """The head of every batch loop: before each batch, stop as asked (``outcome.status``);
-    else read the batch after ``outcome.last_change_id`` (timed as the read stage) and yield
-    it with its start time and its stage timer, until none is left."""
-    while True:
-        stopped = stop_status(stop_requested(), outcome, max_batches=max_batches)
-        if stopped:
-            outcome.status = stopped
-            return
-        started = clock()
-        stages = StageSeconds()
-        with stages.measure("read"):
-            batch = read(outcome.last_change_id)
-        if not batch:
-            return
-        yield batch, started, stages
+# The reason a candidate fails a check, or None when it passes.
+Check = Callable[[Candidate], RowError | None]
 
 
 @dataclass
 class EntityRunner:
+    """The upserts or the deletes of one entity, a batch at a time, through its ports."""
+
     compiled: CompiledEntity
     source: SourceReader
     writer: DestinationWriter
@@ -127,21 +85,14 @@ class EntityRunner:
     def entity(self) -> str:
         return self.compiled.spec.name
 
-    def run(self, *, phase: str, after_id: int, max_batches: int | None = None) -> UnitOutcome:
-        outcome = UnitOutcome(status="done", last_change_id=after_id)
-        for changes, started, stages in read_batches(
-            outcome,
-            stop_requested=self.ports.stop_requested,
-            read=lambda after: self.ports.read_changes(
-                after_id=after, phase=phase, limit=self.batch_size
-            ),
-            max_batches=max_batches,
-        ):
-            if phase == UPSERT:
-                outcomes = self._upsert_batch(changes, stages)
-            else:
-                outcomes = self._delete_batch(changes, stages)
-            result = BatchResult(
+    def run(self, *, phase: Phase, after_id: int, max_batches: int | None = None) -> UnitOutcome:
+        """The batches of ``phase`` (upserts or deletes) after change ``after_id``."""
+        phase = Phase(phase)
+        write = self._upsert_batch if phase == Phase.UPSERT else self._delete_batch
+
+        def run_batch(changes: Sequence[Change], stages: StageSeconds, started: float):
+            outcomes = write(changes, stages)
+            return BatchResult(
                 entity=self.entity,
                 phase=phase,
                 last_change_id=changes[-1].id,
@@ -151,17 +102,19 @@ class EntityRunner:
                 stages=stages,
                 started=started,
             )
-            self._fault("after_destination_commit")
-            self.ports.commit_batch(result)
-            self._fault("after_control_commit")
-            if self.progress is not None:
-                self.progress.batch_committed(result)
-            outcome.last_change_id = result.last_change_id
-            outcome.batches += 1
-            outcome.processed += result.processed
-            outcome.failed += result.failed
-            outcome.skipped += result.skipped
-        return outcome
+
+        return run_batches(
+            after_id=after_id,
+            read=lambda after: self.ports.read_changes(
+                after_id=after, phase=phase, limit=self.batch_size
+            ),
+            run_batch=run_batch,
+            commit=self.ports.commit_batch,
+            stop_requested=self.ports.stop_requested,
+            max_batches=max_batches,
+            fault=self.fault,
+            committed=self.progress.batch_committed if self.progress is not None else None,
+        )
 
     # -- upserts -----------------------------------------------------------------------------
 
@@ -190,7 +143,7 @@ class EntityRunner:
                     # Gone from the source since the analysis: the next analysis sees the delete.
                     outcomes[change.key_text] = self._outcome(
                         change,
-                        "skipped",
+                        RecordAction.SKIPPED,
                         record_uuid,
                         RowError("gone from the source since the analysis", rule="source"),
                     )
@@ -200,7 +153,7 @@ class EntityRunner:
             results = self.compiled.transform_batch([rows_by_text[c.key_text] for c, _ in present])
             for (change, record_uuid), values in zip(present, results, strict=True):
                 if isinstance(values, RowError):
-                    outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, values)
+                    self._fail(outcomes, change, record_uuid, values)
                 else:
                     transformed.append((change, record_uuid, values))
 
@@ -222,24 +175,37 @@ class EntityRunner:
                 )
         for change, record_uuid, _ in candidates:
             if record_uuid in refused:
-                error = refused[record_uuid]  # the database's reason, and column when named
-                outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, error)
-            else:
-                note = adopted.get(change.key_text, "")
-                action = "updated" if change.key_text in known or note else "created"
-                outcome = self._outcome(change, action, record_uuid)
-                outcome.note = note
-                outcome.links = links.get(change.key_text)
-                if action == "updated" and record_uuid in changed:
-                    # A `reference: self` column held back for the second pass was written
-                    # NULL for now: its value before is not what this run changes it to.
-                    held = outcome.links or {}
-                    found = changed[record_uuid]
-                    outcome.changes = field_changes(
-                        {c: v for c, v in found.items() if c not in held}
-                    )
-                outcomes[change.key_text] = outcome
+                # The database's reason, and its column when named.
+                self._fail(outcomes, change, record_uuid, refused[record_uuid])
+                continue
+            note = adopted.get(change.key_text, "")
+            updated = change.key_text in known or bool(note)
+            action = RecordAction.UPDATED if updated else RecordAction.CREATED
+            outcome = self._outcome(change, action, record_uuid)
+            outcome.note = note
+            outcome.links = links.get(change.key_text)
+            if updated and record_uuid in changed:
+                # A `reference: self` column held back for the second pass was written
+                # NULL for now: its value before is not what this run changes it to.
+                held = outcome.links or {}
+                found = changed[record_uuid]
+                outcome.changes = field_changes({c: v for c, v in found.items() if c not in held})
+            outcomes[change.key_text] = outcome
         return [outcomes[c.key_text] for c in changes]
+
+    def _keep(
+        self, candidates: list[Candidate], outcomes: dict[str, RecordOutcome], check: Check
+    ) -> list[Candidate]:
+        """The candidates that pass ``check``; each other one fails with its reason."""
+        kept = []
+        for candidate in candidates:
+            error = check(candidate)
+            if error:
+                change, record_uuid, _ = candidate
+                self._fail(outcomes, change, record_uuid, error)
+            else:
+                kept.append(candidate)
+        return kept
 
     def _validate(
         self, candidates: list[Candidate], outcomes: dict[str, RecordOutcome]
@@ -247,14 +213,9 @@ class EntityRunner:
         """The rules of each row (all but `unique`, which needs the whole batch)."""
         if not self.rules:
             return candidates
-        kept = []
-        for change, record_uuid, values in candidates:
-            error = validate_row(self.rules, values, today=self.today)
-            if error:
-                outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, error)
-            else:
-                kept.append((change, record_uuid, values))
-        return kept
+        return self._keep(
+            candidates, outcomes, lambda c: validate_row(self.rules, c[2], today=self.today)
+        )
 
     def _resolve_references(
         self,
@@ -280,31 +241,29 @@ class EntityRunner:
         # a later one, or a cycle) is linked after all upserts; any other fails the row.
         unresolved = wanted.get(self.entity, set()) - set(resolved.get(self.entity, {}))
         coming = self.ports.in_change_set(unresolved) if unresolved else set()
-        kept = []
-        for change, record_uuid, values in candidates:
-            try:
-                for column, parent in self.compiled.reference_fields.items():
-                    ref = values.get(column)
-                    if not isinstance(ref, ReferenceValue):
-                        continue
-                    parent_uuid = resolved.get(ref.entity, {}).get(ref.key_text)
-                    if parent_uuid is None and ref.entity == self.entity and ref.key_text in coming:
-                        links.setdefault(change.key_text, {})[column] = ref.key_text
-                        values[column] = None
-                        continue
-                    if parent_uuid is None:
-                        raise RowError(
-                            f"missing parent: {parent} {ref.key_text!r} has not been migrated",
-                            field=column,
-                            rule="reference",
-                            value=ref.key_text,
-                        )
-                    values[column] = parent_uuid
-            except RowError as error:
-                outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, error)
-                continue
-            kept.append((change, record_uuid, values))
-        return kept
+
+        def resolve(candidate: Candidate) -> RowError | None:
+            change, _, values = candidate
+            for column, parent in self.compiled.reference_fields.items():
+                ref = values.get(column)
+                if not isinstance(ref, ReferenceValue):
+                    continue
+                parent_uuid = resolved.get(ref.entity, {}).get(ref.key_text)
+                if parent_uuid is None and ref.entity == self.entity and ref.key_text in coming:
+                    links.setdefault(change.key_text, {})[column] = ref.key_text
+                    values[column] = None
+                    continue
+                if parent_uuid is None:
+                    return RowError(
+                        f"missing parent: {parent} {ref.key_text!r} has not been migrated",
+                        field=column,
+                        rule="reference",
+                        value=ref.key_text,
+                    )
+                values[column] = parent_uuid
+            return None
+
+        return self._keep(candidates, outcomes, resolve)
 
     def _adopt(
         self,
@@ -324,14 +283,8 @@ class EntityRunner:
             ports=self.ports,
             candidates=fresh,
         )
-        kept = []
-        for change, record_uuid, values in candidates:
-            error = adoption.errors.get(change.key_text)
-            if error is not None:
-                outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, error)
-                continue
-            kept.append((change, adoption.uuids.get(change.key_text, record_uuid), values))
-        return kept, adoption.notes
+        kept = self._keep(candidates, outcomes, lambda c: adoption.errors.get(c[0].key_text))
+        return [(c, adoption.uuids.get(c.key_text, u), v) for c, u, v in kept], adoption.notes
 
     def _check_unique(
         self,
@@ -342,32 +295,31 @@ class EntityRunner:
         if not rules:
             return candidates
         in_batch = batch_unique_violations(rules, [(c.key_text, v) for c, _, v in candidates])
-        kept = []
         owners = {
             rule.field: self.writer.owners_of_values(
                 rule.field, [v.get(rule.field) for _, _, v in candidates]
             )
             for rule in rules
         }
-        for change, record_uuid, values in candidates:
+
+        def unique(candidate: Candidate) -> RowError | None:
+            change, record_uuid, values = candidate
             error = in_batch.get(change.key_text)
-            if error is None:
-                for rule in rules:
-                    value = values.get(rule.field)
-                    owner = owners[rule.field].get(value)
-                    if value is not None and owner is not None and owner != record_uuid:
-                        error = RowError(
-                            f"unique: {value!r} is already used by another destination record",
-                            field=rule.field,
-                            rule="unique",
-                            value=value,
-                        )
-                        break
-            if error:
-                outcomes[change.key_text] = self._outcome(change, "failed", record_uuid, error)
-            else:
-                kept.append((change, record_uuid, values))
-        return kept
+            if error is not None:
+                return error
+            for rule in rules:
+                value = values.get(rule.field)
+                owner = owners[rule.field].get(value)
+                if value is not None and owner is not None and owner != record_uuid:
+                    return RowError(
+                        f"unique: {value!r} is already used by another destination record",
+                        field=rule.field,
+                        rule="unique",
+                        value=value,
+                    )
+            return None
+
+        return self._keep(candidates, outcomes, unique)
 
     # -- deletes -----------------------------------------------------------------------------
 
@@ -378,7 +330,7 @@ class EntityRunner:
                 self.entity, [c.key_text for c in changes], include_deleted=False
             )
         if spec.deletes == "report":
-            return [self._outcome(c, "skipped", known.get(c.key_text)) for c in changes]
+            return [self._outcome(c, RecordAction.SKIPPED, known.get(c.key_text)) for c in changes]
         refused: dict[uuid.UUID, str] = {}
         if not self.dry_run:
             uuids = [known[c.key_text] for c in changes if c.key_text in known]
@@ -393,20 +345,20 @@ class EntityRunner:
             record_uuid = known.get(change.key_text)
             if record_uuid is None:
                 # Already marked deleted by a replayed batch: nothing left to do.
-                outcomes.append(self._outcome(change, "skipped", None))
+                outcomes.append(self._outcome(change, RecordAction.SKIPPED, None))
             elif record_uuid in refused:
                 error = RowError(refused[record_uuid], rule="delete")
-                outcomes.append(self._outcome(change, "failed", record_uuid, error))
+                outcomes.append(self._outcome(change, RecordAction.FAILED, record_uuid, error))
             else:
-                outcomes.append(self._outcome(change, "deleted", record_uuid))
+                outcomes.append(self._outcome(change, RecordAction.DELETED, record_uuid))
         return outcomes
 
-    # -- helpers -----------------------------------------------------------------------------
+    # -- outcomes ----------------------------------------------------------------------------
 
     def _outcome(
         self,
         change: Change,
-        action: str,
+        action: RecordAction,
         record_uuid: uuid.UUID | None,
         error: RowError | None = None,
     ) -> RecordOutcome:
@@ -420,6 +372,11 @@ class EntityRunner:
             change_id=change.id,
         )
 
-    def _fault(self, point: str) -> None:
-        if self.fault:
-            self.fault(point)
+    def _fail(
+        self,
+        outcomes: dict[str, RecordOutcome],
+        change: Change,
+        record_uuid: uuid.UUID,
+        error: RowError,
+    ) -> None:
+        outcomes[change.key_text] = self._outcome(change, RecordAction.FAILED, record_uuid, error)

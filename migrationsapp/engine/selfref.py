@@ -28,8 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .batch_loop import UnitOutcome, run_batches
 from .compile import CompiledEntity
 from .errors import RowError
+from .outcomes import RecordAction
 from .ports import (
     DEFAULT_BATCH_SIZE,
     DELETE,
@@ -43,7 +45,6 @@ from .ports import (
     RecordMapLookup,
     RecordOutcome,
 )
-from .runner import UnitOutcome, read_batches
 from .stages import StageSeconds, clock
 
 __all__ = [
@@ -71,23 +72,16 @@ class SelfLinker:
     fault: FaultHook | None = None
 
     def run(self, *, after_id: int, max_batches: int | None = None) -> UnitOutcome:
-        outcome = UnitOutcome(status="done", last_change_id=after_id)
-        for links, started, stages in read_batches(
-            outcome,
-            stop_requested=self.ports.stop_requested,
+        """The kept links after change ``after_id``, a batch at a time (engine.batch_loop)."""
+        return run_batches(
+            after_id=after_id,
             read=lambda after: self.ports.read_links(after_id=after, limit=self.batch_size),
+            run_batch=self._link_batch,
+            commit=self.ports.commit_links,
+            stop_requested=self.ports.stop_requested,
             max_batches=max_batches,
-        ):
-            result = self._link_batch(links, stages, started)
-            if self.fault:
-                self.fault("after_destination_commit")
-            self.ports.commit_links(result)
-            if self.fault:
-                self.fault("after_control_commit")
-            outcome.last_change_id = result.last_change_id
-            outcome.batches += 1
-            outcome.failed += len(result.failures)
-        return outcome
+            fault=self.fault,
+        )
 
     def _link_batch(
         self, links: Sequence[PendingLink], stages: StageSeconds, started: float
@@ -150,7 +144,7 @@ def _failed(link: PendingLink, error: RowError) -> RecordOutcome:
     return RecordOutcome(
         key_text=link.key_text,
         key=link.key,
-        action="failed",
+        action=RecordAction.FAILED,
         uuid=link.uuid,
         content_hash=link.content_hash,
         error=error,

@@ -17,6 +17,7 @@ from typing import Any
 
 from migrationsapp.engine.errors import LeaseLostError, RowError
 from migrationsapp.engine.ids import encode_key
+from migrationsapp.engine.outcomes import RecordAction
 from migrationsapp.engine.ports import (
     DELETE,
     LINK,
@@ -184,7 +185,7 @@ class MapEntry:
 @dataclass
 class Event:
     key_text: str
-    action: str
+    action: RecordAction
     uuid: uuid.UUID | None
     reason: str
 
@@ -273,17 +274,17 @@ class MemoryControl:
         if not result.dry_run:
             entries = self.record_map.setdefault(self.entity, {})
             for o in result.outcomes:
-                if o.action in ("created", "updated"):
+                if o.action in (RecordAction.CREATED, RecordAction.UPDATED):
                     entries[o.key_text] = MapEntry(o.uuid, o.content_hash)
                     self.quarantine.pop(o.key_text, None)
                     if o.links and o.change_id is not None:
                         self.links[o.change_id] = PendingLink(
                             o.change_id, o.key, o.key_text, o.content_hash, o.uuid, dict(o.links)
                         )
-                elif o.action == "deleted":
+                elif o.action == RecordAction.DELETED:
                     entries[o.key_text].deleted = True
                     self.quarantine.pop(o.key_text, None)
-                elif o.action == "failed":
+                elif o.action == RecordAction.FAILED:
                     self.quarantine[o.key_text] = o.error
                 self.events.append(Event(o.key_text, o.action, o.uuid, o.reason))
         self.checkpoints[result.phase] = result.last_change_id
@@ -300,7 +301,9 @@ class MemoryControl:
         began = clock()
         for failure in result.failures:
             self.quarantine[failure.key_text] = failure.error
-            self.events.append(Event(failure.key_text, "failed", failure.uuid, failure.reason))
+            self.events.append(
+                Event(failure.key_text, RecordAction.FAILED, failure.uuid, failure.reason)
+            )
         self.checkpoints[LINK] = result.last_change_id
         seconds = result.close_control(commit_began=began)
         self.timing.setdefault(LINK, StageTotals()).add_batch(result.stages, seconds)
@@ -308,7 +311,7 @@ class MemoryControl:
 
     # -- what tests read -------------------------------------------------------------------
 
-    def actions(self) -> dict[str, str]:
+    def actions(self) -> dict[str, RecordAction]:
         """Key text → the last action recorded for it."""
         return {e.key_text: e.action for e in self.events}
 

@@ -14,10 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from migrationsapp.engine.batch_loop import UnitOutcome
 from migrationsapp.engine.compile import compile_entity
 from migrationsapp.engine.connectors import ColumnInfo, TableInfo
 from migrationsapp.engine.ids import destination_uuid
 from migrationsapp.engine.mapping.spec import EntitySpec, FieldSpec
+from migrationsapp.engine.outcomes import RecordAction, UnitStatus
 from migrationsapp.engine.ports import DELETE, LINK, UPSERT, StopRequest
 from migrationsapp.engine.runner import EntityRunner
 from migrationsapp.engine.selfref import SelfLinker, unlink_before_deletes
@@ -383,15 +385,28 @@ def test_max_batches_returns_slices_that_continue_from_the_checkpoint():
     while True:
         outcome = run.run(phase=UPSERT, after_id=control.position(), max_batches=1)
         slices.append((outcome.status, outcome.batches, outcome.last_change_id))
-        if outcome.status == "done":
+        if outcome.status == UnitStatus.DONE:
             break
 
-    assert slices == [("slice", 1, 2), ("slice", 1, 4), ("slice", 1, 5), ("done", 0, 5)]
-    assert sorted(control.actions().values()) == ["created"] * 5
+    assert slices == [
+        (UnitStatus.SLICE, 1, 2),
+        (UnitStatus.SLICE, 1, 4),
+        (UnitStatus.SLICE, 1, 5),
+        (UnitStatus.DONE, 0, 5),
+    ]
+    assert {type(status) for status, _, _ in slices} == {UnitStatus}
+    assert sorted(control.actions().values()) == [RecordAction.CREATED] * 5
+
+
+def test_a_unit_outcome_given_a_plain_status_holds_the_enum():
+    assert UnitOutcome(status="slice", last_change_id=0).status is UnitStatus.SLICE
+    with pytest.raises(ValueError):
+        UnitOutcome(status="finished", last_change_id=0)
 
 
 @pytest.mark.parametrize(
-    ("request_", "status"), [(StopRequest.PAUSE, "paused"), (StopRequest.CANCEL, "cancelled")]
+    ("request_", "status"),
+    [(StopRequest.PAUSE, UnitStatus.PAUSED), (StopRequest.CANCEL, UnitStatus.CANCELLED)],
 )
 def test_a_stop_request_is_honoured_between_batches(request_, status):
     source, control = five_offices()
@@ -404,6 +419,7 @@ def test_a_stop_request_is_honoured_between_batches(request_, status):
     outcome = run.run(phase=UPSERT, after_id=0)
 
     assert (outcome.status, outcome.batches, outcome.last_change_id) == (status, 1, 2)
+    assert type(outcome.status) is UnitStatus
     assert sorted(control.actions()) == ["1", "2"]
     assert len(writer.rows) == 2
     # Resumed (the request cleared), the run continues after the checkpoint.
@@ -627,3 +643,72 @@ def test_self_references_to_parents_of_later_batches_are_set_by_the_second_pass(
     )
     assert cleared == 2
     assert {k: writer.rows[u[k]]["manager_id"] for k in (1, 2, 3)} == {1: None, 2: u[1], 3: None}
+
+
+def self_linked_employees(count: int) -> tuple[MemoryTable, MemoryControl]:
+    """``count`` employees upserted in one batch, each managed by the next (the last by the
+    first): every one written with its manager NULL and its link kept for the second pass."""
+    source = MemorySource(
+        {
+            "employees": [
+                {"id": k, "name": f"e{k}", "manager": k % count + 1} for k in range(1, count + 1)
+            ]
+        }
+    )
+    control = MemoryControl(entity="employee")
+    for key in range(1, count + 1):
+        control.add_change("new", key)
+    writer = MemoryTable("employee")
+    runner(EMPLOYEE_SPEC, EMPLOYEES, EMPLOYEE, source=source, writer=writer, control=control).run(
+        phase=UPSERT, after_id=0
+    )
+    assert len(control.links) == count
+    return writer, control
+
+
+def test_the_second_pass_runs_in_slices_that_continue_from_its_checkpoint():
+    writer, control = self_linked_employees(5)
+    linker = SelfLinker(entity="employee", writer=writer, ports=control, batch_size=2)
+
+    slices = []
+    while True:
+        outcome = linker.run(after_id=control.position(LINK), max_batches=1)
+        slices.append((outcome.status, outcome.batches, outcome.last_change_id))
+        if outcome.status == UnitStatus.DONE:
+            break
+
+    assert slices == [
+        (UnitStatus.SLICE, 1, 2),
+        (UnitStatus.SLICE, 1, 4),
+        (UnitStatus.SLICE, 1, 5),
+        (UnitStatus.DONE, 0, 5),
+    ]
+    assert all(row["manager_id"] is not None for row in writer.rows.values())
+
+
+def test_the_second_pass_stops_between_batches_as_asked():
+    writer, control = self_linked_employees(5)
+    control.stop, control.stop_after = StopRequest.PAUSE, len(control.committed)
+    linker = SelfLinker(entity="employee", writer=writer, ports=control, batch_size=2)
+
+    outcome = linker.run(after_id=0)
+
+    assert (outcome.status, outcome.batches) == (UnitStatus.PAUSED, 0)
+    assert (control.committed_links, writer.writes.count("update_columns")) == ([], 0)
+
+
+def test_a_crash_after_the_second_pass_wrote_a_batch_replays_it():
+    writer, control = self_linked_employees(5)
+    crash = CrashAt("after_destination_commit", nth=2)
+    linker = SelfLinker(entity="employee", writer=writer, ports=control, batch_size=2, fault=crash)
+
+    with pytest.raises(Crash):
+        linker.run(after_id=0)
+    assert control.position(LINK) == 2  # the second batch is written, not checkpointed
+
+    outcome = linker.run(after_id=control.position(LINK))
+
+    assert (outcome.status, outcome.batches, outcome.failed) == (UnitStatus.DONE, 2, 0)
+    assert [r.last_change_id for r in control.committed_links] == [2, 4, 5]
+    u = {k: destination_uuid("employee", str(k)) for k in range(1, 6)}
+    assert {k: writer.rows[u[k]]["manager_id"] for k in u} == {k: u[k % 5 + 1] for k in range(1, 6)}
