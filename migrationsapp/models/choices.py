@@ -155,3 +155,5 @@ class AuditAction(models.TextChoices):
     MAPPING_ACTIVATED = "mapping.activated"
     MAPPING_DEACTIVATED = "mapping.deactivated"
     CONNECTION_CHANGED = "connection.changed"
+    ENTITY_COMPLETED = "entity.completed"
+    SCHEDULE_CHANGED = "schedule.changed"
