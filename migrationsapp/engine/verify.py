@@ -36,19 +36,18 @@ Nothing is held across batches but counters and the capped lists: no set of ever
 UUID, no temporary table. The price is one record-map query per batch and pass, and one
 extra source query per destination batch.
 
-Equality and the values shown are ``values.py``'s; the report is ``verify_report.py``'s.
-``read_first_rows`` serves the mapping preview. No Django here.
+Equality and the values shown are ``values.py``'s; the report is ``verify_report.py``'s; the
+destination reads (and ``read_first_rows``, which serves the mapping preview) are
+``verify_reads.py``'s. No Django here.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-import sqlalchemy as sa
+from typing import Any
 
 from .compile import CompiledEntity, ReferenceValue
 from .connectors import ColumnInfo, Database
@@ -56,6 +55,8 @@ from .errors import RowError
 from .ids import encode_key, value_text
 from .ports import DEFAULT_BATCH_SIZE
 from .values import UnresolvedReference, as_uuid, destination_value, values_equal
+from .verify_reads import DestinationTable
+from .verify_reads import read_first_rows as read_first_rows
 from .verify_report import (
     DEFAULT_CAP,
     NOT_MIGRATED,
@@ -70,60 +71,6 @@ from .verify_report import (
     QuarantinedState,
     VerifyPorts,
 )
-
-_IN_CHUNK = 1000  # values per IN list: well below every driver's parameter limit
-
-T = TypeVar("T")
-
-
-# --- destination reads --------------------------------------------------------------------
-
-
-class DestinationTable:
-    """Reads of one destination table by its UUID key: fetch by UUIDs, stream the keys."""
-
-    def __init__(self, database: Database, name: str, key_column: str) -> None:
-        self.database = database
-        self.name = name  # as the mapping writes it (it may be schema-qualified)
-        self.table = table = database.require_table(name)
-        self.key_column = key_column
-        key_info = table.column(key_column)
-        # A UUID column on PostgreSQL binds uuid.UUID; anything else compares as text.
-        self._bind_uuid = (
-            database.dialect == "postgresql" and key_info is not None and key_info.kind == "uuid"
-        )
-
-    def _clause(self, columns: Sequence[str]) -> sa.TableClause:
-        names = dict.fromkeys([self.key_column, *columns])
-        return sa.table(self.table.name, *(sa.column(n) for n in names), schema=self.table.schema)
-
-    def _bind(self, value: uuid.UUID) -> Any:
-        return value if self._bind_uuid else str(value)
-
-    def fetch(
-        self, uuids: Sequence[uuid.UUID], columns: Sequence[str]
-    ) -> dict[uuid.UUID, dict[str, Any]]:
-        """``{uuid: {column: value}}`` for the rows that exist among ``uuids``."""
-        t = self._clause(columns)
-        key = t.c[self.key_column]
-        found: dict[uuid.UUID, dict[str, Any]] = {}
-        with self.database.connect() as conn:
-            for start in range(0, len(uuids), _IN_CHUNK):
-                chunk = [self._bind(u) for u in uuids[start : start + _IN_CHUNK]]
-                stmt = sa.select(key, *(t.c[c] for c in columns)).where(key.in_(chunk))
-                for row in conn.execute(stmt):
-                    parsed = as_uuid(row[0])
-                    if parsed is not None:
-                        found[parsed] = dict(zip(columns, row[1:], strict=True))
-        return found
-
-    def stream(self, columns: Sequence[str], batch_size: int) -> Iterator[list[dict[str, Any]]]:
-        """Every row's key and ``columns``, from one snapshot, in batches."""
-        names = list(dict.fromkeys([self.key_column, *columns]))
-        return self.database.stream_rows(self.name, names, batch_size=batch_size)
-
-
-# --- the verifier ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -381,32 +328,3 @@ class EntityVerifier:
                 )
             else:
                 report.extra.add(str(record_uuid))
-
-
-# --- preview ------------------------------------------------------------------------------
-
-
-def read_first_rows(
-    db: Database, table: str, key_columns: Sequence[str], columns: Sequence[str], limit: int
-) -> list[tuple[str, dict[str, Any]]]:
-    """The first ``limit`` rows of ``table`` by key, as ``(key text, {column: value})``.
-
-    The keys are chosen by an ordered query (in the source's collation), then the rows are
-    fetched by key so that their values are read exactly as a run reads them.
-    """
-    if limit < 1:
-        return []
-    info = db.require_table(table)
-    t = sa.table(info.name, *(sa.column(c) for c in key_columns), schema=info.schema)
-    keys = [t.c[c] for c in key_columns]
-    with db.connect() as conn:
-        raw = [tuple(r) for r in conn.execute(sa.select(*keys).order_by(*keys).limit(limit))]
-    fetched = db.fetch_rows(table, key_columns, raw, columns)
-    position = {tuple(value_text(v) for v in key): i for i, key in enumerate(raw)}
-
-    def order(item: tuple[tuple, dict[str, Any]]) -> int:
-        # A value the reader converts (a MySQL TIMESTAMP key) may not match its raw text:
-        # such rows go last rather than being lost.
-        return position.get(tuple(value_text(v) for v in item[0]), len(position))
-
-    return [(encode_key(list(key)), row) for key, row in sorted(fetched.items(), key=order)]
