@@ -15,8 +15,8 @@ Checks come in two layers:
 
 The row transformer built from a spec lives in ``engine/compile.py``. No Django here.
 
-The pieces: ``spec`` (objects), ``parse``, ``dump`` (and fingerprints), ``order``,
-``checks`` (no database) and ``tables`` (introspected tables).
+The pieces: ``spec`` (objects), ``yaml_file`` (the YAML text), ``parse``, ``dump`` (and
+fingerprints), ``order``, ``checks`` (no database) and ``tables`` (introspected tables).
 """
 
 from .checks import (
@@ -35,7 +35,6 @@ from .order import (
 )
 from .parse import (
     entity_from_dict,
-    load_mapping_yaml,
     parse_mapping,
 )
 from .spec import (
@@ -62,6 +61,7 @@ from .tables import (
     check_against_tables,
     hashed_columns,
 )
+from .yaml_file import load_mapping_yaml
 
 __all__ = [
     "CONNECTION_KEYS",
