@@ -13,16 +13,15 @@ The reachable set is a deliberate list, not whatever a URL can express:
   inode: a hard link is the same file), or the same host (``localhost``, ``127.0.0.1``,
   ``::1`` and this machine's names are one host), port and database name.
 
-Every refusal is a ConfigurationError showing the URL through ``redact_url``.
+Every refusal is a ConfigurationError showing the URL through ``redact_url``. Which machine
+a host is (the allow-list, one host under several names) is ``connection_hosts.py``'s.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import pathlib
 import re
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -30,6 +29,8 @@ from urllib.parse import parse_qsl
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
+from migrationsapp.engine.connection_hosts import check_allowed_host, same_host
+from migrationsapp.engine.connection_hosts import host_addresses as host_addresses
 from migrationsapp.engine.connection_urls import redact_url, userinfo_problem
 from migrationsapp.engine.errors import ConfigurationError
 from migrationsapp.engine.mysql_drivers import mysql_driver
@@ -166,90 +167,14 @@ def template_problems(template: str) -> list[str]:
     return problems
 
 
-# --- hosts ------------------------------------------------------------------------------
-
-_THIS_MACHINE = "this machine"
-
-
-def _strip_host(host: str) -> str:
-    return host.strip().lower().strip("[]").rstrip(".")
-
-
-def _allowed_entry(entry: str) -> tuple[str, int | None]:
-    """``db.internal`` -> (host, any port); ``db.internal:5432`` / ``[::1]:5432`` -> pinned."""
-    entry = entry.strip()
-    host, port = entry, ""
-    if entry.startswith("["):
-        host, _, after = entry[1:].partition("]")
-        port = after[1:] if after.startswith(":") else ""
-    elif entry.count(":") == 1:
-        host, port = entry.split(":", 1)
-    if port and not port.isdigit():
-        raise ConfigurationError(
-            f"DIFFMIG_ALLOWED_DB_HOSTS entry {entry!r} is not a host or host:port"
-        )
-    return _strip_host(host), int(port) if port else None
-
-
-def _check_host(host: str, port: int, policy: ConnectionPolicy, shown: str) -> None:
-    entries = [_allowed_entry(e) for e in policy.allowed_hosts if e.strip()]
-    name = _strip_host(host)
-    if any(name == h and (p is None or p == port) for h, p in entries):
-        return
-    listed = ", ".join(e.strip() for e in policy.allowed_hosts if e.strip()) or "empty"
-    if any(name == h for h, _ in entries):
-        raise ConfigurationError(
-            f"port {port} of host {host!r} in {shown} is refused: DIFFMIG_ALLOWED_DB_HOSTS "
-            f"({listed}) allows that host on other ports only"
-        )
-    raise ConfigurationError(
-        f"host {host!r} in {shown} is refused: it is not in DIFFMIG_ALLOWED_DB_HOSTS ({listed})"
-    )
-
-
-def _this_machine() -> frozenset[str]:
-    """The addresses this machine's own name resolves to (cheap: usually /etc/hosts)."""
-    try:
-        infos = socket.getaddrinfo(socket.gethostname(), None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return frozenset()
-    return frozenset(str(info[4][0]).split("%")[0] for info in infos)
-
-
-def _address_kind(address: str, local: frozenset[str]) -> str:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_loopback or ip.is_unspecified or str(ip) in local:
-        return _THIS_MACHINE
-    return str(ip)
-
-
-def host_addresses(host: str) -> frozenset[str]:
-    """What ``host`` stands for: this machine, or its name and the addresses it resolves to."""
-    name = _strip_host(host)
-    if not name or name.startswith("/") or name == "localhost" or name.endswith(".localhost"):
-        return frozenset({_THIS_MACHINE})
-    local = _this_machine()
-    try:
-        return frozenset({_address_kind(name, local)})
-    except ValueError:
-        pass  # a name, not an address
-    found = {name}
-    try:
-        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return frozenset(found)
-    for info in infos:
-        found.add(_address_kind(str(info[4][0]).split("%")[0], local))
-    return frozenset(found)
+# --- the control database's server ---------------------------------------------------
 
 
 def _same_server(host: str, port: int, control: ControlDatabase) -> bool:
     control_port = control.port or DEFAULT_PORTS.get(control.backend)
     if port != control_port:
         return False
-    return bool(host_addresses(host) & host_addresses(control.host))
+    return same_host(host, control.host)
 
 
 # --- SQLite -----------------------------------------------------------------------------
@@ -380,7 +305,7 @@ def checked_url(text: str, policy: ConnectionPolicy) -> URL:
             f"{shown} is refused: name the database (without one the driver picks a default)"
         )
     port = url.port or DEFAULT_PORTS[backend]
-    _check_host(url.host, port, policy, shown)
+    check_allowed_host(url.host, port, policy.allowed_hosts, shown)
     if backend == "postgresql" and ("=" in url.database or "://" in url.database):
         # libpq may read a dbname that looks like a connection string as one, host and all.
         raise ConfigurationError(f"{shown}: database name {url.database!r} is refused")
