@@ -12,6 +12,7 @@ from typing import Any
 from migrationsapp.cli.output import EXIT_FAILED, EXIT_OK, Output, Subcommand
 from migrationsapp.engine.values import json_value
 from migrationsapp.engine.verify_report import Q_MISSING, QUARANTINE_MISMATCHES, EntityVerification
+from migrationsapp.services.logs import CLI_ACTOR
 from migrationsapp.services.verify import verify_entities
 
 SHOWN = 10  # mismatches listed per entity and kind in the human output
@@ -29,7 +30,7 @@ def add_arguments(parser) -> None:
 
 
 def run(options: dict[str, Any], out: Output) -> int:
-    report = verify_entities(entities=options["entities"])
+    report = verify_entities(entities=options["entities"], actor=CLI_ACTOR)
     if options["json"]:
         out.json(report.as_dict())
     else:

@@ -23,7 +23,7 @@ from django.core.mail import send_mail
 from django.db.models import Sum
 
 from migrationsapp.models import MigrationControl, MigrationStatus, RunSchedule
-from migrationsapp.models.choices import LogLevel, OperationType, SessionStatus
+from migrationsapp.models.choices import AuditAction, LogLevel, OperationType, SessionStatus
 from migrationsapp.services.logs import log_event
 
 logger = logging.getLogger("diffmig.alerts")
@@ -99,6 +99,7 @@ def send_alert(alert: Alert) -> AlertOutcome:
         log_event(
             session_id=uuid.UUID(alert.session_id) if alert.session_id else None,
             operation=OperationType.CHECKPOINT_SAVE,
+            action=AuditAction.ALERT_NOT_SENT,
             level=LogLevel.WARN,
             message=f"{message} (alert: {alert.subject}); check EMAIL_* and "
             "DIFFMIG_ALERT_EMAILS, or DIFFMIG_ALERT_WEBHOOK_URL",

@@ -19,7 +19,13 @@ from migrationsapp.engine.introspect import unindexed_references
 from migrationsapp.engine.mapping import EntitySpec, hashed_columns
 from migrationsapp.models import AnalysisChange, DifferentialAnalysisResult, MigrationControl
 from migrationsapp.models.analysis import DISPLAY_CAP
-from migrationsapp.models.choices import ChangeKind, EntityState, LogLevel, OperationType
+from migrationsapp.models.choices import (
+    AuditAction,
+    ChangeKind,
+    EntityState,
+    LogLevel,
+    OperationType,
+)
 from migrationsapp.services.changeset import ControlChangeSetStore
 from migrationsapp.services.cursors import (
     WindowControlStore,
@@ -163,6 +169,7 @@ def analyze_into_result(
         operation=OperationType.BASELINE_ANALYSIS
         if baseline
         else OperationType.DIFFERENTIAL_DETECTION,
+        action=AuditAction.ENTITY_ANALYZED,
         message=(
             f"{entity.name}: {counts.source_count} source records: {counts.new} new, "
             f"{counts.modified} modified, {counts.deleted} deleted, {counts.unchanged} unchanged, "
@@ -179,6 +186,7 @@ def analyze_into_result(
             session_id=session_id,
             entity=entity.name,
             operation=OperationType.VALIDATION,
+            action=AuditAction.ENTITY_ANALYSIS_NOTE,
             level=LogLevel.WARN,
             message=f"{entity.name}: {counts.null_keys} source row(s) have NULL in source_key "
             f"{list(entity.source_key)} and are not migrated (a NULL identifies no record): "
@@ -192,6 +200,7 @@ def analyze_into_result(
             session_id=session_id,
             entity=entity.name,
             operation=OperationType.VALIDATION,
+            action=AuditAction.QUARANTINE_GONE,
             message=f"{entity.name}: {store.resolved_gone} quarantined record(s) left the source "
             "and were resolved",
         )
@@ -204,6 +213,7 @@ def analyze_into_result(
             session_id=session_id,
             entity=entity.name,
             operation=OperationType.VALIDATION,
+            action=AuditAction.ENTITY_ANALYSIS_NOTE,
             level=LogLevel.WARN,
             message=note,
             context={"analysis_id": str(result.id), "deleted": counts.deleted},

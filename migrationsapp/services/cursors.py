@@ -41,7 +41,7 @@ from migrationsapp.engine.cursor import (
 from migrationsapp.engine.diff import AnalysisCounts
 from migrationsapp.engine.mapping import EntitySpec
 from migrationsapp.models import MigrationControl, QuarantinedRecord
-from migrationsapp.models.choices import EntityState, OperationType
+from migrationsapp.models.choices import AuditAction, EntityState, OperationType
 from migrationsapp.services.changeset import STAGE, ControlChangeSetStore
 from migrationsapp.services.logs import log_event
 
@@ -289,6 +289,7 @@ def announce_cursor(*, control_id: uuid.UUID) -> Cursor | None:
         session_id=control.session_id,
         entity=control.entity_type,
         operation=OperationType.CHECKPOINT_SAVE,
+        action=AuditAction.ENTITY_CURSOR_ADVANCED,
         message=f"{control.entity_type}: timestamp cursor advanced to "
         f"({end.timestamp}, {end.key_text})",
         context={"cursor": end.as_dict(), "analysis_id": str(stored.analysis_id)},

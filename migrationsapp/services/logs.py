@@ -1,4 +1,9 @@
-"""Writing the execution log: one entry per event, or in bulk for a batch's records."""
+"""Writing the execution log: one entry per event, or in bulk for a batch's records.
+
+Every entry says what happened (``action``, an ``AuditAction`` code) and who made it happen
+(``actor``): the username of a person who acted, or one of the names below for what no
+person asked for directly; "" for the run itself (its analysis, batches, finish).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,12 @@ from django.utils import timezone
 
 from migrationsapp.models import MigrationExecutionLog
 from migrationsapp.models.choices import AuditAction, LogLevel, OperationType
+
+# Actors that are not a person, where a username would stand: the command line, a run
+# schedule, a worker's own round (the watchdog).
+CLI_ACTOR = "cli"
+SCHEDULE_ACTOR = "schedule"
+WORKER_ACTOR = "worker"
 
 
 def _entry(

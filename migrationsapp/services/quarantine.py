@@ -4,7 +4,8 @@ Both are compare-and-set updates on the open entry (``filter(pk=…, resolved_at
 .update(…)``, then the count is checked): a run that resolves or re-quarantines the record at
 the same moment, or a second click, cannot be overwritten; the loser gets a
 ``QuarantineActionError`` saying what the entry's state is now. Each action is written to the
-execution log (operation ``validation``, naming the user) in the same transaction.
+execution log (operation ``validation``, action ``quarantine.retried`` or
+``quarantine.resolved``, the user as its actor) in the same transaction.
 
 **Retry on next run.** Every open entry is in the next analysis's change set anyway
 (``services.changeset``): ``retry`` when its content hash and mapping version are those it
@@ -44,7 +45,7 @@ from django.utils import timezone
 
 from migrationsapp.engine.errors import TerminalError
 from migrationsapp.models import QuarantinedRecord, RecordMap
-from migrationsapp.models.choices import OperationType
+from migrationsapp.models.choices import AuditAction, OperationType
 from migrationsapp.selectors.quarantine_links import children_of, reference_links
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.users import username
@@ -52,10 +53,6 @@ from migrationsapp.services.users import username
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
 
-RETRY_ACTION = "diffmig.quarantine.retry_requested"
-RESOLVE_ACTION = "diffmig.quarantine.resolved"
-BULK_RETRY_ACTION = "diffmig.quarantine.bulk_retry_requested"
-BULK_RESOLVE_ACTION = "diffmig.quarantine.bulk_resolved"
 NOTE_MAX = 2000
 # Ids named in a bulk action's log entry; beyond, the entry gives their number only.
 LOGGED_IDS = 200
@@ -81,14 +78,23 @@ def _refusal(entry_id: int, action: str) -> QuarantineActionError:
     )
 
 
-def _log(entry: QuarantinedRecord, *, action: str, message: str, user: str) -> None:
+def _log(
+    entry: QuarantinedRecord,
+    *,
+    action: AuditAction,
+    message: str,
+    user: str,
+    context: dict | None = None,
+) -> None:
     log_event(
         session_id=None,
         operation=OperationType.VALIDATION,
+        action=action,
+        actor=user,
         entity=entry.entity_type,
         record_id=entry.legacy_key_text,
         message=message,
-        context={"action": action, "quarantine_id": entry.pk, "user": user},
+        context={"quarantine_id": entry.pk, **(context or {})},
     )
 
 
@@ -113,7 +119,7 @@ def retry_quarantined_record(*, entry_id: int, user: AbstractBaseUser | None) ->
     name = username(user)
     _log(
         entry,
-        action=RETRY_ACTION,
+        action=AuditAction.QUARANTINE_RETRIED,
         user=name,
         message=f"{entry.entity_type} {entry.legacy_key_text}: {name} asked to retry the "
         "quarantined record on the next run",
@@ -151,14 +157,13 @@ def resolve_quarantined_record(
     if changed != 1:
         raise _refusal(entry_id, "resolve it")
     entry = QuarantinedRecord.objects.get(pk=entry_id)
-    log_event(
-        session_id=None,
-        operation=OperationType.VALIDATION,
-        entity=entry.entity_type,
-        record_id=entry.legacy_key_text,
+    _log(
+        entry,
+        action=AuditAction.QUARANTINE_RESOLVED,
+        user=name,
         message=f"{entry.entity_type} {entry.legacy_key_text}: {name} marked the quarantined "
         f"record resolved: {text}",
-        context={"action": RESOLVE_ACTION, "quarantine_id": entry.pk, "user": name, "note": text},
+        context={"note": text},
     )
     return entry
 
@@ -254,14 +259,16 @@ def _check(selection: QuarantineSelection) -> None:
         )
 
 
-def _log_bulk(*, action: str, message: str, user: str, note: str, selection, changed) -> None:
+def _log_bulk(
+    *, action: AuditAction, message: str, user: str, note: str, selection, changed
+) -> None:
     log_event(
         session_id=None,
         operation=OperationType.VALIDATION,
+        action=action,
+        actor=user,
         message=message,
         context={
-            "action": action,
-            "user": user,
             "note": note,
             "changed": changed,
             "selection": selection.as_log(),
@@ -296,7 +303,7 @@ def retry_quarantined_records(
     name = username(user)
     named = _named(selection)
     _log_bulk(
-        action=BULK_RETRY_ACTION,
+        action=AuditAction.QUARANTINE_RETRIED,
         user=name,
         note=text,
         selection=selection,
@@ -320,7 +327,7 @@ def resolve_quarantined_records(
     ).update(resolved_at=timezone.now(), resolved_by=name, resolution_note=text)
     named = _named(selection)
     _log_bulk(
-        action=BULK_RESOLVE_ACTION,
+        action=AuditAction.QUARANTINE_RESOLVED,
         user=name,
         note=text,
         selection=selection,

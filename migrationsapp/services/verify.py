@@ -17,7 +17,7 @@ from migrationsapp.engine.ports import DEFAULT_BATCH_SIZE
 from migrationsapp.engine.verify import EntityVerifier
 from migrationsapp.engine.verify_report import DEFAULT_CAP, EntityVerification, MapEntry
 from migrationsapp.models import QuarantinedRecord, RecordMap
-from migrationsapp.models.choices import LogLevel, OperationType
+from migrationsapp.models.choices import AuditAction, LogLevel, OperationType
 from migrationsapp.services.databases import open_named
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.mappings import load_active_mapping
@@ -111,9 +111,11 @@ def verify_entities(
     entities: Sequence[str] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     cap: int = DEFAULT_CAP,
+    actor: str = "",
 ) -> VerifyReport:
     """Verify the given entities (default: every active one) against the active mapping.
 
+    ``actor`` is who asked (a username, or ``cli``), named in each entity's log entry.
     Raises ConfigurationError for an entity without an active mapping.
     """
     active = load_active_mapping()
@@ -156,7 +158,7 @@ def verify_entities(
                 batch_size=batch_size,
                 cap=cap,
             ).run()
-            _log(result)
+            _log(result, actor=actor)
             results.append(result)
     finally:
         source.close()
@@ -164,13 +166,15 @@ def verify_entities(
     return VerifyReport(entities=results)
 
 
-def _log(result: EntityVerification) -> None:
+def _log(result: EntityVerification, *, actor: str) -> None:
     counts = result.counts()
     verdict = "equal" if result.equal else "differences found"
     log_event(
         session_id=None,
         entity=result.entity,
         operation=OperationType.VALIDATION,
+        action=AuditAction.VERIFY_FINISHED,
+        actor=actor,
         level=LogLevel.INFO,
         message=(
             f"verify {result.entity} (mapping v{result.mapping_version}): {verdict}; "

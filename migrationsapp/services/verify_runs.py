@@ -106,7 +106,7 @@ def execute_verify_run(*, run_id: uuid.UUID) -> VerifyRun:
     if not claimed:
         return run
     try:
-        report = verify_entities(entities=run.entities or None)
+        report = verify_entities(entities=run.entities or None, actor=run.launched_by)
     except DiffmigError as error:
         text = str(error) + (f" — {error.hint}" if error.hint else "")
         return _end(run_id, VerifyState.FAILED, text)

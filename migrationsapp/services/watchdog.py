@@ -33,10 +33,16 @@ from django.utils import timezone
 
 from migrationsapp.engine.errors import StateTransitionError, TransientError
 from migrationsapp.models import MigrationControl, MigrationStatus
-from migrationsapp.models.choices import EntityState, LogLevel, OperationType, SessionStatus
+from migrationsapp.models.choices import (
+    AuditAction,
+    EntityState,
+    LogLevel,
+    OperationType,
+    SessionStatus,
+)
 from migrationsapp.services import leases, run_schedules, runs
 from migrationsapp.services.dispatch import EXECUTOR, dispatch, start_session
-from migrationsapp.services.logs import log_event
+from migrationsapp.services.logs import WORKER_ACTOR, log_event
 from migrationsapp.services.state import transition_session
 
 
@@ -119,6 +125,8 @@ def _start_orphan(session_id: uuid.UUID, report: WatchdogReport) -> None:
     log_event(
         session_id=session_id,
         operation=OperationType.CHECKPOINT_RESTORE,
+        action=AuditAction.SESSION_NEVER_STARTED,
+        actor=WORKER_ACTOR,
         level=LogLevel.WARN,
         message=f"launched at {session.created_at:%Y-%m-%d %H:%M:%S} UTC but never started "
         "(the process that launched it stopped before handing it to the workers); the "
@@ -142,6 +150,8 @@ def _log_lost_jobs(session_id: uuid.UUID, job_ids: list[str]) -> None:
     log_event(
         session_id=session_id,
         operation=OperationType.CHECKPOINT_RESTORE,
+        action=AuditAction.UNIT_REQUEUED,
+        actor=WORKER_ACTOR,
         level=LogLevel.INFO,
         message=f"the watchdog enqueued {len(job_ids)} ready unit(s) that had no job in the "
         "queue; they continue from their last checkpoint",
@@ -173,6 +183,8 @@ def _taken_over(
         session_id=control.session_id,
         entity=control.entity_type,
         operation=OperationType.CHECKPOINT_RESTORE,
+        action=AuditAction.UNIT_TAKEN_OVER,
+        actor=WORKER_ACTOR,
         level=LogLevel.WARN,
         message=f"{what}: its worker stopped renewing the lease (the last "
         f"heartbeat {seen}); another worker continues from the last checkpoint "

@@ -684,8 +684,8 @@ def test_operator_resolves_an_entry_and_the_log_names_them(operator_client):
     assert log.message == (
         "doctor 5: operator marked the quarantined record resolved: fixed by hand in the CRM"
     )
-    assert log.context_data["user"] == "operator"
-    assert log.context_data["note"] == "fixed by hand in the CRM"
+    assert (log.action, log.actor) == ("quarantine.resolved", "operator")
+    assert log.context_data == {"quarantine_id": entry.pk, "note": "fixed by hand in the CRM"}
 
 
 def test_resolving_one_entry_without_a_note_is_refused_and_changes_nothing(operator_client):
@@ -741,6 +741,7 @@ def test_operator_requests_a_retry_which_clears_the_hashes_and_is_logged(operato
     assert other.content_hash == "c" * 64
     log = MigrationExecutionLog.objects.get()
     assert log.operation_type == "validation" and "operator asked to retry" in log.message
+    assert (log.action, log.actor) == ("quarantine.retried", "operator")
     # Once requested, the button is disabled and a second request is refused.
     page = html(operator_client.get(url("quarantine")))
     assert "retry requested" in page and 'disabled title="Already requested"' in page

@@ -319,6 +319,7 @@ def test_cursor_advances_only_after_a_completed_run(setup):
         "item: timestamp cursor advanced to (2024-03-01T10:00:00, 1)",
         "item: timestamp cursor advanced to (2024-03-01T11:00:00, 2)",
     ]
+    assert set(announced.values_list("action", "actor")) == {("entity.cursor_advanced", "")}
 
 
 # --- the window's reads on every source dialect ---------------------------------------------

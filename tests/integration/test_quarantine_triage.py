@@ -284,7 +284,7 @@ def test_bulk_resolve_of_a_selection_stores_who_and_why_and_logs_it(operator_cli
     assert log.message == (
         "operator marked 2 quarantined records resolved (2 selected entries): fixed in the CRM"
     )
-    assert log.context_data["user"] == "operator"
+    assert (log.action, log.actor) == ("quarantine.resolved", "operator")
     assert log.context_data["note"] == "fixed in the CRM"
     assert sorted(log.context_data["selection"]["ids"]) == sorted([first.pk, second.pk])
     # Shown in the list (resolved state) …

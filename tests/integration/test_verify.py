@@ -139,9 +139,11 @@ def test_verify_after_a_run_finds_every_record_equal_and_quarantined_apart(migra
             [],
         )
         assert result["truncated"] is False
-    logs = MigrationExecutionLog.objects.filter(operation_type="validation", session=None)
+    logs = MigrationExecutionLog.objects.filter(action="verify.finished")
     assert [entry.entity_type for entry in logs] == list(ENTITIES)
-    assert {entry.log_level for entry in logs} == {"info"}
+    assert {(entry.log_level, entry.session_id, entry.actor) for entry in logs} == {
+        ("info", None, "cli")
+    }
     patient = logs.get(entity_type="patient").context_data["verify"]
     assert (patient["compared"], patient["quarantined"]) == (
         len(migrated.expected("patient")),
@@ -389,7 +391,7 @@ def test_verify_refuses_an_entity_without_an_active_mapping(clinic):
 
     assert result.code == 2
     assert "invoice" in result.err
-    assert not MigrationExecutionLog.objects.filter(operation_type="validation").exists()
+    assert not MigrationExecutionLog.objects.filter(action="verify.finished").exists()
 
 
 @pytest.mark.django_db(transaction=True)

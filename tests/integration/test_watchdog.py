@@ -22,9 +22,9 @@ from migrationsapp.services.dispatch import (
     QueueUnavailableError,
     dispatch,
     start_session,
+    submit,
 )
-from migrationsapp.services.executor import submit_session
-from migrationsapp.services.runs import prepare_resume
+from migrationsapp.services.runs import resume_run
 from tests.factories import (
     MigrationCheckpointFactory,
     MigrationControlFactory,
@@ -103,7 +103,11 @@ def test_a_stale_lease_is_taken_over_and_its_unit_dispatched_from_the_checkpoint
     restore = MigrationExecutionLog.objects.get(
         session_id=sid, operation_type=OperationType.CHECKPOINT_RESTORE
     )
-    assert restore.entity_type == "office"
+    assert (restore.entity_type, restore.action, restore.actor) == (
+        "office",
+        "unit.taken_over",
+        "worker",
+    )
     assert "stopped renewing the lease" in restore.message
     assert "attempt 2 of 3" in restore.message
 
@@ -173,7 +177,7 @@ def test_a_ready_unit_that_redis_lost_is_dispatched_again(redis_jobs):
         message__contains="had no job in the queue",
     ).last()
     assert lost.context_data == {"jobs": [job_id]}
-    assert lost.log_level == "info"
+    assert (lost.log_level, lost.action, lost.actor) == ("info", "unit.requeued", "worker")
 
 
 def test_a_launch_whose_launcher_died_before_starting_it_is_started(redis_jobs):
@@ -196,6 +200,7 @@ def test_a_launch_whose_launcher_died_before_starting_it_is_started(redis_jobs):
     started = MigrationExecutionLog.objects.get(session_id=sid, message__contains="never started")
     assert (started.operation_type, started.log_level) == (OperationType.CHECKPOINT_RESTORE, "warn")
     assert started.context_data == {"launched_by": "ana"}
+    assert (started.action, started.actor) == ("session.never_started", "worker")
     # A launch younger than a lease may still be starting: left to its launcher.
     just_launched.refresh_from_db()
     assert just_launched.overall_status == SessionStatus.PENDING
@@ -233,8 +238,7 @@ def test_resume_of_a_session_whose_leases_are_stale_dispatches_at_once(
     MigrationCheckpointFactory(migration_run=office, unit="upsert", batch_position=7)
 
     with django_capture_on_commit_callbacks(execute=True):
-        prepare_resume(session_id=session.migration_session_id, user="test")
-        submit_session(session_id=session.migration_session_id)
+        resume_run(session_id=session.migration_session_id, user="test", background=True)
 
     office.refresh_from_db()
     # Resumed by an operator: pending again, no lease, its attempts granted afresh.
@@ -286,7 +290,7 @@ def test_with_redis_down_a_submitted_session_waits_running_for_the_watchdog(
 
     # The web's way: the request does not fail, the log says why nothing runs yet.
     with django_capture_on_commit_callbacks(execute=True):
-        submit_session(session_id=session.migration_session_id)
+        submit(session_id=session.migration_session_id)
 
     session.refresh_from_db()
     assert session.overall_status == SessionStatus.RUNNING
