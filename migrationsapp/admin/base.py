@@ -143,6 +143,12 @@ def entity_filter(field: str = "entity_type") -> type[admin.SimpleListFilter]:
     return EntityFilter
 
 
+@admin.display(description="session")
+def session_column(obj) -> uuid.UUID | None:
+    """A row's session for a list column, from its FK column (the session's id): no join."""
+    return obj.session_id
+
+
 class ReadOnlyAdmin(WriteGuardMixin, ExactSearchMixin, admin.ModelAdmin):
     """What the engine writes: viewable by whoever holds ``view``, changed by nobody here.
 

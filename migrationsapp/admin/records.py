@@ -11,7 +11,7 @@ from django.utils.text import Truncator
 
 from migrationsapp.models import MigrationExecutionLog, QuarantinedRecord, RecordEvent, RecordMap
 
-from .base import ReadOnlyAdmin, entity_filter
+from .base import ReadOnlyAdmin, entity_filter, session_column
 
 
 def _short(text: str | None, length: int = 80) -> str:
@@ -54,7 +54,7 @@ class MigrationExecutionLogAdmin(ReadOnlyAdmin):
         "entity_type",
         "record_id",
         "short_message",
-        "session_ref",
+        session_column,
     )
     list_filter = (
         "log_level",
@@ -73,10 +73,6 @@ class MigrationExecutionLogAdmin(ReadOnlyAdmin):
     @admin.display(description="message")
     def short_message(self, obj: MigrationExecutionLog) -> str:
         return _short(obj.message)
-
-    @admin.display(description="session")
-    def session_ref(self, obj: MigrationExecutionLog):
-        return obj.session_id
 
 
 @admin.register(RecordMap)
@@ -108,7 +104,7 @@ class RecordEventAdmin(ReadOnlyAdmin):
         "action",
         "mapping_version",
         "short_reason",
-        "session_ref",
+        session_column,
     )
     list_filter = ("action", entity_filter(), ("occurred_at", admin.DateFieldListFilter))
     exact_search_fields = ("legacy_key_text", "entity_type")
@@ -121,10 +117,6 @@ class RecordEventAdmin(ReadOnlyAdmin):
     @admin.display(description="reason")
     def short_reason(self, obj: RecordEvent) -> str:
         return _short(obj.reason)
-
-    @admin.display(description="session")
-    def session_ref(self, obj: RecordEvent):
-        return obj.session_id
 
 
 @admin.register(QuarantinedRecord)

@@ -18,7 +18,7 @@ from migrationsapp.models import (
     MigrationStatus,
 )
 
-from .base import ReadOnlyAdmin, entity_filter
+from .base import ReadOnlyAdmin, entity_filter, session_column
 
 
 @admin.register(MigrationStatus)
@@ -43,7 +43,7 @@ class MigrationStatusAdmin(ReadOnlyAdmin):
 class MigrationControlAdmin(ReadOnlyAdmin):
     list_display = (
         "entity_type",
-        "session_ref",
+        session_column,
         "state",
         "mode",
         "phase",
@@ -66,10 +66,6 @@ class MigrationControlAdmin(ReadOnlyAdmin):
     list_select_related = ()
     ordering = ("-created_at",)
     sortable_by = ("entity_type",)
-
-    @admin.display(description="session")
-    def session_ref(self, obj: MigrationControl):
-        return obj.session_id
 
 
 @admin.register(MigrationCheckpoint)
@@ -105,7 +101,7 @@ class DifferentialAnalysisResultAdmin(ReadOnlyAdmin):
         "deleted_count",
         "unchanged_count",
         "retry_count",
-        "session_ref",
+        session_column,
     )
     list_filter = (
         "detection",
@@ -119,10 +115,6 @@ class DifferentialAnalysisResultAdmin(ReadOnlyAdmin):
     readonly_fields = ("change_set",)
     ordering = ("-analysis_timestamp",)
     sortable_by = ("analysis_timestamp", "entity_type")
-
-    @admin.display(description="session")
-    def session_ref(self, obj: DifferentialAnalysisResult):
-        return obj.session_id
 
     @admin.display(description="change set")
     def change_set(self, obj: DifferentialAnalysisResult):

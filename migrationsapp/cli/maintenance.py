@@ -11,8 +11,8 @@ from django.conf import settings
 from django.db import connections
 
 from migrationsapp.cli.output import EXIT_OK, Output, Subcommand
+from migrationsapp.selectors.workers import runs_in_workers
 from migrationsapp.services import retention, watchdog
-from migrationsapp.services.dispatch import runs_in_workers
 
 
 def add_cleanup_arguments(parser) -> None:

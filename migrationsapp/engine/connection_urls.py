@@ -32,6 +32,7 @@ __all__ = [
     "redact_url",
     "split_userinfo",
     "strip_password",
+    "url_target",
     "userinfo_problem",
 ]
 
@@ -170,6 +171,25 @@ def strip_password(text: str) -> str:
     if span is None:
         return text
     return text[: span[0] - 1] + text[text.rfind("@") :]
+
+
+def url_target(url: str) -> tuple[str, ...]:
+    """What a URL points at, as written: kind of database, host and port, database.
+
+    Compared as text (placeholders and all): a stored password stays only while this does.
+    """
+    text = url.strip()
+    if is_whole_placeholder(text):
+        return ("environment", text)
+    match = _SCHEME.match(text)
+    if match is None:
+        return ("unparsed", text)
+    scheme = match.group(0).removesuffix("://").lower().partition("+")[0]
+    kind = {"mariadb": "mysql", "postgres": "postgresql"}.get(scheme, scheme)
+    rest = text[match.end() :].partition("?")[0].partition("#")[0]
+    authority, slash, path = rest.partition("/")
+    host_port = authority.rpartition("@")[2].lower()
+    return (kind, host_port, path if slash else "")
 
 
 # --- expansion ------------------------------------------------------------------------

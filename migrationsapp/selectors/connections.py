@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from migrationsapp.engine.connection_urls import url_target
 from migrationsapp.models import Connection, SchemaMappingDefinition
-from migrationsapp.services.connections import url_target
 
 DRIVERS = {
     "mysql": "MariaDB / MySQL",

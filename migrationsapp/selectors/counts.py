@@ -2,7 +2,7 @@
 
 ``changes`` (new + modified + deleted + retry) and ``remaining`` (changes not yet processed,
 failed or skipped) are derived here and nowhere else, for the pages, the CLI's documents
-and the services alike.
+and the services alike; so is a count as a share of another (``percent_of``, bar widths).
 """
 
 from __future__ import annotations
@@ -10,6 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from migrationsapp.models import MigrationControl
+
+
+def percent_of(part: int, whole: int) -> float:
+    """``part`` as a percentage of ``whole``, for bar widths (0 to 100, one decimal)."""
+    if whole <= 0:
+        return 0.0
+    return round(min(max(part / whole, 0.0), 1.0) * 100, 1)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,8 +12,10 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import reduce
+from typing import Any
 
-from django.db.models import Count, Max
+from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
 from migrationsapp.models import (
@@ -25,6 +27,7 @@ from migrationsapp.models import (
 )
 from migrationsapp.models.choices import ACTIVE_ENTITY_STATES, EntityState
 from migrationsapp.models.verify_runs import FINISHED_VERIFY
+from migrationsapp.selectors.counts import EntityCounts
 from migrationsapp.selectors.definitions import active_definitions
 from migrationsapp.selectors.sessions import format_duration
 
@@ -151,78 +154,59 @@ class WorkerState:
         return f"{self.workers} worker{'s' if self.workers != 1 else ''} listening"
 
 
-def _migrated(entities: Sequence[str]) -> dict[str, int]:
-    rows = (
-        RecordMap.objects.filter(entity_type__in=entities, deleted_at__isnull=True)
-        .values("entity_type")
-        .annotate(n=Count("id"))
-    )
-    return {row["entity_type"]: row["n"] for row in rows}
+def _count_by_entity(rows: QuerySet) -> dict[str, int]:
+    """Rows per entity, in one grouped query."""
+    counted = rows.values("entity_type").annotate(n=Count("id"))
+    return {row["entity_type"]: row["n"] for row in counted}
 
 
-def _quarantined(entities: Sequence[str]) -> dict[str, int]:
-    rows = (
-        QuarantinedRecord.objects.filter(entity_type__in=entities, resolved_at__isnull=True)
-        .values("entity_type")
-        .annotate(n=Count("id"))
-    )
-    return {row["entity_type"]: row["n"] for row in rows}
-
-
-def _last_runs(entities: Sequence[str]) -> dict[str, LastRun]:
-    """Each entity's control row of its newest session (two queries: newest, then the rows)."""
-    newest = (
-        MigrationControl.objects.filter(entity_type__in=entities)
-        .values("entity_type")
-        .annotate(latest=Max("created_at"))
-    )
+def _newest_by_entity(rows: QuerySet, *, moment: str, related: str) -> dict[str, Any]:
+    """Each entity's row with the latest ``moment`` (a field path such as ``run__created_at``),
+    in two queries: the latest moment per entity, then the rows at those moments."""
+    newest = rows.values("entity_type").annotate(latest=Max(moment))
     wanted = {(row["entity_type"], row["latest"]) for row in newest}
     if not wanted:
         return {}
-    controls = MigrationControl.objects.filter(
+    candidates = rows.filter(
         entity_type__in=[entity for entity, _ in wanted],
-        created_at__in=[latest for _, latest in wanted],
-    ).select_related("session")
-    out: dict[str, LastRun] = {}
-    for control in controls:
-        if (control.entity_type, control.created_at) not in wanted:
-            continue
-        out[control.entity_type] = LastRun(
+        **{f"{moment}__in": [latest for _, latest in wanted]},
+    ).select_related(related)
+    # The second query matches each entity with any entity's latest moment: keep the pairs.
+    return {
+        row.entity_type: row
+        for row in candidates
+        if (row.entity_type, reduce(getattr, moment.split("__"), row)) in wanted
+    }
+
+
+def _last_runs(entities: Sequence[str]) -> dict[str, LastRun]:
+    """Each entity's control row of its newest session."""
+    controls = MigrationControl.objects.filter(entity_type__in=entities)
+    return {
+        entity: LastRun(
             session_id=control.session_id,
             state=control.state,
             at=control.finished_at or control.started_at or control.created_at,
-            changes=control.new_count
-            + control.modified_count
-            + control.deleted_count
-            + control.retry_count,
+            changes=EntityCounts.of(control).changes,
             processed=control.processed_count,
             failed=control.failed_count,
             skipped=control.skipped_count,
             dry_run=bool((control.session.options or {}).get("dry_run")),
             message=control.message,
         )
-    return out
+        for entity, control in _newest_by_entity(
+            controls, moment="created_at", related="session"
+        ).items()
+    }
 
 
 def _last_verifies(entities: Sequence[str]) -> dict[str, LastVerify]:
     """Each entity's report in the newest finished verification that covered it."""
-    newest = (
-        VerifyEntityReport.objects.filter(entity_type__in=entities, run__state__in=FINISHED_VERIFY)
-        .values("entity_type")
-        .annotate(latest=Max("run__created_at"))
-    )
-    wanted = {(row["entity_type"], row["latest"]) for row in newest}
-    if not wanted:
-        return {}
     reports = VerifyEntityReport.objects.filter(
-        entity_type__in=[entity for entity, _ in wanted],
-        run__created_at__in=[latest for _, latest in wanted],
-    ).select_related("run")
-    out: dict[str, LastVerify] = {}
-    for report in reports:
-        if (report.entity_type, report.run.created_at) not in wanted:
-            continue
-        out[report.entity_type] = LastVerify(
+        entity_type__in=entities, run__state__in=FINISHED_VERIFY
+    )
+    return {
+        entity: LastVerify(
             run_id=report.run_id,
             state=report.run.state,
             at=report.run.finished_at,
@@ -230,7 +214,10 @@ def _last_verifies(entities: Sequence[str]) -> dict[str, LastVerify]:
             differences=report.missing + report.extra + report.different_records,
             quarantined=report.quarantined,
         )
-    return out
+        for entity, report in _newest_by_entity(
+            reports, moment="run__created_at", related="run"
+        ).items()
+    }
 
 
 def _next_runs(entities: Sequence[str]) -> dict[str, NextRun]:
@@ -249,7 +236,12 @@ def entity_rows() -> list[EntityRow]:
     entities = [d.entity_type for d in active_definitions()]
     if not entities:
         return []
-    migrated, quarantined = _migrated(entities), _quarantined(entities)
+    migrated = _count_by_entity(
+        RecordMap.objects.filter(entity_type__in=entities, deleted_at__isnull=True)
+    )
+    quarantined = _count_by_entity(
+        QuarantinedRecord.objects.filter(entity_type__in=entities, resolved_at__isnull=True)
+    )
     runs, verifies, nexts = _last_runs(entities), _last_verifies(entities), _next_runs(entities)
     return [
         EntityRow(

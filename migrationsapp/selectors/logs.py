@@ -1,4 +1,5 @@
-"""Reads of the execution log: filtered, and only after the last entry a reader has."""
+"""Reads of the execution log: filtered, the latest entries of a session (the log panel),
+and only after the last entry a reader has."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from migrationsapp.models import MigrationExecutionLog
 from migrationsapp.models.choices import LogLevel, levels_at_or_above
 
 LEVEL_ALIASES = {"warning": "warn", "err": "error"}
+
+# The log panels show INFO and up unless asked: a batch's line is DEBUG, so that the warnings
+# and errors of records stand out.
+DEFAULT_LOG_LEVEL = LogLevel.INFO
 
 
 def parse_level(text: str) -> str:
@@ -35,6 +40,28 @@ def session_logs(
         query = query.filter(entity_type=entity)
     query = query.order_by("id")
     return query[:limit] if limit else query
+
+
+def log_tail(
+    *, session_id: uuid.UUID, limit: int = 100, level: str | None = DEFAULT_LOG_LEVEL
+) -> list[MigrationExecutionLog]:
+    """The last ``limit`` entries of a session at ``level`` or above, oldest first."""
+    latest = MigrationExecutionLog.objects.filter(session_id=session_id)
+    if level:
+        latest = latest.filter(log_level__in=levels_at_or_above(level))
+    return list(reversed(latest.order_by("-id")[:limit]))
+
+
+def log_after(
+    *,
+    session_id: uuid.UUID,
+    after_id: int,
+    limit: int = 200,
+    level: str | None = DEFAULT_LOG_LEVEL,
+) -> list[MigrationExecutionLog]:
+    """Entries at ``level`` or above after the last one a reader has, oldest first, at most
+    ``limit``."""
+    return list(session_logs(session_id=session_id, after_id=after_id, limit=limit, level=level))
 
 
 def format_log_line(entry: MigrationExecutionLog) -> str:

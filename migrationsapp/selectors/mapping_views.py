@@ -1,9 +1,9 @@
 """Reads for the mapping editor pages: versions per entity, introspected columns, the
 importer's checks on one stored definition, and the differences between two versions.
 
-* ``introspect_tables`` opens the definition's two named connections once and reads its two
-  tables; a database that cannot be reached (or a connection that is not configured) is a
-  warning, not an error: the editor then offers free text instead of column pickers.
+* ``IntrospectedTables``: the definition's two tables as their databases describe them
+  (``services.introspection.introspect_tables`` reads them; a database that cannot be
+  reached is a warning, not an error: the editor then offers free text instead of pickers).
 * ``validate_definition`` runs the importer's checks (``engine.mapping.check_entity``, then
   ``check_against_tables`` when both tables could be introspected) and sorts each problem to
   the field row it names (``MappingProblem.field`` is a destination field); what names no row
@@ -19,17 +19,15 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
 from django.db.models import QuerySet
 
-from migrationsapp.engine.errors import DiffmigError, MappingError, MappingProblem
+from migrationsapp.engine.errors import MappingError, MappingProblem
 from migrationsapp.engine.introspect import TableInfo
 from migrationsapp.engine.mapping import EntitySpec, check_against_tables, check_entity
 from migrationsapp.engine.validation import compile_rules
 from migrationsapp.models import RecordMap, SchemaMappingDefinition
 from migrationsapp.models.mapping import DEFINITION_SETTINGS
 from migrationsapp.selectors.definitions import definition_to_entity
-from migrationsapp.services.databases import open_named
 
 ROW_RELATIONS = ("field_mappings", "validation_rules", "transformation_functions")
 
@@ -93,40 +91,6 @@ class IntrospectedTables:
     @property
     def destination_columns(self) -> list[str] | None:
         return list(self.destination.columns) if self.destination is not None else None
-
-
-def _read_table(connection: str, table: str, side: str) -> tuple[TableInfo | None, bool, str]:
-    """(table, database reached, warning) for one side of a definition."""
-    if not table:
-        return None, True, f"no {side} table is set yet"
-    try:
-        database = open_named(connection)
-        try:
-            info = database.table(table)
-        finally:
-            database.close()
-    except (DiffmigError, sa.exc.SQLAlchemyError) as exc:
-        return None, False, f"{side} database {connection!r} cannot be read ({exc})"
-    if info is None:
-        return None, True, f"{side} table {table!r} does not exist in {connection!r}"
-    return info, True, ""
-
-
-def introspect_tables(definition: SchemaMappingDefinition) -> IntrospectedTables:
-    """Read both tables once (call once per request and pass the result along)."""
-    source, source_reached, source_warning = _read_table(
-        definition.source_connection, definition.source_table, "source"
-    )
-    destination, destination_reached, destination_warning = _read_table(
-        definition.destination_connection, definition.destination_table, "destination"
-    )
-    return IntrospectedTables(
-        source=source,
-        destination=destination,
-        source_reached=source_reached,
-        destination_reached=destination_reached,
-        warnings=[w for w in (source_warning, destination_warning) if w],
-    )
 
 
 # --------------------------------------------------------------------------- validation

@@ -1,56 +1,69 @@
-"""Reads for the runs pages: recent sessions, the analysis shown before a launch, live progress.
+"""Reads for the runs pages: the dashboard's recent sessions and one session's live progress.
 
 Numbers come from the same control rows as ``diffmig status`` (``session_document``), so the
 page and the CLI never disagree; so do the stage times (``selectors.stages``). The throughput
-chart is in ``selectors.throughput``.
+chart is in ``selectors.throughput``, the launch form's reads in ``selectors.launch`` and the
+log panel's in ``selectors.logs``; this module names them too, for the pages that import
+them from here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from django.db.models import Sum
 from django.utils import timezone
 
-from migrationsapp.engine.diff import AnalysisCounts, check_delete_guard
-from migrationsapp.engine.errors import DeleteGuardError
-from migrationsapp.engine.mapping import EntitySpec
-from migrationsapp.models import MigrationControl, MigrationExecutionLog, MigrationStatus
-from migrationsapp.models.choices import (
-    ACTIVE_ENTITY_STATES,
-    LogLevel,
-    SessionStatus,
-    levels_at_or_above,
+from migrationsapp.models import MigrationStatus
+from migrationsapp.models.choices import SessionStatus
+from migrationsapp.selectors.counts import EntityCounts, percent_of
+from migrationsapp.selectors.launch import (
+    AnalysisRow,
+    Busy,
+    LaunchAvailability,
+    analysis_row,
+    any_session_active,
+    launch_availability,
+    launchable_entities,
+    sessions_holding,
 )
-from migrationsapp.selectors.counts import EntityCounts
-from migrationsapp.selectors.definitions import active_definitions
-from migrationsapp.selectors.logs import session_logs
-from migrationsapp.selectors.sessions import format_duration, session_document
+from migrationsapp.selectors.logs import DEFAULT_LOG_LEVEL, log_after, log_tail
+from migrationsapp.selectors.sessions import (
+    ACTIVE_SESSION,
+    format_duration,
+    session_document,
+    session_elapsed,
+)
 from migrationsapp.selectors.stages import SessionStages, StageTimes, session_stages
 
-ACTIVE_SESSION = (SessionStatus.PENDING, SessionStatus.RUNNING, SessionStatus.PAUSED)
+__all__ = [
+    "ACTIVE_SESSION",
+    "DEFAULT_LOG_LEVEL",
+    "AnalysisRow",
+    "Busy",
+    "EntityProgress",
+    "LaunchAvailability",
+    "SessionProgress",
+    "SessionRow",
+    "analysis_row",
+    "any_session_active",
+    "format_duration",
+    "launch_availability",
+    "launchable_entities",
+    "log_after",
+    "log_tail",
+    "recent_sessions",
+    "session_progress",
+    "sessions_holding",
+]
 
 
-def _share(part: int, whole: int) -> float:
-    """``part`` as a percentage of ``whole``, for bar widths (0 to 100, one decimal)."""
-    if whole <= 0:
-        return 0.0
-    return round(min(max(part / whole, 0.0), 1.0) * 100, 1)
-
-
-# -- the dashboard -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class SessionRow(EntityCounts):
-    """One line of the dashboard's recent sessions: its entities' counts summed."""
+class _OfSession:
+    """What a dashboard row and the session page both say of the session itself."""
 
     session: MigrationStatus
-    entities: list[str]
-    duration: dt.timedelta | None
 
     @property
     def id(self) -> uuid.UUID:
@@ -59,6 +72,18 @@ class SessionRow(EntityCounts):
     @property
     def status(self) -> str:
         return self.session.overall_status
+
+
+# -- the dashboard -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionRow(_OfSession, EntityCounts):
+    """One line of the dashboard's recent sessions: its entities' counts summed."""
+
+    session: MigrationStatus
+    entities: list[str]
+    duration: dt.timedelta | None
 
     @property
     def duration_label(self) -> str:
@@ -90,147 +115,21 @@ def recent_sessions(*, limit: int = 20) -> list[SessionRow]:
         sum_failed=Sum("controls__failed_count"),
         sum_skipped=Sum("controls__skipped_count"),
     )[:limit]
-    now = timezone.now()
-    rows = []
-    for s in sessions:
-        duration = None
-        if s.started_at:
-            duration = (s.completed_at or now) - s.started_at
-        rows.append(
-            SessionRow(
-                session=s,
-                entities=list((s.options or {}).get("entities") or []),
-                new=s.sum_new or 0,
-                modified=s.sum_modified or 0,
-                deleted=s.sum_deleted or 0,
-                retry=s.sum_retry or 0,
-                processed=s.sum_processed or 0,
-                failed=s.sum_failed or 0,
-                skipped=s.sum_skipped or 0,
-                duration=duration,
-            )
+    return [
+        SessionRow(
+            session=s,
+            entities=list((s.options or {}).get("entities") or []),
+            new=s.sum_new or 0,
+            modified=s.sum_modified or 0,
+            deleted=s.sum_deleted or 0,
+            retry=s.sum_retry or 0,
+            processed=s.sum_processed or 0,
+            failed=s.sum_failed or 0,
+            skipped=s.sum_skipped or 0,
+            duration=session_elapsed(s),
         )
-    return rows
-
-
-def any_session_active() -> bool:
-    return MigrationStatus.objects.filter(overall_status__in=ACTIVE_SESSION).exists()
-
-
-def launchable_entities() -> list[str]:
-    """The entities with an active mapping, in dependency order (the launch form's choices)."""
-    return [d.entity_type for d in active_definitions()]
-
-
-def sessions_holding(entities: Sequence[str]) -> dict[str, uuid.UUID]:
-    """Entity → the session whose active run holds it, for the entities given."""
-    return dict(
-        MigrationControl.objects.filter(
-            entity_type__in=list(entities), state__in=ACTIVE_ENTITY_STATES
-        ).values_list("entity_type", "session_id")
-    )
-
-
-@dataclass(frozen=True)
-class Busy:
-    """Why an entity cannot be launched now: it, or one it depends on, runs in a session."""
-
-    holder: str  # the entity whose run holds it (itself, or a dependency)
-    session_id: uuid.UUID
-
-
-@dataclass(frozen=True)
-class LaunchAvailability:
-    """What the launch form may offer: the entities, and those busy in another session."""
-
-    entities: list[str]
-    busy: dict[str, Busy]
-
-    @property
-    def no_mapping(self) -> bool:
-        return not self.entities
-
-    @property
-    def free(self) -> list[str]:
-        return [name for name in self.entities if name not in self.busy]
-
-    @property
-    def all_busy(self) -> bool:
-        return bool(self.entities) and not self.free
-
-    @property
-    def reason(self) -> str:
-        """Why Analyse is disabled, or ""."""
-        if self.no_mapping:
-            return "No entity has an active mapping: import a mapping file first."
-        if self.all_busy:
-            return "Every entity is busy in a running session: wait for it, or pause or cancel it."
-        return ""
-
-
-def launch_availability() -> LaunchAvailability:
-    """The launchable entities and, for each busy one, the run that holds it (one query for
-    the holders; the dependencies come from the active definitions)."""
-    definitions = active_definitions()
-    entities = [d.entity_type for d in definitions]
-    depends = {d.entity_type: list(d.depends_on or []) for d in definitions}
-    held = sessions_holding(entities)
-    busy: dict[str, Busy] = {}
-    for name in entities:
-        seen, pending = set(), [name]
-        while pending:  # the entity and every entity it depends on, transitively
-            current = pending.pop()
-            if current in seen:
-                continue
-            seen.add(current)
-            if current in held:
-                busy[name] = Busy(holder=current, session_id=held[current])
-                break
-            pending.extend(depends.get(current, []))
-    return LaunchAvailability(entities=entities, busy=busy)
-
-
-# -- the analysis shown before a launch ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AnalysisRow:
-    entity: str
-    new: int
-    modified: int
-    deleted: int
-    unchanged: int
-    retry: int
-    source_records: int
-    migrated_records: int
-    # Changes as a share of every record involved (the source's plus the deleted ones).
-    change_pct: float
-    # Why the delete guard would refuse this entity, or "".
-    guard: str = ""
-
-    @property
-    def changes(self) -> int:
-        return self.new + self.modified + self.deleted + self.retry
-
-
-def analysis_row(spec: EntitySpec, counts: AnalysisCounts) -> AnalysisRow:
-    guard = ""
-    try:
-        check_delete_guard(spec, counts)
-    except DeleteGuardError as error:
-        guard = str(error)
-    return AnalysisRow(
-        entity=spec.name,
-        new=counts.new,
-        modified=counts.modified,
-        deleted=counts.deleted,
-        unchanged=counts.unchanged,
-        retry=counts.retry,
-        source_records=counts.source_count,
-        migrated_records=counts.mapped_count,
-        change_pct=_share(counts.changes, counts.source_count + counts.deleted),
-        guard=guard,
-    )
+        for s in sessions
+    ]
 
 
 # -- the session page ----------------------------------------------------------------------------
@@ -251,7 +150,7 @@ class EntityProgress(EntityCounts):
     def done_pct(self) -> float:
         if self.state == "completed" and not self.changes:
             return 100.0
-        return _share(self.done, self.changes)
+        return percent_of(self.done, self.changes)
 
     @property
     def failed_x(self) -> float:
@@ -263,7 +162,7 @@ class EntityProgress(EntityCounts):
 
 
 @dataclass(frozen=True)
-class SessionProgress:
+class SessionProgress(_OfSession):
     session: MigrationStatus
     entities: list[EntityProgress]
     processed: int
@@ -284,14 +183,6 @@ class SessionProgress:
             return []
         rows = [self.stages.of(e.entity) for e in self.entities]
         return [row for row in rows if row.recorded]
-
-    @property
-    def id(self) -> uuid.UUID:
-        return self.session.migration_session_id
-
-    @property
-    def status(self) -> str:
-        return self.session.overall_status
 
     @property
     def finished(self) -> bool:
@@ -323,7 +214,7 @@ class SessionProgress:
         """Handled changes in percent of the counted ones; a completed session is done."""
         if self.status == SessionStatus.COMPLETED:
             return 100.0
-        return _share(self.handled, self.changes)
+        return percent_of(self.handled, self.changes)
 
     @property
     def handled(self) -> int:
@@ -375,29 +266,19 @@ def session_progress(session: MigrationStatus) -> SessionProgress:
     totals = document["session"]
     entities = []
     for control in session.controls.order_by("position"):
-        changes = EntityCounts.of(control).changes
+        counts = EntityCounts.of(control)
         entities.append(
             EntityProgress(
+                **asdict(counts),
                 entity=control.entity_type,
                 state=control.state,
                 phase=control.phase,
-                new=control.new_count,
-                modified=control.modified_count,
-                deleted=control.deleted_count,
-                unchanged=control.unchanged_count,
-                retry=control.retry_count,
-                processed=control.processed_count,
-                failed=control.failed_count,
-                skipped=control.skipped_count,
                 message=control.message,
-                processed_pct=_share(control.processed_count, changes),
-                failed_pct=_share(control.failed_count, changes),
-                skipped_pct=_share(control.skipped_count, changes),
+                processed_pct=percent_of(counts.processed, counts.changes),
+                failed_pct=percent_of(counts.failed, counts.changes),
+                skipped_pct=percent_of(counts.skipped, counts.changes),
             )
         )
-    elapsed = None
-    if session.started_at:
-        elapsed = (session.completed_at or timezone.now()) - session.started_at
     return SessionProgress(
         session=session,
         entities=entities,
@@ -407,37 +288,7 @@ def session_progress(session: MigrationStatus) -> SessionProgress:
         remaining=totals["remaining"],
         rows_per_s=totals["rows_per_s"],
         eta=dt.datetime.fromisoformat(totals["eta"]) if totals["eta"] else None,
-        elapsed=elapsed,
+        elapsed=session_elapsed(session),
         errors=dict(totals["errors"]),
         stages=session_stages(session),
     )
-
-
-# -- the log panel -------------------------------------------------------------------------------
-
-
-# The log panels show INFO and up unless asked: a batch's line is DEBUG, so that the warnings
-# and errors of records stand out.
-DEFAULT_LOG_LEVEL = LogLevel.INFO
-
-
-def log_tail(
-    *, session_id: uuid.UUID, limit: int = 100, level: str | None = DEFAULT_LOG_LEVEL
-) -> list[MigrationExecutionLog]:
-    """The last ``limit`` entries of a session at ``level`` or above, oldest first."""
-    latest = MigrationExecutionLog.objects.filter(session_id=session_id)
-    if level:
-        latest = latest.filter(log_level__in=levels_at_or_above(level))
-    return list(reversed(latest.order_by("-id")[:limit]))
-
-
-def log_after(
-    *,
-    session_id: uuid.UUID,
-    after_id: int,
-    limit: int = 200,
-    level: str | None = DEFAULT_LOG_LEVEL,
-) -> list[MigrationExecutionLog]:
-    """Entries at ``level`` or above after the last one a reader has, oldest first, at most
-    ``limit``."""
-    return list(session_logs(session_id=session_id, after_id=after_id, limit=limit, level=level))

@@ -14,6 +14,10 @@ from migrationsapp.models.choices import SessionStatus
 from migrationsapp.selectors.counts import EntityCounts
 from migrationsapp.selectors.stages import StageTimes, session_stages
 
+# A session in one of these may still change: the dashboard says a run is active, and the
+# session page offers Cancel.
+ACTIVE_SESSION = (SessionStatus.PENDING, SessionStatus.RUNNING, SessionStatus.PAUSED)
+
 
 def format_duration(duration: dt.timedelta | None) -> str:
     """A duration as people read it: "42 s", "3 min 05 s", "2 h 07 min"."""
@@ -25,6 +29,13 @@ def format_duration(duration: dt.timedelta | None) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60:02d} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def session_elapsed(session: MigrationStatus) -> dt.timedelta | None:
+    """From its start to its end, or to now while it runs; None before it starts."""
+    if session.started_at is None:
+        return None
+    return (session.completed_at or timezone.now()) - session.started_at
 
 
 class SessionNotFoundError(ConfigurationError):
@@ -83,8 +94,8 @@ def session_document(session: MigrationStatus) -> dict[str, Any]:
     failed = sum(c.failed for c in counts)
     skipped = sum(c.skipped for c in counts)
     remaining = sum(c.remaining for c in counts)
-    end = session.completed_at or timezone.now()
-    elapsed = (end - session.started_at).total_seconds() if session.started_at else 0.0
+    duration = session_elapsed(session)
+    elapsed = duration.total_seconds() if duration is not None else 0.0
     rate = round(processed / elapsed, 1) if elapsed > 0 else 0.0
     eta = None
     # Only a running session moves toward its end: a paused or pending one has no ETA.

@@ -16,8 +16,10 @@ from typing import Any
 
 from migrationsapp.engine.stages import STAGES, StageTotals
 from migrationsapp.models import MigrationCheckpoint, MigrationStatus
-from migrationsapp.services.run_ports import TIMING
 
+# The key of a unit's stage totals in its checkpoint_data (engine.stages.StageTotals), which
+# services.run_ports writes and this module reads.
+TIMING = "timing"
 # The key of the copy a session keeps in its performance_metrics.
 METRICS_KEY = "stages"
 

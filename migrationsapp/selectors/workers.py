@@ -9,11 +9,17 @@ and how many jobs wait, or why Redis could not be asked.
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from migrationsapp.queue import port
 from migrationsapp.queue.port import QueueHealth
-from migrationsapp.services.dispatch import runs_in_workers
 
-__all__ = ["QueueHealth", "queue_health"]
+__all__ = ["QueueHealth", "queue_health", "runs_in_workers"]
+
+
+def runs_in_workers() -> bool:
+    """With REDIS_URL, sessions run as RQ jobs; without it, in-process (docs/architecture.md)."""
+    return bool(settings.REDIS_URL)
 
 
 def queue_health() -> QueueHealth | None:

@@ -2,7 +2,7 @@
 
 Only a draft (inactive, never activated) is editable; any other version sends the editor to
 its page with the advice to clone it. The two databases are introspected once per request
-(``selectors.mapping_views.introspect_tables``): source and destination cells become pickers
+(``services.introspection.introspect_tables``): source and destination cells become pickers
 of the real columns, or stay free text with a warning when a database cannot be read.
 "Save and validate" stores the edit and shows the importer's problems next to the rows they
 name (a validation rule's on the rule's row). Beside the tables, the function library with
@@ -25,9 +25,9 @@ from django.views.decorators.http import require_http_methods
 from migrationsapp.selectors.function_library import function_library
 from migrationsapp.selectors.mapping_views import (
     definitions_with_rows,
-    introspect_tables,
     validate_definition,
 )
+from migrationsapp.services.introspection import introspect_tables
 from migrationsapp.services.mapping_drafts import save_draft_edit
 from migrationsapp.services.mapping_versions import MappingVersionError
 

@@ -50,17 +50,7 @@ class DraftSettingsForm(DefinitionForm):
 
 class FieldRowForm(FieldMappingForm):
     class Meta(FieldMappingForm.Meta):
-        fields = (
-            "position",
-            "source_field",
-            "destination_field",
-            "transformation",
-            "expression",
-            "reference",
-            "is_required",
-            "has_default",
-            "default_value",
-        )
+        fields = tuple(name for name in FieldMappingForm.Meta.fields if name != "data_type")
         widgets = {
             "position": forms.NumberInput(attrs={"size": 3, "class": "narrow"}),
             "source_field": _line(),

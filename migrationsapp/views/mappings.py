@@ -27,12 +27,12 @@ from migrationsapp.selectors.mapping_views import (
     definitions_with_rows,
     diff_definitions,
     entity_versions,
-    introspect_tables,
     mapping_overview,
     records_to_rewrite,
     validate_definition,
 )
 from migrationsapp.services.connections import hide_url_passwords
+from migrationsapp.services.introspection import introspect_tables
 from migrationsapp.services.mapping_versions import (
     MappingVersionError,
     activate_definition,

@@ -15,9 +15,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from migrationsapp.engine.errors import DiffmigError
 from migrationsapp.models import RunSchedule
-from migrationsapp.selectors.progress import launchable_entities
+from migrationsapp.selectors.launch import launchable_entities
 from migrationsapp.selectors.verify_runs import schedules_overview
-from migrationsapp.services.dispatch import runs_in_workers
+from migrationsapp.selectors.workers import runs_in_workers
 from migrationsapp.services.run_schedules import (
     create_schedule,
     delete_schedule,

@@ -17,9 +17,9 @@ from django.views.decorators.vary import vary_on_headers
 
 from migrationsapp.engine.errors import DiffmigError
 from migrationsapp.models import MigrationStatus, VerifyRun
-from migrationsapp.selectors.progress import launchable_entities
+from migrationsapp.selectors.launch import launchable_entities
 from migrationsapp.selectors.verify_runs import verify_history, verify_reports
-from migrationsapp.services.dispatch import runs_in_workers
+from migrationsapp.selectors.workers import runs_in_workers
 from migrationsapp.services.verify_runs import launch_verify
 
 from .access import permission_required
