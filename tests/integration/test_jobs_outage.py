@@ -95,8 +95,10 @@ def test_redis_restarted_and_control_connections_killed_mid_run(clinic, own_redi
 
     def outage() -> None:
         time.sleep(rng.uniform(0.0, 0.5))
-        own_redis.kill()
+        # Connections first: with Redis already down, workers that finished their unit wait
+        # on the queue holding no control connection, and there may be none left to cut.
         killed = terminate_control_connections()
+        own_redis.kill()
         time.sleep(OUTAGE_S)
         own_redis.start()  # empty: every queued job is gone
         outages.append((batches(session_id), killed))
