@@ -229,26 +229,26 @@ class EntityVerifier:
         references = self.compiled.reference_fields
         if not references:
             return
+        found = [
+            (values, column, ref)
+            for values in transformed
+            for column in references
+            if isinstance(ref := values.get(column), ReferenceValue)
+        ]
         wanted: dict[str, set[str]] = {}
-        for values in transformed:
-            for column in references:
-                ref = values.get(column)
-                if isinstance(ref, ReferenceValue):
-                    wanted.setdefault(ref.entity, set()).add(ref.key_text)
+        for _, _, ref in found:
+            wanted.setdefault(ref.entity, set()).add(ref.key_text)
         resolved: dict[str, dict[str, uuid.UUID]] = {}
         for parent, keys in wanted.items():
             entries = self.ports.entries_by_key(parent, keys)
             resolved[parent] = {k: e.uuid for k, e in entries.items() if not e.deleted}
-        for values in transformed:
-            for column in references:
-                ref = values.get(column)
-                if isinstance(ref, ReferenceValue):
-                    parent_uuid = resolved.get(ref.entity, {}).get(ref.key_text)
-                    values[column] = (
-                        parent_uuid
-                        if parent_uuid is not None
-                        else UnresolvedReference(ref.entity, ref.key_text)
-                    )
+        for values, column, ref in found:
+            parent_uuid = resolved.get(ref.entity, {}).get(ref.key_text)
+            values[column] = (
+                parent_uuid
+                if parent_uuid is not None
+                else UnresolvedReference(ref.entity, ref.key_text)
+            )
 
     def _compare(
         self, key_text: str, values: dict[str, Any] | RowError, row: Mapping[str, Any]
