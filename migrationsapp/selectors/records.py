@@ -17,6 +17,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrationsapp.engine.outcomes import RecordAction
 from migrationsapp.models import QuarantinedRecord, RecordEvent, RecordMap
 
 # Quarantine entries shown on a record's page (its open one and the latest resolved ones).
@@ -78,12 +79,12 @@ def event_rows(events: list[dict[str, Any]], stored: list[dict | None]) -> list[
     for event, changes in zip(events, stored, strict=True):
         fields = [ChangedField(n, pair[0], pair[1]) for n, pair in sorted((changes or {}).items())]
         summary = ""
-        if event["action"] == "updated" and changes == {}:
+        if event["action"] == RecordAction.UPDATED and changes == {}:
             summary = "rewritten, no field changed"
             version = event["mapping_version"]
             if written_under is not None and version is not None and written_under != version:
                 summary += f" (mapping v{written_under} → v{version})"
-        if event["action"] in ("created", "updated"):
+        if event["action"] in (RecordAction.CREATED, RecordAction.UPDATED):
             written_under = event["mapping_version"]
         rows.append(EventRow(event=event, fields=fields, summary=summary))
     return rows

@@ -26,16 +26,10 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from migrationsapp.engine.errors import LeaseLostError
-from migrationsapp.engine.ports import (
-    DELETE,
-    LINK,
-    BatchResult,
-    FaultHook,
-    LinkBatchResult,
-    PendingLink,
-)
-from migrationsapp.engine.runner import EntityRunner, UnitOutcome
+from migrationsapp.engine.batch_loop import UnitOutcome
+from migrationsapp.engine.outcomes import Phase, RecordAction
+from migrationsapp.engine.ports import BatchResult, FaultHook, LinkBatchResult, PendingLink
+from migrationsapp.engine.runner import EntityRunner
 from migrationsapp.engine.selfref import SelfLinker, self_reference_columns, unlink_before_deletes
 from migrationsapp.engine.stages import StageSeconds, StageTotals, clock
 from migrationsapp.models import (
@@ -45,12 +39,13 @@ from migrationsapp.models import (
     MigrationStatus,
     RecordMap,
 )
-from migrationsapp.models.choices import CheckpointState, OperationType, RecordAction
+from migrationsapp.models.choices import AuditAction, CheckpointState, OperationType
+from migrationsapp.selectors.stages import TIMING
+from migrationsapp.services.batch_logs import log_failed_records
+from migrationsapp.services.batch_quarantine import write_quarantine
 from migrationsapp.services.batches import CHUNK, UPSERT_KINDS, ControlRunPorts
-from migrationsapp.services.logs import bulk_log, log_event, record_entry
-
-# The key of a unit's stage totals in its checkpoint_data (engine.stages.StageTotals).
-TIMING = "timing"
+from migrationsapp.services.logs import log_event
+from migrationsapp.services.record_writes import write_events
 
 
 def _chunks(items: list, size: int = CHUNK):
@@ -94,7 +89,7 @@ class EntityRunPorts(ControlRunPorts):
                 self._write_links(result)
             _check_deferred_now(outermost)
             seconds = result.close_control(commit_began=began)
-            partition = self.partition_id is not None and result.phase != DELETE
+            partition = self.partition_id is not None and result.phase != Phase.DELETE
             self._add_timing(self.unit if partition else result.phase, result.stages, seconds)
 
     def _add_timing(self, unit: str, stages: StageSeconds, seconds: float) -> None:
@@ -108,7 +103,7 @@ class EntityRunPorts(ControlRunPorts):
         checkpoint.update(checkpoint_data={**data, TIMING: totals.to_json()})
 
     def _write_links(self, result: BatchResult) -> None:
-        written = (RecordAction.CREATED, RecordAction.UPDATED)
+        written = (RecordAction.CREATED, RecordAction.UPDATED)  # deletes keep no links
         rows = [
             AnalysisChange(
                 id=o.change_id, self_links={"uuid": str(o.uuid), "columns": dict(o.links)}
@@ -147,17 +142,13 @@ class EntityRunPorts(ControlRunPorts):
         outermost = not connection.in_atomic_block
         now = timezone.now()
         failed = result.failures
+        scope = self.scope
         with transaction.atomic():
-            held = MigrationControl.objects.filter(
-                pk=self.control_id, lease_owner=self.lease_owner
-            ).update(lease_heartbeat=now)
-            if held != 1:
-                raise LeaseLostError(
-                    f"entity {self.entity!r}: another worker holds the lease; this copy stops",
-                )
+            # The second pass runs under the entity's own lease (never a partition's).
+            self._check_lease(now)
             if failed:
-                self._write_events(failed, now)
-                self._write_quarantine(failed, now)
+                write_events(scope, failed, now)
+                write_quarantine(scope, failed, now)
                 # The row is written but incomplete: a cleared hash makes the next analysis
                 # select it again (as retry while the source row stays the same).
                 keys = [o.key_text for o in failed]
@@ -175,20 +166,7 @@ class EntityRunPorts(ControlRunPorts):
                     total_records_processed=Greatest(F("total_records_processed") - len(failed), 0),
                     updated_at=now,
                 )
-                bulk_log(
-                    record_entry(
-                        session_id=self.session_id,
-                        entity=self.entity,
-                        record_id=o.key_text,
-                        message=f"{self.entity} {o.key_text}: {o.error}",
-                        error_details={
-                            "rule": getattr(o.error, "rule", ""),
-                            "field": getattr(o.error, "field", None),
-                            "value": getattr(o.error, "value", None),
-                        },
-                    )
-                    for o in failed
-                )
+                log_failed_records(scope, failed)
             log_event(
                 session_id=self.session_id,
                 entity=self.entity,
@@ -196,11 +174,12 @@ class EntityRunPorts(ControlRunPorts):
                 message=f"{self.entity}: second pass (reference: self): {result.linked} linked, "
                 f"{len(failed)} failed",
                 performance_data={"rows": result.linked, "seconds": round(result.seconds, 4)},
-                context={"phase": LINK, "last_change_id": result.last_change_id},
+                context={"phase": Phase.LINK, "last_change_id": result.last_change_id},
+                action=AuditAction.ENTITY_LINKS_SET,
             )
             checkpoint, _ = MigrationCheckpoint.objects.get_or_create(
                 migration_run_id=self.run_id,
-                unit=LINK,
+                unit=Phase.LINK,
                 defaults={"entity_type": self.entity, "state": CheckpointState.ACTIVE},
             )
             _check_deferred_now(outermost)
@@ -214,7 +193,7 @@ class EntityRunPorts(ControlRunPorts):
                 batch_position=result.last_change_id,
                 records_processed=F("records_processed") + result.linked + len(failed),
                 checkpoint_data={
-                    "phase": LINK,
+                    "phase": Phase.LINK,
                     "last_change_id": result.last_change_id,
                     TIMING: totals.to_json(),
                 },
@@ -247,7 +226,7 @@ def run_link_phase(
     columns = self_reference_columns(runner.compiled)
     if not columns or runner.dry_run:
         return None
-    MigrationControl.objects.filter(pk=control.pk).update(phase=LINK)
+    MigrationControl.objects.filter(pk=control.pk).update(phase=Phase.LINK)
     linker = SelfLinker(
         entity=runner.entity,
         writer=runner.writer,
@@ -255,7 +234,7 @@ def run_link_phase(
         batch_size=runner.batch_size,
         fault=fault,
     )
-    return linker.run(after_id=checkpoint_position(control, LINK))
+    return linker.run(after_id=checkpoint_position(control, Phase.LINK))
 
 
 def unlink_for_deletes(*, control: MigrationControl, runner: EntityRunner) -> int:
@@ -268,6 +247,6 @@ def unlink_for_deletes(*, control: MigrationControl, runner: EntityRunner) -> in
         columns=columns,
         writer=runner.writer,
         ports=runner.ports,
-        after_id=checkpoint_position(control, DELETE),
+        after_id=checkpoint_position(control, Phase.DELETE),
         batch_size=runner.batch_size,
     )

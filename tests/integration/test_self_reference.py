@@ -15,7 +15,8 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from migrationsapp.models import QuarantinedRecord, RecordEvent, RecordMap
+from migrationsapp.models import MigrationExecutionLog, QuarantinedRecord, RecordEvent, RecordMap
+from migrationsapp.models.choices import AuditAction
 from tests.databases import engine_for
 from tests.integration.conftest import cli
 
@@ -162,6 +163,25 @@ def test_self_references_are_written_in_a_second_pass(staff):
     assert third["entities"]["employee"]["processed"] == 0
 
 
+def test_each_batch_and_each_failed_record_is_logged_with_its_audit_code(staff):
+    run("--batch-size", "2")
+
+    entries = MigrationExecutionLog.objects.filter(entity_type="employee")
+    failed = entries.filter(action=AuditAction.RECORD_FAILED)
+    # 20 and 22 fail in their upsert batch, 21 in the second pass (its manager never came).
+    assert sorted(failed.values_list("record_id", flat=True)) == ["20", "21", "22"]
+    batches = entries.filter(action=AuditAction.ENTITY_BATCH_COMMITTED)
+    assert batches.count() == 8  # 15 upserts, 2 a batch
+    assert {e.context_data["phase"] for e in batches} == {"upsert"}
+    links = entries.filter(action=AuditAction.ENTITY_LINKS_SET)
+    # Left for the second pass: 1 to 6, 10, 12 and 21 (each manager came in the same or a
+    # later batch): 9 rows, 2 a batch.
+    assert links.count() == 5
+    assert {e.context_data["phase"] for e in links} == {"link"}
+    # The run itself wrote them: no operator's name.
+    assert set(failed.union(batches, links).values_list("actor", flat=True)) == {""}
+
+
 def test_rows_referencing_each_other_are_deleted_in_one_run(staff):
     legacy, target, _ = staff
     run("--batch-size", "2")
@@ -196,7 +216,7 @@ def test_the_writer_links_unlinks_and_matches_rows_on_sqlite(tmp_path):
     import uuid
 
     from migrationsapp.engine.connectors import ConnectionSpec, open_database
-    from migrationsapp.engine.load import DestinationWriter
+    from migrationsapp.engine.load import TableWriter
     from tests.databases import services_policy
 
     path = tmp_path / "target.db"
@@ -211,7 +231,7 @@ def test_the_writer_links_unlinks_and_matches_rows_on_sqlite(tmp_path):
         ConnectionSpec(name="target", url=f"sqlite:///{path}"), services_policy(tmp_path), {}
     )
     try:
-        writer = DestinationWriter(db, db.require_table("employee"), "id")
+        writer = TableWriter(db, db.require_table("employee"), "id")
         a, b, ghost = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
         day = dt.date(2024, 3, 1)
         columns = ["name", "hired", "manager_id"]

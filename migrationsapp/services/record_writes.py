@@ -1,0 +1,244 @@
+"""A batch's record map and record events, written inside its control commit.
+
+On PostgreSQL both go through COPY (``services.bulk``): new record-map entries straight
+into the table, the others through a stage merged with ``INSERT … ON CONFLICT``; the
+events straight into theirs. Elsewhere (SQLite, the embedded demo) the ORM's bulk writes
+do the same. ``services.batches.ControlRunPorts.commit_batch`` calls these in its one
+transaction, after the lease check.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+from django.db import IntegrityError, connection, transaction
+
+from migrationsapp.engine.outcomes import RecordAction
+from migrationsapp.engine.ports import RecordOutcome
+from migrationsapp.models import RecordEvent, RecordMap
+from migrationsapp.services.bulk import Same, copy_available, copy_columns, copy_upsert
+
+CHUNK = 1000
+
+# Column lists of the COPY paths (services.bulk); they follow the models' db columns.
+MAP_COLUMNS = (
+    "entity_type",
+    "legacy_key",
+    "legacy_key_text",
+    "destination_uuid",
+    "content_hash",
+    "mapping_version",
+    "first_session_id",
+    "last_session_id",
+    "first_migrated_at",
+    "last_migrated_at",
+)
+MAP_COLUMN_TYPES = (
+    "varchar(100)",
+    "jsonb",
+    "text",
+    "uuid",
+    "varchar(64)",
+    "integer",
+    "uuid",
+    "uuid",
+    "timestamptz",
+    "timestamptz",
+)
+# A record keeps its UUID and its first migration for ever; the rest follows the last write.
+MAP_UPDATES = (
+    '"legacy_key" = EXCLUDED."legacy_key"',
+    '"content_hash" = EXCLUDED."content_hash"',
+    '"mapping_version" = EXCLUDED."mapping_version"',
+    '"last_session_id" = EXCLUDED."last_session_id"',
+    '"last_migrated_at" = EXCLUDED."last_migrated_at"',
+    '"deleted_at" = NULL',
+)
+MAP_JSON = frozenset({"legacy_key"})
+EVENT_COLUMNS = (
+    "entity_type",
+    "legacy_key_text",
+    "migration_session_id",
+    "action",
+    "destination_uuid",
+    "content_hash",
+    "mapping_version",
+    "reason",
+    "occurred_at",
+    "changes",
+)
+# An update's changed fields, already JSON-safe (engine.changes).
+EVENT_JSON = frozenset({"changes"})
+
+
+@dataclass(frozen=True)
+class BatchScope:
+    """Whose records a batch writes: the entity, the session, the mapping version."""
+
+    entity: str
+    session_id: uuid.UUID
+    mapping_version: int
+
+
+def key_json(keys: list[list[object]]) -> list[str]:
+    """Typed legacy keys as the JSON the record map stores. A one-column integer key, the
+    common case, is written without a trip through ``json.dumps`` per record."""
+    if all(len(k) == 1 and type(k[0]) is int for k in keys):
+        return [f"[{k[0]}]" for k in keys]
+    return [json.dumps(k) for k in keys]
+
+
+def write_record_map(
+    scope: BatchScope, outcomes: Sequence[RecordOutcome], now: dt.datetime
+) -> None:
+    """The record-map entries of the batch's written and deleted records."""
+    created = [o for o in outcomes if o.action == RecordAction.CREATED]
+    updated = [o for o in outcomes if o.action == RecordAction.UPDATED]
+    deleted = [o.key_text for o in outcomes if o.action == RecordAction.DELETED]
+    if copy_available():
+        if created:
+            _copy_new_map_entries(scope, created, now)
+        if updated:
+            _upsert_map_entries(scope, updated, now)
+        if deleted:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {RecordMap._meta.db_table} SET deleted_at = %s, "
+                    "last_session_id = %s, last_migrated_at = %s "
+                    "WHERE entity_type = %s AND legacy_key_text = ANY(%s)",
+                    [now, scope.session_id, now, scope.entity, deleted],
+                )
+        return
+    written = [o for o in outcomes if o.action in (RecordAction.CREATED, RecordAction.UPDATED)]
+    if written:
+        RecordMap.objects.bulk_create(
+            [
+                RecordMap(
+                    entity_type=scope.entity,
+                    legacy_key=o.key,
+                    legacy_key_text=o.key_text,
+                    destination_uuid=o.uuid,
+                    content_hash=o.content_hash,
+                    mapping_version=scope.mapping_version,
+                    first_session_id=scope.session_id,
+                    last_session_id=scope.session_id,
+                    first_migrated_at=now,
+                    last_migrated_at=now,
+                    deleted_at=None,
+                )
+                for o in written
+            ],
+            update_conflicts=True,
+            unique_fields=["entity_type", "legacy_key_text"],
+            update_fields=[
+                "content_hash",
+                "mapping_version",
+                "last_session",
+                "last_migrated_at",
+                "deleted_at",
+                "legacy_key",
+            ],
+            batch_size=CHUNK,
+        )
+    for start in range(0, len(deleted), CHUNK):
+        RecordMap.objects.filter(
+            entity_type=scope.entity, legacy_key_text__in=deleted[start : start + CHUNK]
+        ).update(deleted_at=now, last_session_id=scope.session_id, last_migrated_at=now)
+
+
+def _map_columns(scope: BatchScope, outcomes: list[RecordOutcome], now: dt.datetime) -> list:
+    """The record map's columns (``MAP_COLUMNS``) for these outcomes, a column at a time."""
+    return [
+        Same(scope.entity),
+        key_json([o.key for o in outcomes]),
+        [o.key_text for o in outcomes],
+        [o.uuid for o in outcomes],
+        [o.content_hash for o in outcomes],
+        Same(scope.mapping_version),
+        Same(scope.session_id),
+        Same(scope.session_id),
+        Same(now),
+        Same(now),
+    ]
+
+
+def _copy_new_map_entries(
+    scope: BatchScope, created: list[RecordOutcome], now: dt.datetime
+) -> None:
+    """Records written for the first time: COPY straight into the map, no stage and no
+    conflict check per row. "Created" means the map had no entry when the batch looked
+    (and the unit's lease keeps other writers of the entity away); should one be there
+    all the same, the savepoint takes the COPY back and the entries are merged instead."""
+    columns = _map_columns(scope, created, now)
+    try:
+        with transaction.atomic():
+            copy_columns(
+                RecordMap._meta.db_table,
+                MAP_COLUMNS,
+                columns,
+                count=len(created),
+                json_columns=MAP_JSON,
+            )
+    except (IntegrityError, psycopg.errors.UniqueViolation):
+        _upsert_map_entries(scope, created, now)
+
+
+def _upsert_map_entries(scope: BatchScope, outcomes: list[RecordOutcome], now: dt.datetime) -> None:
+    copy_upsert(
+        RecordMap._meta.db_table,
+        MAP_COLUMNS,
+        MAP_COLUMN_TYPES,
+        _map_columns(scope, outcomes, now),
+        count=len(outcomes),
+        conflict=("entity_type", "legacy_key_text"),
+        assignments=MAP_UPDATES,
+        json_columns=MAP_JSON,
+    )
+
+
+def write_events(scope: BatchScope, outcomes: Sequence[RecordOutcome], now: dt.datetime) -> None:
+    """One record event per outcome: its action, reason and changed fields."""
+    if copy_available():
+        copy_columns(
+            RecordEvent._meta.db_table,
+            EVENT_COLUMNS,
+            [
+                Same(scope.entity),
+                [o.key_text for o in outcomes],
+                Same(scope.session_id),
+                # Plain text: the COPY encoder's fast path takes str, not its subclasses.
+                [str(o.action) for o in outcomes],
+                [o.uuid for o in outcomes],
+                [o.content_hash for o in outcomes],
+                Same(scope.mapping_version),
+                [o.reason for o in outcomes],
+                Same(now),
+                [o.changes for o in outcomes],
+            ],
+            count=len(outcomes),
+            json_columns=EVENT_JSON,
+        )
+        return
+    RecordEvent.objects.bulk_create(
+        [
+            RecordEvent(
+                entity_type=scope.entity,
+                legacy_key_text=o.key_text,
+                session_id=scope.session_id,
+                action=o.action,
+                destination_uuid=o.uuid,
+                content_hash=o.content_hash,
+                mapping_version=scope.mapping_version,
+                reason=o.reason,
+                occurred_at=now,
+                changes=o.changes,
+            )
+            for o in outcomes
+        ],
+        batch_size=CHUNK,
+    )
