@@ -55,6 +55,8 @@ SILENT_SHARE = 0.01
 INSERT_SHARE = 0.05
 APPOINTMENT_DELETE_SHARE = 0.02
 TREE_DELETE_SHARE = 0.3
+# The parent a row needs to migrate: entity → (parent entity, reference column).
+HEALTHY_PARENTS = {"doctor": ("office", "office_id"), "patient": ("doctor", "doctor_id")}
 
 # What a fix sets on each planted row that a round may repair.
 FIXES: dict[str, Row] = {
@@ -95,6 +97,11 @@ class _Round:
     def rows(self, entity: str) -> dict[str, Row]:
         return self.data.rows[entity]
 
+    def take_id(self, entity: str) -> int:
+        """The next free id of ``entity``, which no later insert of the round reuses."""
+        self.data.next_id[entity] += 1
+        return self.data.next_id[entity] - 1
+
     def free(self, entity: str) -> list[str]:
         """Keys nothing in this round has touched yet and that may be changed."""
         blocked = self.data.untouchable(entity) | self.deleted[entity] | set(self.changes[entity])
@@ -111,28 +118,17 @@ class _Round:
         if not bump:
             log.silent.add(key)
 
-    def healthy_offices(self) -> list[str]:
-        blocked = self.data.untouchable("office") | self.deleted["office"]
-        return [key for key in self.rows("office") if key not in blocked]
-
-    def healthy_doctors(self) -> list[str]:
-        """Doctors that migrate: not planted, not deleted, in an office that migrates."""
-        offices = set(self.healthy_offices())
-        blocked = self.data.untouchable("doctor") | self.deleted["doctor"]
+    def healthy(self, entity: str) -> list[str]:
+        """Keys that migrate: not planted, not deleted, and with no parent or one that migrates
+        (a doctor's office, a patient's doctor)."""
+        blocked = self.data.untouchable(entity) | self.deleted[entity]
+        parent, column = HEALTHY_PARENTS.get(entity, ("", ""))
+        parents = set(self.healthy(parent)) if parent else set()
         return [
             key
-            for key, row in self.rows("doctor").items()
-            if key not in blocked and ref_key(row["office_id"]) in offices
-        ]
-
-    def healthy_patients(self) -> list[str]:
-        doctors = set(self.healthy_doctors())
-        blocked = self.data.untouchable("patient") | self.deleted["patient"]
-        return [
-            key
-            for key, row in self.rows("patient").items()
+            for key, row in self.rows(entity).items()
             if key not in blocked
-            and (row["doctor_id"] is None or ref_key(row["doctor_id"]) in doctors)
+            and (not parent or row[column] is None or ref_key(row[column]) in parents)
         ]
 
     # ------------------------------------------------------------------ the plan
@@ -285,7 +281,7 @@ class _Round:
                 self.change(entity, key, values, bump=position < regular)
 
     def plan_moves(self) -> None:
-        doctors = self.healthy_doctors()
+        doctors = self.healthy("doctor")
         untouchable_patients = self.data.untouchable("patient")
         movable = {
             "patient": self.free("patient"),
@@ -307,27 +303,25 @@ class _Round:
                     break
 
     def plan_inserts(self) -> None:
-        rng, data, rounds = self.rng, self.data, self.data.rounds
+        rng, rounds = self.rng, self.data.rounds
         counts = {
             e: _share(len(self.rows(e)), INSERT_SHARE, 1 if e == "office" else 2) for e in ENTITIES
         }
-        offices = []
-        for _ in range(counts["office"]):
-            offices.append(make_office(rng, data.next_id["office"], self.stamp()))
-            data.next_id["office"] += 1
+        offices = [
+            make_office(rng, self.take_id("office"), self.stamp()) for _ in range(counts["office"])
+        ]
         self.inserts["office"] = offices
         office_ids = [o["id"] for o in offices] + [
-            self.rows("office")[k]["id"] for k in self.healthy_offices()
+            self.rows("office")[k]["id"] for k in self.healthy("office")
         ]
 
         doctors = []
         for position in range(counts["doctor"]):
             office_id = office_ids[0] if position == 0 else rng.choice(office_ids)
-            doctors.append(make_doctor(rng, data.next_id["doctor"], office_id, self.stamp()))
-            data.next_id["doctor"] += 1
+            doctors.append(make_doctor(rng, self.take_id("doctor"), office_id, self.stamp()))
         self.inserts["doctor"] = doctors
         doctor_ids = [d["id"] for d in doctors] + [
-            self.rows("doctor")[k]["id"] for k in self.healthy_doctors()
+            self.rows("doctor")[k]["id"] for k in self.healthy("doctor")
         ]
 
         patients = []
@@ -336,7 +330,7 @@ class _Round:
             doctor_id = doctor_ids[0] if position == 0 else rng.choice([*doctor_ids, None])
             patients.append(make_patient(rng, code, doctor_id, self.stamp()))
         self.inserts["patient"] = patients
-        owners = patients + [self.rows("patient")[k] for k in self.healthy_patients()]
+        owners = patients + [self.rows("patient")[k] for k in self.healthy("patient")]
 
         appointments = []
         for position in range(counts["appointment"]):

@@ -39,17 +39,30 @@ BATCH_SIZE = 2000
 MYSQL_TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"
 MYSQL_BINARY_TEXT = "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
 
-_LEGACY_DDL_MYSQL = (
-    f"""CREATE TABLE offices (
-        id INT NOT NULL AUTO_INCREMENT,
+
+def _legacy_ddl(*, mysql: bool) -> tuple[str, ...]:
+    """The legacy tables, one shape on both: MariaDB/MySQL gets an AUTO_INCREMENT office id,
+    binary patient codes, ``TINYINT(1)`` and an index on each reference column; SQLite an
+    INTEGER office id (its rowid), and plain TINYINT (SQLAlchemy warns about TINYINT(1))."""
+    serial = "INT NOT NULL AUTO_INCREMENT" if mysql else "INTEGER"
+    code = f"VARCHAR(20) {MYSQL_BINARY_TEXT}" if mysql else "VARCHAR(20)"
+    flag = "TINYINT(1)" if mysql else "TINYINT"
+    options = f" {MYSQL_TABLE_OPTIONS}" if mysql else ""
+
+    def index(name: str, column: str) -> str:
+        return f",\n        KEY {name} ({column})" if mysql else ""
+
+    return (
+        f"""CREATE TABLE offices (
+        id {serial},
         name VARCHAR(100) NOT NULL DEFAULT '',
         phone VARCHAR(40) NULL,
         opened DATE NULL,
         notes TEXT NULL,
         updated_at DATETIME NULL,
         PRIMARY KEY (id)
-    ) {MYSQL_TABLE_OPTIONS}""",
-    f"""CREATE TABLE doctors (
+    ){options}""",
+        f"""CREATE TABLE doctors (
         id INT NOT NULL,
         office_id INT NOT NULL,
         first_name VARCHAR(60) NOT NULL DEFAULT '',
@@ -59,72 +72,31 @@ _LEGACY_DDL_MYSQL = (
         salary DECIMAL(10,2) NULL,
         hired DATETIME NULL,
         updated_at DATETIME NULL,
-        PRIMARY KEY (id),
-        KEY idx_doctors_office (office_id)
-    ) {MYSQL_TABLE_OPTIONS}""",
-    f"""CREATE TABLE patients (
-        code VARCHAR(20) {MYSQL_BINARY_TEXT} NOT NULL,
+        PRIMARY KEY (id){index("idx_doctors_office", "office_id")}
+    ){options}""",
+        f"""CREATE TABLE patients (
+        code {code} NOT NULL,
         doctor_id INT NULL,
         name VARCHAR(100) NULL,
         birth VARCHAR(20) NULL,
-        vip TINYINT(1) NOT NULL DEFAULT 0,
+        vip {flag} NOT NULL DEFAULT 0,
         phone VARCHAR(40) NULL,
         updated_at DATETIME NULL,
-        PRIMARY KEY (code),
-        KEY idx_patients_doctor (doctor_id)
-    ) {MYSQL_TABLE_OPTIONS}""",
-    f"""CREATE TABLE appointments (
-        patient_code VARCHAR(20) {MYSQL_BINARY_TEXT} NOT NULL,
+        PRIMARY KEY (code){index("idx_patients_doctor", "doctor_id")}
+    ){options}""",
+        f"""CREATE TABLE appointments (
+        patient_code {code} NOT NULL,
         seq INT NOT NULL,
         doctor_id INT NULL,
         starts DATETIME NOT NULL,
         note VARCHAR(200) NULL,
         updated_at DATETIME NULL,
-        PRIMARY KEY (patient_code, seq),
-        KEY idx_appointments_doctor (doctor_id)
-    ) {MYSQL_TABLE_OPTIONS}""",
-)
+        PRIMARY KEY (patient_code, seq){index("idx_appointments_doctor", "doctor_id")}
+    ){options}""",
+    )
 
-# SQLite ignores type widths, and SQLAlchemy warns about TINYINT(1) there: plain TINYINT.
-_LEGACY_DDL_SQLITE = (
-    """CREATE TABLE offices (
-        id INTEGER PRIMARY KEY,
-        name VARCHAR(100) NOT NULL DEFAULT '',
-        phone VARCHAR(40) NULL,
-        opened DATE NULL,
-        notes TEXT NULL,
-        updated_at DATETIME NULL
-    )""",
-    """CREATE TABLE doctors (
-        id INT NOT NULL PRIMARY KEY,
-        office_id INT NOT NULL,
-        first_name VARCHAR(60) NOT NULL DEFAULT '',
-        last_name VARCHAR(60) NOT NULL DEFAULT '',
-        email VARCHAR(120) NULL,
-        active_flag CHAR(1) NOT NULL DEFAULT 'Y',
-        salary DECIMAL(10,2) NULL,
-        hired DATETIME NULL,
-        updated_at DATETIME NULL
-    )""",
-    """CREATE TABLE patients (
-        code VARCHAR(20) NOT NULL PRIMARY KEY,
-        doctor_id INT NULL,
-        name VARCHAR(100) NULL,
-        birth VARCHAR(20) NULL,
-        vip TINYINT NOT NULL DEFAULT 0,
-        phone VARCHAR(40) NULL,
-        updated_at DATETIME NULL
-    )""",
-    """CREATE TABLE appointments (
-        patient_code VARCHAR(20) NOT NULL,
-        seq INT NOT NULL,
-        doctor_id INT NULL,
-        starts DATETIME NOT NULL,
-        note VARCHAR(200) NULL,
-        updated_at DATETIME NULL,
-        PRIMARY KEY (patient_code, seq)
-    )""",
-)
+
+_LEGACY_DDL = {"mysql": _legacy_ddl(mysql=True), "sqlite": _legacy_ddl(mysql=False)}
 
 
 def _destination_ddl(uuid: str, timestamptz: str, false: str) -> tuple[str, ...]:
@@ -214,11 +186,8 @@ def legacy_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
 def create_legacy_schema(engine: sa.Engine) -> None:
     """Create the four legacy tables (MariaDB/MySQL or SQLite); they must not exist yet."""
     dialect = _dialect(engine)
-    if dialect == "mysql":
-        statements = _LEGACY_DDL_MYSQL
-    elif dialect == "sqlite":
-        statements = _LEGACY_DDL_SQLITE
-    else:
+    statements = _LEGACY_DDL.get(dialect)
+    if statements is None:
         raise ValueError(f"the legacy clinic runs on MariaDB/MySQL or SQLite, not {dialect}")
     with legacy_transaction(engine) as conn:
         for statement in statements:
