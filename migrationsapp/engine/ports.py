@@ -218,7 +218,7 @@ class DestinationWriter(Protocol):
 
 
 class ChangeSetReader(Protocol):
-    def read_changes(self, *, after_id: int, phase: str, limit: int) -> list[Change]:
+    def read_changes(self, *, after_id: int, phase: Phase, limit: int) -> list[Change]:
         """The next changes of this entity's change set for ``phase``, by ascending id."""
 
     def in_change_set(self, key_texts: Collection[str]) -> set[str]:

@@ -62,7 +62,7 @@ class ControlRunPorts:
 
     # -- reads -------------------------------------------------------------------------------
 
-    def read_changes(self, *, after_id: int, phase: str, limit: int) -> list[Change]:
+    def read_changes(self, *, after_id: int, phase: Phase, limit: int) -> list[Change]:
         upserts = phase != Phase.DELETE
         rows = read_change_rows(
             analysis_id=self.analysis_id,

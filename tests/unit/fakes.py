@@ -17,7 +17,7 @@ from typing import Any
 
 from migrationsapp.engine.errors import LeaseLostError, RowError
 from migrationsapp.engine.ids import encode_key
-from migrationsapp.engine.outcomes import RecordAction
+from migrationsapp.engine.outcomes import Phase, RecordAction
 from migrationsapp.engine.ports import (
     DELETE,
     LINK,
@@ -232,7 +232,7 @@ class MemoryControl:
 
     # -- ChangeSetReader -------------------------------------------------------------------
 
-    def read_changes(self, *, after_id: int, phase: str, limit: int) -> list[Change]:
+    def read_changes(self, *, after_id: int, phase: Phase, limit: int) -> list[Change]:
         wanted = ("deleted",) if phase == DELETE else ("new", "modified", "retry")
         return [c for c in self.changes if c.id > after_id and c.kind in wanted][:limit]
 
@@ -315,7 +315,7 @@ class MemoryControl:
         """Key text → the last action recorded for it."""
         return {e.key_text: e.action for e in self.events}
 
-    def position(self, phase: str = UPSERT) -> int:
+    def position(self, phase: Phase = UPSERT) -> int:
         return self.checkpoints.get(phase, 0)
 
 
