@@ -7,6 +7,7 @@ from typing import Any
 from migrationsapp.cli import preview as preview_module
 from migrationsapp.cli.output import EXIT_OK, Output, Subcommand
 from migrationsapp.services import mappings
+from migrationsapp.services.logs import CLI_ACTOR
 from migrationsapp.services.mapping_files import read_mapping_file
 
 
@@ -37,7 +38,7 @@ def run(options: dict[str, Any], out: Output) -> int:
         out.stdout.write(mappings.export_mapping_text(entities=options["entities"] or None))
         return EXIT_OK
     text = read_mapping_file(options["file"])
-    result = mappings.import_mapping_text(text=text, dry_run=options["dry_run"])
+    result = mappings.import_mapping_text(text=text, dry_run=options["dry_run"], user=CLI_ACTOR)
     verb = "would store" if result.dry_run else "stored"
     for entity, version in result.created:
         out.line(f"{entity}: {verb} as version {version} (active)")

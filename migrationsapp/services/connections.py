@@ -7,11 +7,14 @@ connecting; a stored password is then cleared, so an old one cannot follow the n
 typed apart (the admin's password field). A password as a query option (``?password=``) is
 refused. When the host, port, database or kind of database changes, the stored password is
 cleared: it was given for the old target, never for the new one.
+
+Each save that creates a connection or changes one of its settings writes an audit entry
+(``connection.changed``, ``services.change_audit``) naming the settings changed and the
+target, never the password.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 
 from django.db import transaction
@@ -23,10 +26,12 @@ from migrationsapp.engine.connection_urls import (
     is_whole_placeholder,
     placeholder_names,
     split_userinfo,
+    url_target,
 )
 from migrationsapp.engine.connectors import ConnectionSpec
 from migrationsapp.engine.errors import ConfigurationError
 from migrationsapp.models import Connection
+from migrationsapp.services.change_audit import log_connection_change
 from migrationsapp.services.secrets import decrypt_secret, encrypt_secret, rotate_secret
 
 __all__ = [
@@ -39,8 +44,6 @@ __all__ = [
     "spec_of",
     "url_target",
 ]
-
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
 
 
 @dataclass(frozen=True)
@@ -88,25 +91,6 @@ def read_url_password(url: str) -> UrlPassword:
     )
 
 
-def url_target(url: str) -> tuple[str, ...]:
-    """What a URL points at, as written: kind of database, host and port, database.
-
-    Compared as text (placeholders and all): a stored password stays only while this does.
-    """
-    text = url.strip()
-    if is_whole_placeholder(text):
-        return ("environment", text)
-    match = _SCHEME.match(text)
-    if match is None:
-        return ("unparsed", text)
-    scheme = match.group(1).lower().partition("+")[0]
-    kind = {"mariadb": "mysql", "postgres": "postgresql"}.get(scheme, scheme)
-    rest = text[match.end() :].partition("?")[0].partition("#")[0]
-    authority, slash, path = rest.partition("/")
-    host_port = authority.rpartition("@")[2].lower()
-    return (kind, host_port, path if slash else "")
-
-
 @transaction.atomic
 def save_connection(
     *,
@@ -115,11 +99,13 @@ def save_connection(
     timezone: str = "UTC",
     schema: str = "",
     password: str | None = None,
+    actor: str = "",
 ) -> Connection:
     """Create or update a connection; a password in the URL (or given) is stored encrypted.
 
     ``password=None`` keeps the stored password (unless the URL's target changed, or the URL
-    now takes its password from the environment); ``""`` clears it.
+    now takes its password from the environment); ``""`` clears it. ``actor`` (who saved it)
+    is named in the audit entry of a save that changed something.
     """
     try:
         read = read_url_password(url)
@@ -133,7 +119,9 @@ def save_connection(
     connection = Connection.objects.select_for_update().filter(name=name).first()
     if connection is None:
         connection = Connection(name=name, url=read.url)
-    moved = connection.pk is not None and url_target(connection.url) != url_target(read.url)
+    created = connection.pk is None
+    before = _settings(connection)
+    moved = not created and url_target(connection.url) != url_target(read.url)
     connection.url = read.url
     connection.timezone = timezone or "UTC"
     connection.schema = schema or ""
@@ -145,7 +133,50 @@ def save_connection(
     elif moved:
         connection.password_encrypted = ""
     connection.save()
+    after = _settings(connection)
+    if created:  # what the new connection has set
+        changed = [key for key, value in after.items() if value]
+    else:
+        changed = [key for key in after if before[key] != after[key]]
+    if created or changed:
+        log_connection_change(
+            name=name,
+            created=created,
+            changed=changed,
+            target=_target(connection.url),
+            actor=actor,
+        )
     return connection
+
+
+def _settings(connection: Connection) -> dict[str, str]:
+    """What a save may change, for comparing before and after (the password decrypted:
+    a new token of the same password is no change). Nothing of it is logged but the names."""
+    token = connection.password_encrypted
+    try:
+        password = decrypt_secret(token)
+    except ConfigurationError:
+        # Encrypted under a key no longer configured: typing it again is how it is
+        # recovered, so the save goes on and the token stands for the old password.
+        password = token
+    return {
+        "url": connection.url,
+        "timezone": connection.timezone,
+        "schema": connection.schema,
+        "password": password,
+    }
+
+
+def _target(url: str) -> dict[str, str]:
+    """Where a connection points, for its audit entry: never the URL itself, which names
+    the user and may carry options."""
+    target = url_target(url)
+    if target[0] == "environment":
+        return {"kind": "environment"}
+    if target[0] == "unparsed":
+        return {}
+    kind, host, database = target
+    return {"kind": kind, "host": host, "database": database}
 
 
 def spec_of(connection: Connection) -> ConnectionSpec:

@@ -42,6 +42,7 @@ from migrationsapp.models import (
 )
 from migrationsapp.models.mapping import DEFINITION_SETTINGS
 from migrationsapp.selectors.definitions import definition_to_entity
+from migrationsapp.services.change_audit import log_activation
 from migrationsapp.services.connectivity import refuse_missing_sqlite_file
 from migrationsapp.services.databases import connection_spec, opened
 from migrationsapp.services.users import username
@@ -190,7 +191,8 @@ def switch_active_definition(
     an import of the same content later sees it as unchanged and an import of other content
     does not. The previously active one (if any) is deactivated; it keeps ``activated_at``
     and stays frozen. Activating an older version again is how an editor rolls back.
-    ``user`` is who asked (the admin writes the LogEntry naming them). With
+    ``user`` is who asked: the audit entries (``mapping.activated``, and
+    ``mapping.deactivated`` for the replaced version) name them. With
     ``check_databases`` the tables and columns are checked against both databases too, as
     ``mappings import`` checks them, and a database that cannot be read refuses it.
     """
@@ -225,6 +227,7 @@ def switch_active_definition(
     target.refresh_from_db()
     if previous is not None:
         previous.refresh_from_db()
+    log_activation(activated=target, deactivated=previous, actor=username(user))
     return Activation(activated=target, deactivated=previous)
 
 

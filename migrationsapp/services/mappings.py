@@ -3,8 +3,9 @@
 An import checks everything first (structure, then the tables and columns of both
 databases) and stores nothing when anything is refused. Each entity whose content changed
 becomes a new active version; an unchanged entity gets no new version; entities not in the
-file are left as they are. Export writes the same shape back, with ``${…}`` placeholders as
-they were imported and never a password.
+file are left as they are. A stored import writes one audit entry (``mapping.imported``)
+naming each entity's new version and the one it replaced. Export writes the same shape back,
+with ``${…}`` placeholders as they were imported and never a password.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from migrationsapp.models import (
     ValidationRule,
 )
 from migrationsapp.selectors.definitions import active_definitions, definition_to_entity
+from migrationsapp.services.change_audit import log_import
 from migrationsapp.services.connections import save_connection, spec_for_import
 from migrationsapp.services.databases import opened
 
@@ -71,6 +73,8 @@ def check_mapping_file(mapping: MappingFile) -> None:
 
 
 def import_mapping_text(*, text: str, dry_run: bool = False, user: str = "") -> ImportResult:
+    """Check a mapping file and store it (nothing with ``dry_run``); ``user`` is who asked,
+    stored as the new versions' author and named in the audit entries."""
     mapping = load_mapping_yaml(text)
     check_mapping_file(mapping)
     result = ImportResult(dry_run=dry_run)
@@ -94,13 +98,23 @@ def import_mapping_text(*, text: str, dry_run: bool = False, user: str = "") -> 
                 url=connection.url,
                 timezone=connection.timezone,
                 schema=connection.schema or "",
+                actor=user,
             )
+        replaced = []
         for entity in mapping.entities:
             stored = store_entity(
                 entity=entity, source=mapping.source, destination=mapping.destination, user=user
             )
             target = result.created if stored.created else result.unchanged
             target.append((entity.name, stored.definition.version))
+            if stored.created:
+                replaced.append((entity.name, stored.definition.version, stored.replaced_version))
+        log_import(
+            created=replaced,
+            unchanged=result.unchanged,
+            connections=list(mapping.connections),
+            actor=user,
+        )
     return result
 
 
@@ -108,6 +122,7 @@ def import_mapping_text(*, text: str, dry_run: bool = False, user: str = "") -> 
 class StoredEntity:
     definition: SchemaMappingDefinition
     created: bool
+    replaced_version: int | None = None  # the version active before, when one was
 
 
 def store_entity(
@@ -137,7 +152,11 @@ def store_entity(
         definition.is_active = True
         definition.activated_at = timezone.now()
         definition.save(update_fields=["is_active", "activated_at", "updated_at"])
-        return StoredEntity(definition=definition, created=True)
+        return StoredEntity(
+            definition=definition,
+            created=True,
+            replaced_version=active.version if active is not None else None,
+        )
 
 
 def _next_version(entity: str) -> int:

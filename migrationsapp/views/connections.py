@@ -68,6 +68,7 @@ def _save(
             timezone=data["timezone"],
             schema=data["schema"],
             password=form.password_to_store,
+            actor=request.user.get_username(),
         )
     except ConfigurationError as exc:
         form.add_error(None, str(exc))
