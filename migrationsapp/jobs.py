@@ -6,11 +6,13 @@ from __future__ import annotations
 import uuid
 
 from migrationsapp.services import retention, verify_runs
+from migrationsapp.services.runs import UnitResult
 from migrationsapp.services.units import execute_unit
 
 
-def run_unit(*, session_id: str, control_id: str, phase: str, position: int) -> str:
-    """One slice of one entity's unit of a session; see services.units.execute_unit."""
+def run_unit(*, session_id: str, control_id: str, phase: str, position: int) -> UnitResult:
+    """One slice of one entity's unit of a session, and how it ended; see
+    services.units.execute_unit."""
     return execute_unit(
         session_id=uuid.UUID(session_id),
         control_id=uuid.UUID(control_id),

@@ -7,12 +7,11 @@ from typing import Any
 from migrationsapp.cli import arguments
 from migrationsapp.cli.output import EXIT_OK, Output, Subcommand, session_exit_code
 from migrationsapp.cli.progress import progress_bars, wanted
-from migrationsapp.cli.worker import run_on_workers
 from migrationsapp.engine.ports import DEFAULT_BATCH_SIZE
+from migrationsapp.models import MigrationStatus
 from migrationsapp.models.choices import SessionStatus
 from migrationsapp.selectors.sessions import get_session, session_document
 from migrationsapp.services import runs
-from migrationsapp.services.dispatch import runs_in_workers
 
 
 def add_run_arguments(parser) -> None:
@@ -47,20 +46,35 @@ def run_session(options: dict[str, Any], out: Output) -> int:
         max_delete_share=options["max_delete_share"],
         timestamp_overlap_s=options["timestamp_overlap"],
     )
-    session = runs.launch_session(entities=options["entities"], options=run_options, user="cli")
-    if not options["json"]:
-        out.line(f"session {session.migration_session_id}")
-    if runs_in_workers():  # with REDIS_URL: the workers run it; --wait follows it
-        return run_on_workers(session.migration_session_id, options, out)
-    # Without a queue the run executes here, so the command waits with or without --wait.
+
+    def launched(session: MigrationStatus) -> None:
+        if not options["json"]:
+            out.line(f"session {session.migration_session_id}")
+
+    # Executed here without workers (so the command waits with or without --wait); with
+    # REDIS_URL the first units are enqueued now (Redis down: exit 4), --wait follows them.
     with progress_bars(wanted(options)) as bars:
-        session = runs.execute_session(session_id=session.migration_session_id, observer=bars)
-    document = session_document(session)
-    if options["json"]:
+        started = runs.start_run(
+            entities=options["entities"],
+            options=run_options,
+            user="cli",
+            wait=options["wait"],
+            observer=bars,
+            launched=launched,
+        )
+    return _report(started, options, out)
+
+
+def _report(started: runs.StartedRun, options: dict[str, Any], out: Output) -> int:
+    """The session document and its exit code once the session ran here or was followed to
+    its stop (--wait); for a session left to the workers, the document with --json only."""
+    followed = started.executor == runs.Executor.HERE or options.get("wait")
+    document = session_document(started.session)
+    if options.get("json"):
         out.json(document)
-    else:
+    elif followed:
         out.session(document)
-    return session_exit_code(session)
+    return session_exit_code(started.session) if followed else EXIT_OK
 
 
 def add_status_arguments(parser) -> None:
@@ -112,14 +126,15 @@ def cancel(options: dict[str, Any], out: Output) -> int:
 
 def resume(options: dict[str, Any], out: Output) -> int:
     session_id = get_session(options["session"]).migration_session_id
-    runs.prepare_resume(session_id=session_id, user="cli")
-    out.line(f"session {session_id}: resumed")
-    if runs_in_workers():  # dispatched to the workers at once, stale leases included
-        return run_on_workers(session_id, {}, out)
+
+    def resumed(session: MigrationStatus) -> None:
+        out.line(f"session {session_id}: resumed")
+
+    # Executed here without workers; with REDIS_URL dispatched to them at once (stale
+    # leases included) and not followed.
     with progress_bars(wanted(options)) as bars:
-        session = runs.execute_session(session_id=session_id, observer=bars)
-    out.session(session_document(session))
-    return session_exit_code(session)
+        started = runs.resume_run(session_id=session_id, user="cli", observer=bars, resumed=resumed)
+    return _report(started, options, out)
 
 
 COMMANDS = [

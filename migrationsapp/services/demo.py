@@ -42,7 +42,7 @@ from migrationsapp.models import QuarantinedRecord, RecordEvent, RecordMap
 from migrationsapp.selectors.sessions import session_document
 from migrationsapp.services.demo_user import DemoLogin, ensure_demo_user
 from migrationsapp.services.mappings import import_mapping_text
-from migrationsapp.services.runs import RunOptions, execute_session, launch_session
+from migrationsapp.services.runs import RunOptions, start_run
 from migrationsapp.services.verify import verify_entities
 
 DEMO_SEED = 2026
@@ -189,6 +189,6 @@ def explain_counts(changes: EntityChanges, truth: dict[str, set[str]]) -> str:
 
 
 def _run(options: RunOptions) -> dict:
-    session = launch_session(options=options, user="demo")
-    session = execute_session(session_id=session.migration_session_id)
-    return session_document(session)
+    """One run to its end: here on the embedded default, followed on the workers."""
+    started = start_run(options=options, user="demo", wait=True)
+    return session_document(started.session)

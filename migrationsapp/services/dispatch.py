@@ -39,7 +39,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from migrationsapp.engine.errors import StateTransitionError
-from migrationsapp.engine.runner import DELETE, UPSERT
+from migrationsapp.engine.outcomes import Phase
 from migrationsapp.models import MigrationCheckpoint, MigrationControl, MigrationStatus
 from migrationsapp.models.choices import (
     AuditAction,
@@ -63,7 +63,7 @@ logger = logging.getLogger("diffmig.dispatch")
 
 JOB = "migrationsapp.jobs.run_unit"
 EXECUTOR = "rq"  # session.options["executor"]: the watchdog looks after these sessions
-DELETE_PHASES = (DELETE, runs.PHASE_DONE)
+DELETE_PHASES = (Phase.DELETE, Phase.DONE)
 DEAD = (EntityState.FAILED, EntityState.BLOCKED, EntityState.CANCELLED)
 # The analysis of an entity runs in its first unit and writes no checkpoint: it may take
 # much longer than a slice of batches (its lease is kept alive by the heartbeat).
@@ -82,9 +82,9 @@ def on_workers(session: MigrationStatus) -> bool:
     return (session.options or {}).get("executor") == EXECUTOR
 
 
-def unit_phase(control_phase: str) -> str:
+def unit_phase(control_phase: str) -> Phase:
     """The unit an entity run is at: ``upsert`` (with its analysis) or ``delete``."""
-    return DELETE if control_phase in DELETE_PHASES else UPSERT
+    return Phase.DELETE if control_phase in DELETE_PHASES else Phase.UPSERT
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def _units(
     pending: dict[uuid.UUID, list[MigrationCheckpoint]],
 ) -> list[Unit]:
     phase = unit_phase(control.phase)
-    parts = pending.get(control.run_id, []) if phase != DELETE else []
+    parts = pending.get(control.run_id, []) if phase != Phase.DELETE else []
     if parts and control.state == EntityState.RUNNING:
         # A split entity: every partition nobody holds (the entity's own unit waits for all).
         return [
@@ -189,7 +189,7 @@ def _units(
             phase=phase,
             position=positions.get((control.run_id, phase), 0),
             attempt=control.attempts,
-            analysis=control.phase == runs.PHASE_ANALYZE,
+            analysis=control.phase == Phase.ANALYZE,
         )
     ]
 
@@ -272,9 +272,9 @@ def dispatch(*, session_id: uuid.UUID) -> list[str]:
             break
         refresh_entity_lists(session_id=session_id)
     stop = (
-        "cancelled"
+        runs.UnitResult.CANCELLED
         if session.cancel_requested_at
-        else "paused"
+        else runs.UnitResult.PAUSED
         if session.pause_requested_at
         else None
     )

@@ -4,8 +4,8 @@ A schedule names its entities (empty: every active one) and how often: every N h
 cron expression (five fields, UTC, parsed by ``cronsim``). ``fire_due`` runs in the
 watchdog's round (``services.watchdog.check``, in every worker, one at a time): each due,
 unpaused schedule first moves its ``next_run_at`` on by compare-and-set — two workers never
-fire one tick — then launches a differential session through ``services.runs``, as the web
-and the CLI do. A tick while a session still holds one of the entities is refused by the
+fire one tick — then starts a differential session through ``services.runs.start_run``, as the
+web and the CLI do. A tick while a session still holds one of the entities is refused by the
 partial unique index on active runs: it is skipped and logged, and the second skip in a row
 sends an alert. Missed ticks (no worker ran) are not made up: the next run is computed
 from now.
@@ -24,17 +24,22 @@ from django.utils import timezone
 
 from migrationsapp.engine.errors import DiffmigError, TerminalError
 from migrationsapp.models import MigrationControl, RunSchedule
-from migrationsapp.models.choices import ACTIVE_ENTITY_STATES, LogLevel, OperationType
+from migrationsapp.models.choices import (
+    ACTIVE_ENTITY_STATES,
+    AuditAction,
+    LogLevel,
+    OperationType,
+)
 from migrationsapp.services.alerts import SKIPS_BEFORE_ALERT, alert_schedule_skipped
-from migrationsapp.services.executor import submit_session
-from migrationsapp.services.logs import log_event
+from migrationsapp.services.logs import SCHEDULE_ACTOR, log_event
 from migrationsapp.services.mappings import load_active_mapping
 from migrationsapp.services.runs import (
     LaunchRefusedError,
     RunOptions,
     entities_with_dependencies,
-    launch_session,
+    start_run,
 )
+from migrationsapp.services.users import UNKNOWN_USER
 
 MAX_INTERVAL_HOURS = 24 * 366
 LAUNCHED, SKIPPED, REFUSED = "launched", "skipped", "refused"
@@ -122,7 +127,7 @@ def pause_schedule(*, schedule_id: uuid.UUID, user: str = "") -> bool:
     """Pause; False when it was paused already (or is gone)."""
     changed = RunSchedule.objects.filter(pk=schedule_id, paused=False).update(paused=True)
     if changed:
-        _log_change(schedule_id, f"paused by {user or 'someone'}")
+        _log_change(schedule_id, "paused", user)
     return bool(changed)
 
 
@@ -142,7 +147,7 @@ def resume_schedule(
         ),
     )
     if changed:
-        _log_change(schedule_id, f"resumed by {user or 'someone'}")
+        _log_change(schedule_id, "resumed", user)
     return bool(changed)
 
 
@@ -152,19 +157,33 @@ def delete_schedule(*, schedule_id: uuid.UUID, user: str = "") -> bool:
         return False
     deleted, _ = RunSchedule.objects.filter(pk=schedule_id).delete()
     if deleted:
-        _log(f"schedule {schedule.name}: deleted by {user or 'someone'}")
+        _log(
+            f"schedule {schedule.name}: deleted by {user or UNKNOWN_USER}",
+            action=AuditAction.SCHEDULE_CHANGED,
+            actor=user or UNKNOWN_USER,
+        )
     return bool(deleted)
 
 
-def _log_change(schedule_id: uuid.UUID, what: str) -> None:
+def _log_change(schedule_id: uuid.UUID, what: str, user: str) -> None:
     name = RunSchedule.objects.filter(pk=schedule_id).values_list("name", flat=True).first()
-    _log(f"schedule {name}: {what}")
+    actor = user or UNKNOWN_USER
+    _log(f"schedule {name}: {what} by {actor}", action=AuditAction.SCHEDULE_CHANGED, actor=actor)
 
 
-def _log(message: str, *, level: str = LogLevel.INFO, **context) -> None:
+def _log(
+    message: str,
+    *,
+    action: AuditAction,
+    actor: str = SCHEDULE_ACTOR,
+    level: str = LogLevel.INFO,
+    **context,
+) -> None:
     log_event(
         session_id=None,
         operation=OperationType.CHECKPOINT_SAVE,
+        action=action,
+        actor=actor,
         level=level,
         message=message,
         context=context or None,
@@ -210,8 +229,8 @@ def _busy(entities: list[str]) -> bool:
 def _fire(schedule: RunSchedule, now: dt.datetime) -> Tick:
     user = f"schedule {schedule.name}"
     try:
-        session = launch_session(
-            entities=schedule.entities or None, options=RunOptions(), user=user
+        started = start_run(
+            entities=schedule.entities or None, options=RunOptions(), user=user, background=True
         )
     except LaunchRefusedError as error:
         if _busy(schedule.entities):
@@ -219,13 +238,14 @@ def _fire(schedule: RunSchedule, now: dt.datetime) -> Tick:
         return _refused(schedule, error)
     except DiffmigError as error:
         return _refused(schedule, error)
-    session_id = session.migration_session_id
-    submit_session(session_id=session_id)
+    session_id = started.session.migration_session_id
     message = f"schedule {schedule.name}: launched session {session_id}"
     RunSchedule.objects.filter(pk=schedule.pk).update(
         last_outcome=LAUNCHED, last_message=message, last_session_id=session_id, consecutive_skips=0
     )
-    _log(message, schedule=schedule.name, session=str(session_id))
+    _log(
+        message, action=AuditAction.SCHEDULE_FIRED, schedule=schedule.name, session=str(session_id)
+    )
     return Tick(schedule.name, LAUNCHED, message, session_id)
 
 
@@ -235,7 +255,13 @@ def _skipped(schedule: RunSchedule, reason: str) -> Tick:
         last_outcome=SKIPPED, last_message=message, consecutive_skips=F("consecutive_skips") + 1
     )
     schedule.refresh_from_db()
-    _log(message, level=LogLevel.WARN, schedule=schedule.name, skips=schedule.consecutive_skips)
+    _log(
+        message,
+        action=AuditAction.SCHEDULE_SKIPPED,
+        level=LogLevel.WARN,
+        schedule=schedule.name,
+        skips=schedule.consecutive_skips,
+    )
     if schedule.consecutive_skips == SKIPS_BEFORE_ALERT:
         alert_schedule_skipped(schedule=schedule)
     return Tick(schedule.name, SKIPPED, message)
@@ -246,5 +272,5 @@ def _refused(schedule: RunSchedule, error: DiffmigError) -> Tick:
         f" — {error.hint}" if error.hint else ""
     )
     RunSchedule.objects.filter(pk=schedule.pk).update(last_outcome=REFUSED, last_message=message)
-    _log(message, level=LogLevel.ERROR, schedule=schedule.name)
+    _log(message, action=AuditAction.SCHEDULE_REFUSED, level=LogLevel.ERROR, schedule=schedule.name)
     return Tick(schedule.name, REFUSED, message)

@@ -1,6 +1,6 @@
 """One unit of a session, as an RQ job runs it (``jobs.run_unit``).
 
-The job takes its entity's lease (``services.leases``), keeps it alive from a heartbeat
+The job takes its unit's lease (``services.leases``), keeps it alive from a heartbeat
 thread, runs at most ``DIFFMIG_UNIT_BATCHES`` batches through the same steps as the
 in-process executor (``services.runs.run_entity_step``), gives the lease back and
 dispatches again (``services.dispatch``). Before anything it checks that the session still
@@ -8,7 +8,8 @@ runs and that its slice was not run already by another copy (the checkpoint move
 
 A partition of a large entity's upserts (``phase`` ``upsert:<i>``, services.partitions) is a
 unit of its own: it takes the partition's lease instead of the entity's, while the entity
-stays ``running``.
+stays ``running``. The two kinds differ only in what they hold and which step they run
+(``_Leased``); the rest of a unit is one function.
 """
 
 from __future__ import annotations
@@ -16,15 +17,18 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import close_old_connections
-from django.db.models import F
+from django.db.models import F, Model
 
 from migrationsapp.engine.errors import TransientError
-from migrationsapp.engine.runner import UPSERT
+from migrationsapp.engine.outcomes import Phase
 from migrationsapp.models import MigrationCheckpoint, MigrationControl, MigrationStatus
 from migrationsapp.models.choices import (
+    AuditAction,
     CheckpointState,
     EntityState,
     LogLevel,
@@ -35,12 +39,19 @@ from migrationsapp.services import leases, partitions, runs
 from migrationsapp.services.dispatch import dispatch, unit_phase
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.run_ports import checkpoint_position
+from migrationsapp.services.runs import RunContext, UnitResult
 from migrationsapp.services.state import FINISHED_ENTITY
 
 logger = logging.getLogger("diffmig.units")
 
+# A unit that ended so dispatches the session again (its continuation, the next units, or
+# the session's end); a lost lease or an error leaves that to the holder or the watchdog.
+NOT_DISPATCHED = (UnitResult.LOST, UnitResult.ERROR)
 
-def execute_unit(*, session_id: uuid.UUID, control_id: uuid.UUID, phase: str, position: int) -> str:
+
+def execute_unit(
+    *, session_id: uuid.UUID, control_id: uuid.UUID, phase: str, position: int
+) -> UnitResult:
     """Run one slice of a unit (the body of ``jobs.run_unit``); says how it ended:
 
     ``slice``/``done`` (dispatched again), ``paused``/``cancelled``, ``stopped`` (asked to
@@ -51,86 +62,101 @@ def execute_unit(*, session_id: uuid.UUID, control_id: uuid.UUID, phase: str, po
     """
     close_old_connections()
     how = _run_unit(session_id=session_id, control_id=control_id, phase=phase, position=position)
-    if how not in ("slice", "done"):
+    if how not in (UnitResult.SLICE, UnitResult.DONE):
         logger.info("unit %s %s after change %s: %s", control_id, phase, position, how)
     return how
 
 
-def _run_unit(*, session_id: uuid.UUID, control_id: uuid.UUID, phase: str, position: int) -> str:
-    session = MigrationStatus.objects.filter(migration_session_id=session_id).first()
-    control = MigrationControl.objects.filter(pk=control_id).first()
-    if session is None or control is None or session.overall_status != SessionStatus.RUNNING:
-        return "idle"
-    if control.state in FINISHED_ENTITY:
-        return "idle"
-    if partitions.is_partition(phase):
-        return _run_partition(session, control, phase, position)
+@dataclass(frozen=True)
+class _Leased:
+    """What a unit holds a lease on and the step it runs under it."""
+
+    row_id: uuid.UUID  # the entity run's control row, or the partition's checkpoint row
+    model: type[Model]
+    acquire: Callable[[str], bool]  # take the lease for an owner token
+    step: Callable[[RunContext], UnitResult | None]
+
+
+def _entity_unit(control: MigrationControl, phase: str, position: int) -> _Leased | UnitResult:
     if unit_phase(control.phase) != phase or checkpoint_position(control, phase) != position:
-        return "stale"
-    if session.pause_requested_at or session.cancel_requested_at:
-        dispatch(session_id=session_id)  # the session stops once no unit holds a lease
-        return "stopped"
-    owner = leases.new_owner()
-    if not leases.acquire(control_id=control_id, owner=owner):
-        return "busy"
-    try:
-        with (
-            leases.heartbeat(control_id=control_id, owner=owner),
-            runs.session_context(
-                session_id=session_id, owner=owner, max_batches=settings.DIFFMIG_UNIT_BATCHES
-            ) as ctx,
-        ):
-            control.refresh_from_db()
-            how = runs.run_entity_step(ctx, control) or "done"
-    except Exception as error:  # a database unreachable or lost: count, retry later
-        how = _unit_failed(control, error)
-    finally:
-        leases.release(control_id=control_id, owner=owner)
-    if how not in ("lost", "error"):
-        dispatch(session_id=session_id)
-    return how
+        return UnitResult.STALE
+
+    def step(ctx: RunContext) -> UnitResult | None:
+        control.refresh_from_db()
+        return runs.run_entity_step(ctx, control)
+
+    return _Leased(
+        row_id=control.pk,
+        model=MigrationControl,
+        acquire=lambda owner: leases.acquire(control_id=control.pk, owner=owner),
+        step=step,
+    )
 
 
-def _run_partition(
-    session: MigrationStatus, control: MigrationControl, unit: str, position: int
-) -> str:
-    session_id = session.migration_session_id
+def _partition_unit(control: MigrationControl, unit: str, position: int) -> _Leased | UnitResult:
     if control.state != EntityState.RUNNING:
-        return "idle"
+        return UnitResult.IDLE
     partition = partitions.of_run(control.run_id).filter(unit=unit).first()
     if (
-        unit_phase(control.phase) != UPSERT
+        unit_phase(control.phase) != Phase.UPSERT
         or partition is None
         or partition.state == CheckpointState.COMPLETED
         or partition.batch_position != position
     ):
-        return "stale"
+        return UnitResult.STALE
+
+    def step(ctx: RunContext) -> UnitResult | None:
+        control.refresh_from_db()
+        partition.refresh_from_db()
+        return runs.run_partition_step(ctx, control, partition)
+
+    return _Leased(
+        row_id=partition.pk,
+        model=MigrationCheckpoint,
+        acquire=lambda owner: leases.acquire_partition(checkpoint_id=partition.pk, owner=owner),
+        step=step,
+    )
+
+
+def _run_unit(
+    *, session_id: uuid.UUID, control_id: uuid.UUID, phase: str, position: int
+) -> UnitResult:
+    session = MigrationStatus.objects.filter(migration_session_id=session_id).first()
+    control = MigrationControl.objects.filter(pk=control_id).first()
+    if session is None or control is None or session.overall_status != SessionStatus.RUNNING:
+        return UnitResult.IDLE
+    if control.state in FINISHED_ENTITY:
+        return UnitResult.IDLE
+    if partitions.is_partition(phase):
+        leased = _partition_unit(control, phase, position)
+    else:
+        leased = _entity_unit(control, phase, position)
+    if isinstance(leased, UnitResult):
+        return leased
     if session.pause_requested_at or session.cancel_requested_at:
-        dispatch(session_id=session_id)
-        return "stopped"
+        dispatch(session_id=session_id)  # the session stops once no unit holds a lease
+        return UnitResult.STOPPED
     owner = leases.new_owner()
-    if not leases.acquire_partition(checkpoint_id=partition.pk, owner=owner):
-        return "busy"
+    if not leased.acquire(owner):
+        return UnitResult.BUSY
     try:
         with (
-            leases.heartbeat(control_id=partition.pk, owner=owner, model=MigrationCheckpoint),
+            leases.heartbeat(control_id=leased.row_id, owner=owner, model=leased.model),
             runs.session_context(
                 session_id=session_id, owner=owner, max_batches=settings.DIFFMIG_UNIT_BATCHES
             ) as ctx,
         ):
-            control.refresh_from_db()
-            partition.refresh_from_db()
-            how = runs.run_partition_step(ctx, control, partition) or "done"
+            how = leased.step(ctx) or UnitResult.DONE
     except Exception as error:  # a database unreachable or lost: count, retry later
         how = _unit_failed(control, error)
     finally:
-        leases.release(control_id=partition.pk, owner=owner, model=MigrationCheckpoint)
-    if how not in ("lost", "error"):
+        leases.release(control_id=leased.row_id, owner=owner, model=leased.model)
+    if how not in NOT_DISPATCHED:
         dispatch(session_id=session_id)
     return how
 
 
-def _unit_failed(control: MigrationControl, error: Exception) -> str:
+def _unit_failed(control: MigrationControl, error: Exception) -> UnitResult:
     # A lost control connection leaves Django's connection unusable: open a fresh one.
     close_old_connections()
     MigrationControl.objects.filter(pk=control.pk).update(attempts=F("attempts") + 1)
@@ -145,14 +171,15 @@ def _unit_failed(control: MigrationControl, error: Exception) -> str:
                 hint="Fix the cause, then `diffmig resume` continues from the last checkpoint.",
             ),
         )
-        return "failed"
+        return UnitResult.FAILED
     log_event(
         session_id=control.session_id,
         entity=entity,
         operation=OperationType.RECORD_MIGRATION,
+        action=AuditAction.UNIT_FAILED,
         level=LogLevel.ERROR,
         message=f"{entity}: the unit stopped at its last checkpoint ({type(error).__name__}: "
         f"{error}); the watchdog tries again (attempt {control.attempts} of {limit})",
         error_details={"error": type(error).__name__, "traceback": traceback.format_exc()},
     )
-    return "error"
+    return UnitResult.ERROR

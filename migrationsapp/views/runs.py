@@ -27,13 +27,12 @@ from migrationsapp.selectors.progress import (
 )
 from migrationsapp.selectors.workers import queue_health
 from migrationsapp.services.analysis import analyze_entities
-from migrationsapp.services.executor import submit_session
 from migrationsapp.services.mappings import load_active_mapping
 from migrationsapp.services.runs import (
     LaunchRefusedError,
     RunOptions,
     entities_with_dependencies,
-    launch_session,
+    start_run,
 )
 from migrationsapp.views.runs_forms import ConfirmLaunchForm, LaunchForm
 
@@ -176,13 +175,14 @@ def launch(request: HttpRequest) -> HttpResponse:
         confirmed_deletes=form.confirmed_deletes(),
     )
     try:
-        session = launch_session(entities=names, options=options, user=request.user.get_username())
+        started = start_run(
+            entities=names, options=options, user=request.user.get_username(), background=True
+        )
     except LaunchRefusedError as error:
         return _dashboard(
             request, form=first, error=error, holders=sessions_holding(names), status=409
         )
     except DiffmigError as error:
         return _dashboard(request, form=first, error=error, status=400)
-    submit_session(session_id=session.migration_session_id)
     messages.success(request, f"Session launched for {', '.join(names)}.")
-    return redirect("runs:session", session_id=session.migration_session_id)
+    return redirect("runs:session", session_id=started.session.migration_session_id)

@@ -32,8 +32,7 @@ from migrationsapp.selectors.progress import (
 from migrationsapp.selectors.throughput import throughput_chart
 from migrationsapp.selectors.workers import queue_health
 from migrationsapp.services.dispatch import on_workers
-from migrationsapp.services.executor import submit_session
-from migrationsapp.services.runs import prepare_resume, request_cancel, request_pause
+from migrationsapp.services.runs import request_cancel, request_pause, resume_run
 
 from .access import permission_required
 
@@ -145,8 +144,7 @@ def _control(request: HttpRequest, session_id: uuid.UUID, action: str) -> HttpRe
             request_cancel(session_id=session_id, user=user)
             note = "Cancel requested: the run stops after its current batch."
         else:
-            prepare_resume(session_id=session_id, user=user)
-            submit_session(session_id=session_id)
+            resume_run(session_id=session_id, user=user, background=True)
             note = "Resumed from the last checkpoints."
     except DiffmigError as failure:
         error, note = failure, ""

@@ -21,8 +21,7 @@ import sqlalchemy as sa
 
 from migrationsapp.models import MigrationControl, MigrationExecutionLog, MigrationStatus
 from migrationsapp.models.choices import EntityState, LogLevel, SessionStatus
-from migrationsapp.services.executor import submit_session
-from migrationsapp.services.runs import RunOptions, launch_session
+from migrationsapp.services.runs import RunOptions, start_run
 from tests.databases import engine_for
 from tests.integration.conftest import cli
 from tests.support.reliability import record
@@ -201,9 +200,8 @@ def test_an_rq_run_that_cannot_open_a_connection_fails_with_the_reason(
     with jobs_on_redis(settings), workers(tmp_path) as start:
         for variable, name, how in cases:
             monkeypatch.setenv(variable, broken(urls[variable], how))
-            session = launch_session(options=RunOptions(), user="test")
-            session_id = session.migration_session_id
-            submit_session(session_id=session_id)
+            started = start_run(options=RunOptions(), user="test", background=True)
+            session_id = started.session.migration_session_id
 
             worker = start()  # it inherits the broken variable
             wait_until(
@@ -217,8 +215,7 @@ def test_an_rq_run_that_cannot_open_a_connection_fails_with_the_reason(
             assert "its unit failed 2 times" in reason
             monkeypatch.setenv(variable, urls[variable])
         # Fixed: a new run on the workers completes (the failed sessions block nothing).
-        session = launch_session(options=RunOptions(), user="test")
-        submit_session(session_id=session.migration_session_id)
+        session = start_run(options=RunOptions(), user="test", background=True).session
         assert start(burst=True).wait(timeout=90) == 0
     finished = MigrationStatus.objects.get(migration_session_id=session.migration_session_id)
     assert finished.overall_status == SessionStatus.COMPLETED

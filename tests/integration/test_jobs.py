@@ -1,7 +1,7 @@
 """Runs as RQ jobs, on real workers: MariaDB legacy → PostgreSQL, Redis, worker processes.
 
 Each test launches sessions of the legacy clinic (migrationsapp.demo.clinic) the way the web
-and the CLI do with REDIS_URL (``launch_session`` + ``submit_session``) and lets real
+and the CLI do with REDIS_URL (``services.runs.start_run``) and lets real
 ``diffmig worker`` processes execute them; the destination must then hold exactly the rows
 and UUIDs an uninterrupted run writes, computed without the engine. Workers are killed with
 SIGKILL (worker and work horse together) to show that a lost job loses and duplicates
@@ -44,14 +44,14 @@ from migrationsapp.models import (
 from migrationsapp.models.choices import EntityState, OperationType, SessionStatus
 from migrationsapp.services import leases
 from migrationsapp.services.dispatch import JOB, Unit, enqueue_unit
-from migrationsapp.services.executor import submit_session
 from migrationsapp.services.runs import (
     LaunchRefusedError,
     RunOptions,
     launch_session,
-    prepare_resume,
     request_cancel,
     request_pause,
+    resume_run,
+    start_run,
 )
 from tests.integration.conftest import cli
 from tests.support.clinic_run import Clinic, clinic_in, destination_by_key, record_map
@@ -83,11 +83,10 @@ def redis_jobs(settings):
 
 def launch(batch_size: int, entities: list[str] | None = None) -> uuid.UUID:
     """Launch and submit as the web and the CLI do: the first units go to Redis at commit."""
-    session = launch_session(
-        entities=entities, options=RunOptions(batch_size=batch_size), user="test"
+    started = start_run(
+        entities=entities, options=RunOptions(batch_size=batch_size), user="test", background=True
     )
-    submit_session(session_id=session.migration_session_id)
-    return session.migration_session_id
+    return started.session.migration_session_id
 
 
 def status(session_id: uuid.UUID) -> str:
@@ -313,8 +312,7 @@ def test_pause_resume_and_cancel_through_the_workers(clinic, redis_jobs, setting
         time.sleep(1.5)  # nothing runs while paused
         assert batches(session_id) == held
 
-        prepare_resume(session_id=session_id, user="test")
-        submit_session(session_id=session_id)
+        resume_run(session_id=session_id, user="test", background=True)
         wait_until(lambda: batches(session_id) >= held + 3, timeout=30, what="resumed")
         request_cancel(session_id=session_id, user="test")
         wait_until(

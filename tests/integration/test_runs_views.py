@@ -15,8 +15,13 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from migrationsapp.models import MigrationControl, MigrationStatus, RecordMap
-from migrationsapp.models.choices import EntityState, OperationType, SessionStatus
+from migrationsapp.models import (
+    MigrationControl,
+    MigrationExecutionLog,
+    MigrationStatus,
+    RecordMap,
+)
+from migrationsapp.models.choices import AuditAction, EntityState, OperationType, SessionStatus
 from migrationsapp.selectors.progress import format_duration
 from migrationsapp.selectors.throughput import throughput_chart
 from migrationsapp.services.runs import RunOptions, execute_session, launch_session, run_session
@@ -474,7 +479,7 @@ def test_controls_are_refused_without_control_permission(request, persona, actio
     assert MigrationStatus.objects.values().get(pk=session.pk) == before
 
 
-def test_pause_by_htmx_returns_the_progress_with_the_new_state(operator_client):
+def test_pause_by_htmx_returns_the_progress_with_the_new_state(operator_client, operator):
     session = running_session()
     response = _post(operator_client, "pause", session, **HTMX)
     assert response.status_code == 200
@@ -485,6 +490,11 @@ def test_pause_by_htmx_returns_the_progress_with_the_new_state(operator_client):
     assert session.overall_status == SessionStatus.PAUSED
     assert 'data-status="paused"' in html
     assert 'name="resume"' in html and 'name="pause"' not in html
+    # The audit trail says who asked for it.
+    requested = MigrationExecutionLog.objects.filter(
+        session=session, action=AuditAction.SESSION_PAUSE_REQUESTED
+    )
+    assert list(requested.values_list("actor", flat=True)) == [operator.username]
 
 
 def test_resume_moves_a_paused_session_to_running_and_submits_it(

@@ -1,0 +1,282 @@
+"""The steps of one entity of a session: its analysis and upserts (whole, or partition by
+partition), then its deletes. The in-process loop (``execute``) and a unit of an RQ job
+(``services.units``) run the same steps; ``ctx.max_batches`` bounds a unit's.
+
+A step returns a ``UnitResult`` when the entity stopped short of its end (``slice``,
+``paused``, ``cancelled``, ``lost``), or None when the step ended: done, or the entity failed.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from migrationsapp.engine.diff import check_delete_guard
+from migrationsapp.engine.errors import DeleteGuardError, LeaseLostError
+from migrationsapp.engine.mapping import EntitySpec
+from migrationsapp.engine.outcomes import Phase, UnitStatus
+from migrationsapp.engine.runner import EntityRunner, UnitOutcome
+from migrationsapp.models import MigrationCheckpoint, MigrationControl, MigrationStatus
+from migrationsapp.models.choices import AuditAction, EntityState, OperationType
+from migrationsapp.services import leases, partitions
+from migrationsapp.services.analysis import analyze_into_result
+from migrationsapp.services.cursors import announce_cursor, overlap_from_seconds
+from migrationsapp.services.logs import log_event
+from migrationsapp.services.run_ports import checkpoint_position, run_link_phase, unlink_for_deletes
+from migrationsapp.services.runs.context import RunContext
+from migrationsapp.services.runs.entity_runner import announce, entity_runner
+from migrationsapp.services.runs.failures import fail_entity, stop_on_error
+from migrationsapp.services.runs.finish import remaining
+from migrationsapp.services.runs.results import STOPPED_AS_ASKED, UnitResult
+from migrationsapp.services.state import transition_entity
+
+
+def run_entity_step(ctx: RunContext, control: MigrationControl) -> UnitResult | None:
+    """The next step of one entity whose lease ``ctx.owner`` holds: its analysis and upserts,
+    or, once its phase is ``delete``, its deletes; at most ``ctx.max_batches`` batches."""
+    runners: dict[str, EntityRunner] = {}
+    if control.phase in (Phase.DELETE, Phase.DONE):
+        return run_entity_deletes(ctx, control, runners)
+    return run_entity_upserts(ctx, control, runners)
+
+
+def take_lease(ctx: RunContext, control: MigrationControl) -> bool:
+    """Start the entity under ``ctx.owner``'s lease, or find it running under it already."""
+    return (
+        transition_entity(
+            control_id=control.pk,
+            to=EntityState.RUNNING,
+            expected=(EntityState.PENDING, EntityState.PAUSED),
+            lease_owner=ctx.owner,
+            lease_heartbeat=timezone.now(),
+        )
+        or MigrationControl.objects.filter(
+            pk=control.pk, state=EntityState.RUNNING, lease_owner=ctx.owner
+        ).exists()
+    )
+
+
+def _analyze(ctx: RunContext, control: MigrationControl, spec: EntitySpec) -> bool:
+    """The entity's change set, counts and partitions; False when the delete guard (or the
+    deletes confirmed at launch) refused the entity."""
+    # One transaction from the analysis to the entity pointing at it: a worker killed in
+    # between leaves no analysis behind, and the next attempt's is the only one.
+    with transaction.atomic():
+        analysis = analyze_into_result(
+            source=ctx.source,
+            entity=spec,
+            mapping_version=control.mapping_version or ctx.active.versions[spec.name],
+            session_id=control.session_id,
+            baseline=ctx.options.baseline,
+            resolve_gone=not ctx.options.dry_run,
+            overlap=overlap_from_seconds(ctx.options.timestamp_overlap_s),
+            batch_size=ctx.options.batch_size,
+            destination=ctx.destination,
+        )
+        counts = analysis.counts
+        try:
+            check_delete_guard(spec, counts, max_delete_share=ctx.options.max_delete_share)
+            check_confirmed_deletes(spec.name, counts.deleted, ctx.options.confirmed_deletes)
+        except DeleteGuardError as error:
+            fail_entity(control=control, error=error, refused=True)
+            return False
+        # Compare-and-set on the lease: a copy that lost it during a long analysis must not
+        # point the entity at its own change set (nor split it into partitions); its
+        # analysis is rolled back with it.
+        held = MigrationControl.objects.filter(pk=control.pk, lease_owner=ctx.owner).update(
+            analysis=analysis.result,
+            phase=Phase.UPSERT,
+            new_count=counts.new,
+            modified_count=counts.modified,
+            deleted_count=counts.deleted,
+            unchanged_count=counts.unchanged,
+            retry_count=counts.retry,
+        )
+        if not held:
+            raise LeaseLostError(f"entity {spec.name!r}: the lease was lost during the analysis")
+        split = partitions.create(
+            run_id=control.run_id, analysis_id=analysis.result.pk, entity=spec.name
+        )
+    if split:
+        log_event(
+            session_id=control.session_id,
+            entity=spec.name,
+            operation=OperationType.CHECKPOINT_SAVE,
+            action=AuditAction.ENTITY_PARTITIONED,
+            message=f"{spec.name}: its upserts are split into {split} partitions of "
+            f"at most {settings.DIFFMIG_PARTITION_ROWS} changes",
+            context={"partitions": split},
+        )
+    MigrationStatus.objects.filter(migration_session_id=control.session_id).update(
+        total_records_remaining=remaining(control.session_id)
+    )
+    control.refresh_from_db()
+    return True
+
+
+def run_entity_upserts(
+    ctx: RunContext, control: MigrationControl, runners: dict[str, EntityRunner]
+) -> UnitResult | None:
+    """The entity's analysis (if not done yet), its upserts, then its ``reference: self``
+    pass; its phase becomes ``delete`` at the end."""
+    if not take_lease(ctx, control):
+        return None
+    control.refresh_from_db()
+    spec = ctx.active.entity(control.entity_type)
+    try:
+        analyzed = control.phase != Phase.ANALYZE and control.analysis_id is not None
+        if not analyzed and not _analyze(ctx, control, spec):
+            return None  # refused
+        runner = entity_runner(ctx, control, runners)
+        announce(ctx, control, Phase.UPSERT)
+        if partitions.of_run(control.run_id).exists():
+            if ctx.in_process:
+                # The partitions one after another.
+                stopped = run_partitions(ctx, control)
+                if stopped != UnitResult.DONE:
+                    return stopped
+            elif not partitions.all_done(control.run_id):
+                # A unit (services.dispatch): the workers run the partitions; this unit
+                # comes back for the second pass once they are all done.
+                return UnitResult.SLICE
+            outcome = UnitOutcome(status=UnitStatus.DONE, last_change_id=0)
+        else:
+            outcome = runner.run(
+                phase=Phase.UPSERT,
+                after_id=checkpoint(control, Phase.UPSERT, announce=ctx.in_process),
+                max_batches=ctx.max_batches,
+            )
+        if outcome.status == UnitStatus.SLICE:
+            return UnitResult.SLICE
+        if outcome.status == UnitStatus.DONE:
+            # reference: self — point the rows written with NULL at their parents, now that
+            # every row of the entity exists (services.run_ports, engine.selfref).
+            outcome = run_link_phase(control=control, runner=runner, fault=ctx.fault) or outcome
+    except LeaseLostError:
+        return UnitResult.LOST  # another executor holds the entity: this copy stops, unwritten
+    except DeleteGuardError as error:
+        # The source read ended early (engine.reads): refused like the delete guard, with its
+        # analysis rolled back and nothing written; a resume analyses again.
+        fail_entity(control=control, error=error, refused=True)
+        return None
+    except Exception as error:
+        stop_on_error(ctx, control, error)
+        return None
+    if outcome.status in STOPPED_AS_ASKED:
+        return UnitResult(outcome.status)
+    if not MigrationControl.objects.filter(pk=control.pk, lease_owner=ctx.owner).update(
+        phase=Phase.DELETE
+    ):
+        return UnitResult.LOST
+    return None
+
+
+def run_partitions(ctx: RunContext, control: MigrationControl) -> UnitResult | None:
+    """Every partition still to do, one after another, each under its own lease (taken with
+    the entity's owner token): ``done``, or how it stopped (None: the entity failed)."""
+    for partition in partitions.pending(control.run_id):
+        if not leases.acquire_partition(checkpoint_id=partition.pk, owner=ctx.owner):
+            return UnitResult.LOST
+        try:
+            how = run_partition_step(ctx, control, partition)
+        finally:
+            leases.release(control_id=partition.pk, owner=ctx.owner, model=MigrationCheckpoint)
+        if how != UnitResult.DONE:
+            return how
+    return UnitResult.DONE
+
+
+def run_partition_step(
+    ctx: RunContext, control: MigrationControl, partition: MigrationCheckpoint
+) -> UnitResult | None:
+    """The upserts of one partition whose lease ``ctx.owner`` holds, from its checkpoint; at
+    most ``ctx.max_batches`` batches. Returns ``done`` (the partition is complete), ``slice``,
+    ``paused``, ``cancelled``, ``lost`` or None (the entity failed)."""
+    try:
+        runner = entity_runner(ctx, control, {}, partition)
+        outcome = runner.run(
+            phase=Phase.UPSERT, after_id=partition.batch_position, max_batches=ctx.max_batches
+        )
+    except LeaseLostError:
+        return UnitResult.LOST
+    except Exception as error:
+        stop_on_error(ctx, control, error)
+        return None
+    if outcome.status != UnitStatus.DONE:
+        return UnitResult(outcome.status)
+    if not partitions.complete(checkpoint_id=partition.pk, owner=ctx.owner):
+        return UnitResult.LOST
+    return UnitResult.DONE
+
+
+def run_entity_deletes(
+    ctx: RunContext, control: MigrationControl, runners: dict[str, EntityRunner]
+) -> UnitResult | None:
+    """The entity's deletes (children first: the executors order them); it completes."""
+    if control.state != EntityState.RUNNING and not take_lease(ctx, control):
+        return None
+    try:
+        runner = entity_runner(ctx, control, runners)
+        announce(ctx, control, Phase.DELETE)
+        # Rows deleted together may point at each other (reference: self): unlink them first.
+        unlink_for_deletes(control=control, runner=runner)
+        outcome = runner.run(
+            phase=Phase.DELETE,
+            after_id=checkpoint(control, Phase.DELETE, announce=ctx.in_process),
+            max_batches=ctx.max_batches,
+        )
+    except LeaseLostError:
+        return UnitResult.LOST  # another executor holds the entity: this copy stops, unwritten
+    except Exception as error:
+        stop_on_error(ctx, control, error)
+        return None
+    if outcome.status != UnitStatus.DONE:
+        return UnitResult(outcome.status)
+    MigrationControl.objects.filter(pk=control.pk).update(phase=Phase.DONE)
+    if transition_entity(
+        control_id=control.pk, to=EntityState.COMPLETED, expected=EntityState.RUNNING
+    ):
+        # detection: timestamp | hybrid — completing is what moves the cursor on
+        # (services.cursors); say where it now stands.
+        announce_cursor(control_id=control.pk)
+    control.refresh_from_db()
+    log_event(
+        session_id=control.session_id,
+        entity=control.entity_type,
+        operation=OperationType.RECORD_MIGRATION,
+        action=AuditAction.ENTITY_COMPLETED,
+        message=(
+            f"{control.entity_type}: completed: {control.processed_count} processed, "
+            f"{control.failed_count} failed, {control.skipped_count} skipped"
+        ),
+    )
+    return None
+
+
+def checkpoint(control: MigrationControl, phase: Phase, *, announce: bool = True) -> int:
+    """Where the entity's ``phase`` continues: the last change id done (0: its start)."""
+    position = checkpoint_position(control, phase)
+    # A unit's continuation (ctx.max_batches) is no restore: the watchdog logs a takeover.
+    if position and announce:
+        log_event(
+            session_id=control.session_id,
+            entity=control.entity_type,
+            operation=OperationType.CHECKPOINT_RESTORE,
+            action=AuditAction.ENTITY_CONTINUED,
+            message=f"{control.entity_type}: {phase} continues after change {position}",
+        )
+    return position
+
+
+def check_confirmed_deletes(entity: str, deleted: int, confirmed: dict[str, int] | None) -> None:
+    """Refuse an entity whose deletes grew after the operator confirmed them."""
+    if confirmed is None:
+        return
+    allowed = int(confirmed.get(entity, 0))
+    if deleted > allowed:
+        raise DeleteGuardError(
+            f"entity {entity!r}: the run would delete {deleted} records but only {allowed} "
+            "were confirmed at launch; nothing was written to it",
+            hint="The source changed after the analysis: analyse again, confirm the new deletes.",
+        )
