@@ -9,6 +9,8 @@ shows to know whether another page follows.
   failed records, duration and rows/s, summed from its control rows as ``diffmig status``
   does (``selectors.sessions.session_document``);
 * the execution log, newest first, by ``id`` (a growing integer); the cursor is the last id.
+  Filtered by level, operation, action (an ``AuditAction`` code), actor, entity, record and
+  session, each an exact match.
 
 The CSV export walks the same filtered log oldest first, in keyset chunks, so that a
 streaming response never holds more than one chunk and never keeps a cursor open between
@@ -247,6 +249,8 @@ class LogFilters:
     entity: str | None = None
     record: str | None = None  # the record's key text, exactly
     session: uuid.UUID | None = None  # a migration_session_id
+    action: str | None = None  # an AuditAction code
+    actor: str | None = None  # a username, "cli", "schedule", "worker"
 
 
 def filtered_logs(filters: LogFilters) -> QuerySet[MigrationExecutionLog]:
@@ -261,6 +265,10 @@ def filtered_logs(filters: LogFilters) -> QuerySet[MigrationExecutionLog]:
         query = query.filter(record_id=filters.record)
     if filters.session:
         query = query.filter(session_id=filters.session)
+    if filters.action:
+        query = query.filter(action=filters.action)
+    if filters.actor:
+        query = query.filter(actor=filters.actor)
     return query
 
 

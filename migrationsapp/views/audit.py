@@ -30,17 +30,17 @@ from .audit_csv import LOG_HEADER, csv_response, log_row
 from .audit_forms import LogFilterForm, LookupForm, SessionFilterForm
 
 
-def list_page(request: HttpRequest, template: str, context: dict, read) -> HttpResponse:
+def list_page(request: HttpRequest, template: str, form, read) -> HttpResponse:
     """Render a filtered keyset list: the fragment for HTMX, the page otherwise.
 
-    ``read(after)`` returns the page; a cursor this site did not write answers 400.
+    ``form`` holds the filters from the query string; ``read(filters=…, after=…)`` returns
+    the page after the cursor. A cursor this site did not write answers 400.
     """
-    form = context["form"]
+    context = {"form": form, "entities": known_entities(), "page": None}
     status = 200
-    context["page"] = None
     if form.is_valid():
         try:
-            context["page"] = read(request.GET.get("after") or None)
+            context["page"] = read(filters=form.filters(), after=request.GET.get("after") or None)
         except BadCursorError as exc:
             context["cursor_error"] = str(exc)
             status = 400
@@ -52,28 +52,14 @@ def list_page(request: HttpRequest, template: str, context: dict, read) -> HttpR
 @require_GET
 @vary_on_headers("HX-Request")
 def history(request: HttpRequest) -> HttpResponse:
-    form = SessionFilterForm(request.GET)
-    context = {"form": form, "entities": known_entities()}
-    return list_page(
-        request,
-        "audit/history.html",
-        context,
-        lambda after: session_history(filters=form.filters(), after=after),
-    )
+    return list_page(request, "audit/history.html", SessionFilterForm(request.GET), session_history)
 
 
 @permission_required("migrationsapp.view_migrationexecutionlog")
 @require_GET
 @vary_on_headers("HX-Request")
 def logs(request: HttpRequest) -> HttpResponse:
-    form = LogFilterForm(request.GET)
-    context = {"form": form, "entities": known_entities()}
-    return list_page(
-        request,
-        "audit/logs.html",
-        context,
-        lambda after: log_page(filters=form.filters(), after=after),
-    )
+    return list_page(request, "audit/logs.html", LogFilterForm(request.GET), log_page)
 
 
 @permission_required("migrationsapp.view_migrationexecutionlog")

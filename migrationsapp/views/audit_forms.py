@@ -9,7 +9,7 @@ from django import forms
 
 from migrationsapp.engine.ids import decode_key, encode_key
 from migrationsapp.models import QuarantinedRecord
-from migrationsapp.models.choices import LogLevel, OperationType, SessionStatus
+from migrationsapp.models.choices import AuditAction, LogLevel, OperationType, SessionStatus
 from migrationsapp.selectors.history import (
     COMPLETED_WITH_FAILURES,
     LogFilters,
@@ -73,6 +73,15 @@ class LogFilterForm(forms.Form):
         label="Level",
     )
     operation = forms.ChoiceField(choices=ANY + OperationType.choices, required=False)
+    # The codes as they are stored and documented ("session.pause_requested"), not as titles.
+    action = forms.ChoiceField(
+        choices=ANY + [(code, code) for code in AuditAction.values], required=False
+    )
+    actor = forms.CharField(
+        required=False,
+        max_length=150,
+        help_text='A username, or "cli", "schedule", "worker".',
+    )
     entity = forms.CharField(required=False, max_length=100, widget=ENTITY_INPUT)
     record = forms.CharField(required=False, max_length=2000, strip=False, label="Record key")
     session = forms.UUIDField(required=False, label="Session id")
@@ -96,6 +105,8 @@ class LogFilterForm(forms.Form):
             entity=data["entity"].strip() or None,
             record=data["record"] or None,
             session=data["session"],
+            action=data["action"] or None,
+            actor=data["actor"].strip() or None,
         )
 
 

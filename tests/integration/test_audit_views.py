@@ -28,6 +28,7 @@ from migrationsapp.models import (
     RecordMap,
 )
 from migrationsapp.models.choices import (
+    AuditAction,
     EntityState,
     LogLevel,
     OperationType,
@@ -269,24 +270,34 @@ def test_history_filters_the_sessions_that_completed_with_failed_records(auditor
 
 @pytest.fixture
 def log_set(db):
-    """Entries across two sessions, entities, levels and operations."""
+    """Entries across two sessions, entities, levels, operations, actions and actors."""
     first, second = MigrationStatusFactory(), MigrationStatusFactory()
+    paused = dict(action=AuditAction.SESSION_PAUSE_REQUESTED)
+    failed = dict(action=AuditAction.RECORD_FAILED)
     rows = {
-        "a": dict(session=first, entity_type="doctor", log_level=LogLevel.INFO),
-        "b": dict(session=first, entity_type="doctor", log_level=LogLevel.WARN, record_id="7/1"),
-        "c": dict(session=first, entity_type="doctor", log_level=LogLevel.ERROR, record_id="7/1"),
+        "a": dict(session=first, entity_type="doctor", log_level=LogLevel.INFO, **paused),
+        "b": dict(
+            session=first, entity_type="doctor", log_level=LogLevel.WARN, record_id="7/1", **failed
+        ),
+        "c": dict(
+            session=first, entity_type="doctor", log_level=LogLevel.ERROR, record_id="7/1", **failed
+        ),
         "d": dict(session=second, entity_type="doctor", log_level=LogLevel.ERROR, record_id="8"),
-        "e": dict(session=second, entity_type="office", log_level=LogLevel.WARN),
+        "e": dict(session=second, entity_type="office", log_level=LogLevel.WARN, **paused),
         "f": dict(
             session=second,
             entity_type="doctor",
             log_level=LogLevel.WARN,
             operation_type=OperationType.VALIDATION,
+            action=AuditAction.QUARANTINE_RESOLVED,
         ),
         "g": dict(session=first, entity_type="doctor", log_level=LogLevel.DEBUG),
     }
+    actors = {"a": "alice", "e": "bob", "f": "alice"}
     entries = {
-        name: MigrationExecutionLogFactory(message=f"entry {name}", **fields)
+        name: MigrationExecutionLogFactory(
+            message=f"entry {name}", actor=actors.get(name, ""), **fields
+        )
         for name, fields in rows.items()
     }
     return first, second, entries
@@ -308,6 +319,11 @@ def shown_messages(response) -> list[str]:
         ({"entity": "office"}, ["e"]),
         ({"record": "7/1"}, ["c", "b"]),
         ({"level": "error", "entity": "doctor", "record": "8"}, ["d"]),
+        ({"action": "session.pause_requested"}, ["e", "a"]),
+        ({"actor": "alice"}, ["f", "a"]),
+        ({"actor": " alice "}, ["f", "a"]),
+        ({"action": "session.pause_requested", "actor": "bob"}, ["e"]),
+        ({"action": "record.failed", "level": "error"}, ["c"]),
     ],
 )
 def test_log_filters_return_exactly_the_matching_entries(auditor_client, log_set, params, expected):
@@ -326,6 +342,25 @@ def test_log_record_filter_matches_a_needlessly_escaped_key_too(auditor_client):
     MigrationExecutionLogFactory(record_id="A-1", message="entry x")
     response = auditor_client.get(url("logs"), {"record": "A\\-1"})
     assert shown_messages(response) == ["x"]
+
+
+def test_log_shows_each_entrys_action_and_actor_as_links_to_their_filters(auditor_client, log_set):
+    _, _, entries = log_set
+    page = html(auditor_client.get(url("logs"), {"action": "session.pause_requested"}))
+
+    row = re.search(rf'<tr [^>]*data-id="{entries["e"].id}">.*?</tr>', page, re.S).group(0)
+    assert '?action=session.pause_requested&amp;level="' in row
+    assert ">session.pause_requested</a>" in row
+    assert '?actor=bob&amp;level="' in row and ">bob</a>" in row
+    # The filter offers every code, the one asked for selected.
+    assert '<option value="session.pause_requested" selected>' in page
+    assert '<option value="mapping.activated">' in page
+
+
+def test_log_refuses_an_unknown_action_and_shows_no_entry(auditor_client, log_set):
+    response = auditor_client.get(url("logs"), {"action": "session.nope"})
+    assert shown_messages(response) == []
+    assert "Select a valid choice" in html(response)
 
 
 def test_log_refuses_a_bad_session_id(auditor_client, log_set):
@@ -374,19 +409,23 @@ def test_csv_export_streams_the_filtered_entries_oldest_first(auditor_client, lo
         "timestamp",
         "level",
         "operation",
+        "action",
+        "actor",
         "session",
         "entity",
         "record",
         "message",
         "error_details",
     ]
-    assert [row[7] for row in rows[1:]] == ["entry b", "entry c", "entry d", "entry f"]
+    assert [row[9] for row in rows[1:]] == ["entry b", "entry c", "entry d", "entry f"]
     b = entries["b"]
     assert rows[1] == [
         str(b.id),
         b.timestamp.isoformat(),
         "warn",
         "record_migration",
+        "record.failed",
+        "",
         str(first.migration_session_id),
         "doctor",
         "7/1",
@@ -399,8 +438,10 @@ def test_csv_export_quotes_cells_a_spreadsheet_would_run_as_formulas(auditor_cli
     messages = ['=HYPERLINK("http://x")', "+1+1", "-2", "@SUM(A1)", "plain", "a=b"]
     for message in messages:
         MigrationExecutionLogFactory(message=message, record_id="=1", entity_type="doctor")
+    MigrationExecutionLogFactory(message="by a user", actor="=cmd|' /C calc'!A0")
     rows = read_csv(auditor_client.get(url("logs_csv")))[1:]
-    assert [row[7] for row in rows] == [
+    assert rows.pop()[5] == "'=cmd|' /C calc'!A0"  # a username is typed by people too
+    assert [row[9] for row in rows] == [
         '\'=HYPERLINK("http://x")',
         "'+1+1",
         "'-2",
@@ -408,7 +449,30 @@ def test_csv_export_quotes_cells_a_spreadsheet_would_run_as_formulas(auditor_cli
         "plain",
         "a=b",
     ]
-    assert {row[6] for row in rows} == {"'=1"}
+    assert {row[8] for row in rows} == {"'=1"}
+
+
+def test_csv_export_filters_by_action_and_actor_and_has_both_columns(auditor_client, log_set):
+    _, second, entries = log_set
+    response = auditor_client.get(
+        url("logs_csv"), {"action": "session.pause_requested", "actor": "bob", "level": ""}
+    )
+    rows = read_csv(response)
+    assert [dict(zip(rows[0], row, strict=True)) for row in rows[1:]] == [
+        {
+            "id": str(entries["e"].id),
+            "timestamp": entries["e"].timestamp.isoformat(),
+            "level": "warn",
+            "operation": "record_migration",
+            "action": "session.pause_requested",
+            "actor": "bob",
+            "session": str(second.migration_session_id),
+            "entity": "office",
+            "record": entries["e"].record_id,
+            "message": "entry e",
+            "error_details": "",
+        }
+    ]
 
 
 def test_csv_export_refuses_bad_filters(auditor_client):
@@ -424,7 +488,7 @@ def test_csv_export_of_many_entries_reads_in_chunks_without_offset(auditor_clien
     with CaptureQueriesContext(connection) as queries:
         rows = read_csv(auditor_client.get(url("logs_csv")))
     assert len(rows) == 2501
-    assert [row[7] for row in rows[1:4]] == ["m0", "m1", "m2"]
+    assert [row[9] for row in rows[1:4]] == ["m0", "m1", "m2"]
     no_count_or_offset(queries.captured_queries)
 
 
