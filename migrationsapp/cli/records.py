@@ -8,7 +8,12 @@ from typing import Any
 from migrationsapp.cli.output import EXIT_FAILED, EXIT_OK, Output, Subcommand
 from migrationsapp.engine.errors import ConfigurationError
 from migrationsapp.engine.ids import decode_key, encode_key
-from migrationsapp.selectors.logs import format_log_line, parse_level, session_logs
+from migrationsapp.selectors.logs import (
+    format_log_line,
+    log_entry_document,
+    parse_level,
+    session_logs,
+)
 from migrationsapp.selectors.records import record_history
 from migrationsapp.selectors.sessions import get_session
 
@@ -20,6 +25,7 @@ def add_logs_arguments(parser) -> None:
     parser.add_argument("--level", help="threshold: debug, info, warn, error (any case)")
     parser.add_argument("--entity")
     parser.add_argument("--follow", action="store_true", help="keep printing new entries")
+    parser.add_argument("--json", action="store_true", help="print a JSON document")
 
 
 def logs(options: dict[str, Any], out: Output) -> int:
@@ -28,6 +34,19 @@ def logs(options: dict[str, Any], out: Output) -> int:
         level = parse_level(options["level"]) if options["level"] else None
     except ValueError as error:
         raise ConfigurationError(str(error)) from error
+    if options["json"]:
+        if options["follow"]:
+            raise ConfigurationError("--json prints one document: use it without --follow")
+        entries = session_logs(
+            session_id=session.migration_session_id, level=level, entity=options["entity"]
+        )
+        out.json(
+            {
+                "session": str(session.migration_session_id),
+                "entries": [log_entry_document(entry) for entry in entries.iterator()],
+            }
+        )
+        return EXIT_OK
     last = 0
     while True:
         for entry in session_logs(

@@ -64,6 +64,23 @@ def log_after(
     return list(session_logs(session_id=session_id, after_id=after_id, limit=limit, level=level))
 
 
+def log_entry_document(entry: MigrationExecutionLog) -> dict:
+    """One entry as `diffmig logs --json` prints it (docs/cli.md)."""
+    return {
+        "id": entry.id,
+        "time": entry.timestamp.isoformat(),
+        "level": entry.log_level,
+        "operation": entry.operation_type,
+        "action": entry.action,
+        "actor": entry.actor,
+        "entity": entry.entity_type,
+        "record": entry.record_id,
+        "message": entry.message,
+        "context": entry.context_data,
+        "error_details": entry.error_details,
+    }
+
+
 def format_log_line(entry: MigrationExecutionLog) -> str:
     """time, level, operation, entity, key (or -), message."""
     return "  ".join(
