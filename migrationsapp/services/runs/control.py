@@ -60,14 +60,7 @@ def request_pause(*, session_id: uuid.UUID, user: str = "") -> MigrationStatus:
     MigrationStatus.objects.filter(
         migration_session_id=session_id, overall_status=SessionStatus.RUNNING
     ).update(pause_requested_at=timezone.now())
-    actor = user or CLI_ACTOR
-    log_event(
-        session_id=session_id,
-        operation=OperationType.CHECKPOINT_SAVE,
-        action=AuditAction.SESSION_PAUSE_REQUESTED,
-        actor=actor,
-        message=f"pause requested by {actor}",
-    )
+    _log_request(session_id, AuditAction.SESSION_PAUSE_REQUESTED, "pause requested", user)
     if not lease_is_fresh(session_id):
         # Nobody is executing it (the process is gone, or RQ is between two units): pause
         # it now — unless the executor's own dispatch stopped it in the meantime.
@@ -100,14 +93,7 @@ def request_cancel(*, session_id: uuid.UUID, user: str = "") -> MigrationStatus:
     MigrationStatus.objects.filter(migration_session_id=session_id).update(
         cancel_requested_at=timezone.now()
     )
-    actor = user or CLI_ACTOR
-    log_event(
-        session_id=session_id,
-        operation=OperationType.CHECKPOINT_SAVE,
-        action=AuditAction.SESSION_CANCEL_REQUESTED,
-        actor=actor,
-        message=f"cancel requested by {actor}",
-    )
+    _log_request(session_id, AuditAction.SESSION_CANCEL_REQUESTED, "cancel requested", user)
     if status != SessionStatus.RUNNING or not lease_is_fresh(session_id):
         with _unless_stopped_meanwhile(session_id, SessionStatus.CANCELLED):
             finish_cancelled(session_id, expected=status)
@@ -158,12 +144,33 @@ def prepare_resume(*, session_id: uuid.UUID, user: str = "") -> MigrationStatus:
     ).update(lease_owner="", lease_heartbeat=None)
     MigrationStatus.objects.filter(migration_session_id=session_id).update(error_summary={})
     refresh_entity_lists(session_id=session_id)
+    _log_request(
+        session_id,
+        AuditAction.SESSION_RESUMED,
+        "session resumed",
+        user,
+        then=": continuing from the last checkpoints",
+        operation=OperationType.CHECKPOINT_RESTORE,
+    )
+    return session
+
+
+def _log_request(
+    session_id: uuid.UUID,
+    action: AuditAction,
+    what: str,
+    user: str,
+    *,
+    then: str = "",
+    operation: str = OperationType.CHECKPOINT_SAVE,
+) -> None:
+    """An operator's request in the session's log: ``<what> by <user>``, the user (the CLI
+    when none is given) as its actor."""
     actor = user or CLI_ACTOR
     log_event(
         session_id=session_id,
-        operation=OperationType.CHECKPOINT_RESTORE,
-        action=AuditAction.SESSION_RESUMED,
+        operation=operation,
+        action=action,
         actor=actor,
-        message=f"session resumed by {actor}: continuing from the last checkpoints",
+        message=f"{what} by {actor}{then}",
     )
-    return session
