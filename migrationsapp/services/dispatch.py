@@ -50,6 +50,7 @@ from migrationsapp.models.choices import (
     SessionStatus,
 )
 from migrationsapp.queue.port import QueueUnavailableError, enqueue_once
+from migrationsapp.selectors.workers import runs_in_workers as runs_in_workers  # re-exported
 from migrationsapp.services import leases, partitions, runs
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.state import (
@@ -70,11 +71,6 @@ DEAD = (EntityState.FAILED, EntityState.BLOCKED, EntityState.CANCELLED)
 ANALYSIS_TIMEOUT_FACTOR = 6
 FAILURE_TTL = 7 * 24 * 3600
 UNAVAILABLE_HINT = "The watchdog dispatches the session's units again once Redis is back."
-
-
-def runs_in_workers() -> bool:
-    """With REDIS_URL, sessions run as RQ jobs; without it, in-process (docs/architecture.md)."""
-    return bool(settings.REDIS_URL)
 
 
 def on_workers(session: MigrationStatus) -> bool:
