@@ -54,6 +54,8 @@ class MigrationExecutionLog(models.Model):
             models.Index(fields=["record_id"], name="log_record_idx"),
             # The log browser's action filter ("every pause request").
             models.Index(fields=["action", "id"], name="log_action_id_idx"),
+            # ... and its actor filter ("everything alice did").
+            models.Index(fields=["actor", "id"], name="log_actor_id_idx"),
         ]
         constraints = [
             models.CheckConstraint(
