@@ -7,9 +7,11 @@ stays constant in the size of the tables (only the capped report lists grow, to 
 
 1. **Source pass.** The source table is streamed from one snapshot. For each batch, the
    record map entries of its keys and its open quarantine entries are looked up in the
-   control database (one query each), the rows are transformed, references are translated
-   into the parents' UUIDs through the record map, and the destination rows of the batch
-   are fetched by UUID (one ``IN`` query). Each source record then ends up as
+   control database (one query each), the rows are transformed (one ``transform_batch``
+   call: the columnar path where the mapping has one, with its exact row-wise fallback),
+   references are translated into the parents' UUIDs through the record map, and the
+   destination rows of the batch are fetched by UUID (one query). Each source record then
+   ends up as
    *quarantined* (open quarantine: reported apart, see below), *missing* (no live record
    map entry, or no destination row) or *compared* field by field, adding one *different*
    per field that does not match; a compared record written under another mapping version
@@ -29,16 +31,20 @@ stays constant in the size of the tables (only the capped report lists grow, to 
    entry of this entity has its UUID (diffmig did not write it), when its entry is deleted
    (a delete that did not happen; under ``deletes: soft`` a row whose soft-delete column is
    set is fine), or when its entry is live but its source row is gone (a delete not yet
-   applied; checked with one fetch-by-key per batch on the source; under ``deletes:
-   report`` such rows are kept on purpose and are not extra).
+   applied; under ``deletes: report`` such rows are kept on purpose and are not extra).
+   Whether any source row is gone is known from two counts: the destination rows of live
+   records the source pass met, and the destination rows of live entries this pass met
+   (neither soft-deleted). A live record's row is a live entry's row, so equal counts mean
+   every such row has its source row. Only when they differ does the pass run again,
+   checking the source with one fetch-by-key per batch.
 
 Nothing is held across batches but counters and the capped lists: no set of every key or
-UUID, no temporary table. The price is one record-map query per batch and pass, and one
-extra source query per destination batch.
+UUID, no temporary table. The price is one record-map query per batch and pass.
 
-Equality and the values shown are ``values.py``'s; the report is ``verify_report.py``'s; the
-destination reads (and ``read_first_rows``, which serves the mapping preview) are
-``verify_reads.py``'s. No Django here.
+A record is compared by ``verify_compare.py`` (values that are already the same Python value
+on both sides settle at once, the others take the type-aware way); equality and the values
+shown are ``values.py``'s; the report is ``verify_report.py``'s; the destination reads (and
+``read_first_rows``, which serves the mapping preview) are ``verify_reads.py``'s. No Django here.
 """
 
 from __future__ import annotations
@@ -54,7 +60,8 @@ from .connectors import ColumnInfo, Database
 from .errors import RowError
 from .ids import encode_key, value_text
 from .ports import DEFAULT_BATCH_SIZE
-from .values import UnresolvedReference, as_uuid, destination_value, values_equal
+from .values import UnresolvedReference, as_uuid
+from .verify_compare import RowComparer
 from .verify_reads import DestinationTable
 from .verify_reads import read_first_rows as read_first_rows
 from .verify_report import (
@@ -66,7 +73,6 @@ from .verify_report import (
     SOURCE_CHANGED,
     SOURCE_DELETED,
     EntityVerification,
-    FieldDifference,
     MapEntry,
     QuarantinedState,
     VerifyPorts,
@@ -88,6 +94,11 @@ class EntityVerifier:
     _table: DestinationTable = field(init=False, repr=False)
     _columns: dict[str, ColumnInfo] = field(init=False, repr=False)
     _soft: str | None = field(init=False, repr=False, default=None)
+    _comparer: RowComparer = field(init=False, repr=False)
+    # Destination rows (not soft-deleted) of live records the source pass found, and those
+    # of live entries the destination pass found: equal counts mean no source row is gone.
+    _rows_of_live_records: int = field(init=False, repr=False, default=0)
+    _rows_of_live_entries: int = field(init=False, repr=False, default=0)
 
     @property
     def entity(self) -> str:
@@ -112,6 +123,8 @@ class EntityVerifier:
             and info.column(spec.soft_delete_column) is not None
             else None
         )
+        self._comparer = RowComparer(self._columns, self._soft)
+        self._rows_of_live_records = self._rows_of_live_entries = 0
         report = EntityVerification(self.entity, self.mapping_version, cap=self.cap)
         columns = list(dict.fromkeys([*spec.source_key, *self.compiled.source_columns]))
         for batch in self.source.stream_rows(
@@ -120,7 +133,13 @@ class EntityVerifier:
             self._source_batch(batch, report)
         extra_columns = [self._soft] if self._soft else []
         for batch in self._table.stream(extra_columns, self.batch_size):
-            self._destination_batch(batch, report)
+            self._rows_of_live_entries += len(self._destination_batch(batch, report))
+        if self._rows_of_live_entries != self._rows_of_live_records:
+            # Some live entry's destination row has no source row behind it: find which.
+            for batch in self._table.stream(extra_columns, self.batch_size):
+                live = self._destination_batch(batch, None)
+                if live:
+                    self._check_source_gone(live, report)
         report.seconds = time.monotonic() - started
         return report
 
@@ -135,8 +154,8 @@ class EntityVerifier:
         unchanged = self._at_last_migrated(keyed, quarantined, entries)
 
         # Transform every record that has a live record map entry (quarantined ones too:
-        # their destination row is checked as well).
-        candidates: list[tuple[str, MapEntry, dict[str, Any] | RowError]] = []
+        # their destination row is checked as well), the whole batch in one call.
+        live: list[tuple[str, MapEntry, dict[str, Any]]] = []
         for text, row in keyed:
             entry = entries.get(text)
             if entry is None or entry.deleted:
@@ -145,21 +164,20 @@ class EntityVerifier:
                 else:
                     report.missing.add(text)
                 continue
-            try:
-                values: dict[str, Any] | RowError = self.compiled.transform(row)
-            except RowError as error:
-                values = error
-            candidates.append((text, entry, values))
-        if not candidates:
+            live.append((text, entry, row))
+        if not live:
             return
+        transformed = self.compiled.transform_batch([row for _, _, row in live])
 
-        self._resolve_references([v for _, _, v in candidates if isinstance(v, dict)])
+        self._resolve_references([v for v in transformed if isinstance(v, dict)])
         fetched = self._table.fetch(
-            [entry.uuid for _, entry, _ in candidates],
+            [entry.uuid for _, entry, _ in live],
             [*self._columns, *([self._soft] if self._soft else [])],
         )
-        for text, entry, values in candidates:
+        for (text, entry, _), values in zip(live, transformed, strict=True):
             row = fetched.get(entry.uuid)
+            if row is not None and not self._soft_deleted(row):
+                self._rows_of_live_records += 1
             if text in quarantined:
                 report.add_quarantined(
                     self._quarantined_state(text, quarantined[text], values, row, unchanged)
@@ -171,7 +189,7 @@ class EntityVerifier:
             report.compared += 1
             if entry.mapping_version != self.mapping_version:
                 report.stale.add(text)
-            differences = self._compare(text, values, row)
+            differences = self._comparer.differences(text, values, row)
             if differences:
                 report.different_records += 1
                 for difference in differences:
@@ -219,7 +237,7 @@ class EntityVerifier:
             return QuarantinedState(key_text, Q_MISSING, reason)
         if key_text not in unchanged:
             return QuarantinedState(key_text, SOURCE_CHANGED, reason)
-        differences = self._compare(key_text, values, row)
+        differences = self._comparer.differences(key_text, values, row)
         if differences:
             return QuarantinedState(key_text, Q_DIFFERENT, reason, tuple(differences))
         return QuarantinedState(key_text, Q_EQUAL, reason)
@@ -250,61 +268,40 @@ class EntityVerifier:
                 else UnresolvedReference(ref.entity, ref.key_text)
             )
 
-    def _compare(
-        self, key_text: str, values: dict[str, Any] | RowError, row: Mapping[str, Any]
-    ) -> list[FieldDifference]:
-        if isinstance(values, RowError):
-            # Not quarantined, yet the active mapping refuses the row now (e.g. the mapping
-            # changed since it was written): its destination cannot be equal to it.
-            name = values.field or next(iter(self._columns), "")
-            return [
-                FieldDifference(
-                    key_text,
-                    name,
-                    f"<fails: {values.reason}>",
-                    destination_value(self._columns[name], row.get(name))
-                    if name in self._columns
-                    else None,
-                )
-            ]
-        differences = []
-        for name, column in self._columns.items():
-            source = values.get(name)
-            destination = destination_value(column, row.get(name))
-            if not values_equal(column, source, destination):
-                shown = str(source) if isinstance(source, UnresolvedReference) else source
-                differences.append(FieldDifference(key_text, name, shown, destination))
-        if self._soft and row.get(self._soft) is not None:
-            # A live record marked deleted in the destination.
-            differences.append(FieldDifference(key_text, self._soft, None, row.get(self._soft)))
-        return differences
-
     # -- destination pass --------------------------------------------------------------------
 
-    def _destination_batch(self, rows: list[dict[str, Any]], report: EntityVerification) -> None:
+    def _soft_deleted(self, row: Mapping[str, Any]) -> bool:
+        return self._soft is not None and row.get(self._soft) is not None
+
+    def _destination_batch(
+        self, rows: list[dict[str, Any]], report: EntityVerification | None
+    ) -> list[tuple[uuid.UUID, MapEntry]]:
+        """Reports the batch's extra rows (unless ``report`` is None) and returns the rows of
+        live entries whose source row may be gone (not under ``deletes: report``)."""
         spec = self.compiled.spec
         by_uuid: dict[uuid.UUID, dict[str, Any]] = {}
         for row in rows:
             parsed = as_uuid(row[spec.destination_key])
             if parsed is None:
                 # Not even a UUID: certainly not a row diffmig wrote.
-                report.extra.add(value_text(row[spec.destination_key]))
+                if report is not None:
+                    report.extra.add(value_text(row[spec.destination_key]))
                 continue
             by_uuid[parsed] = row
         entries = self.ports.entries_by_uuid(self.entity, list(by_uuid))
         live: list[tuple[uuid.UUID, MapEntry]] = []
         for record_uuid, row in by_uuid.items():
             entry = entries.get(record_uuid)
-            soft_deleted = self._soft is not None and row.get(self._soft) is not None
+            soft_deleted = self._soft_deleted(row)
             if entry is None:
-                report.extra.add(str(record_uuid))
+                if report is not None:
+                    report.extra.add(str(record_uuid))
             elif entry.deleted:
-                if not soft_deleted:
+                if not soft_deleted and report is not None:
                     report.extra.add(str(record_uuid))  # the delete did not happen
             elif spec.deletes != "report" and not soft_deleted:
                 live.append((record_uuid, entry))
-        if live:
-            self._check_source_gone(live, report)
+        return live
 
     def _check_source_gone(
         self, live: list[tuple[uuid.UUID, MapEntry]], report: EntityVerification

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from .connectors import Database
 from .ids import encode_key, value_text
@@ -29,6 +30,12 @@ class DestinationTable:
         self._bind_uuid = (
             database.dialect == "postgresql" and key_info is not None and key_info.kind == "uuid"
         )
+        # PostgreSQL takes a batch's keys as one array parameter (``= ANY``): a query of a
+        # thousand placeholders costs more to build and parse than to run.
+        self._array: sa.types.TypeEngine | None = None
+        if database.dialect == "postgresql":
+            element = postgresql.UUID(as_uuid=True) if self._bind_uuid else sa.Text()
+            self._array = postgresql.ARRAY(element)
 
     def _clause(self, columns: Sequence[str]) -> sa.TableClause:
         names = dict.fromkeys([self.key_column, *columns])
@@ -44,10 +51,17 @@ class DestinationTable:
         t = self._clause(columns)
         key = t.c[self.key_column]
         found: dict[uuid.UUID, dict[str, Any]] = {}
+        if not uuids:
+            return found
+        chunk_size = len(uuids) if self._array is not None else _IN_CHUNK
         with self.database.connect() as conn:
-            for start in range(0, len(uuids), _IN_CHUNK):
-                chunk = [self._bind(u) for u in uuids[start : start + _IN_CHUNK]]
-                stmt = sa.select(key, *(t.c[c] for c in columns)).where(key.in_(chunk))
+            for start in range(0, len(uuids), chunk_size):
+                chunk = [self._bind(u) for u in uuids[start : start + chunk_size]]
+                if self._array is not None:
+                    match = key == sa.any_(sa.bindparam("keys", chunk, type_=self._array))
+                else:
+                    match = key.in_(chunk)
+                stmt = sa.select(key, *(t.c[c] for c in columns)).where(match)
                 for row in conn.execute(stmt):
                     parsed = as_uuid(row[0])
                     if parsed is not None:

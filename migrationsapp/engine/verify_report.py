@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from .values import json_value
 
@@ -22,16 +23,24 @@ T = TypeVar("T")
 # --- ports --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MapEntry:
-    """One record map entry: what diffmig last wrote for a legacy key."""
+class MapEntry(NamedTuple):
+    """One record map entry: what diffmig last wrote for a legacy key.
+
+    A tuple rather than a dataclass: verify builds one per record and pass, and a tuple is
+    built several times faster. The typed key is kept as its JSON text and read on demand
+    (only the destination pass needs it, for the few live entries it checks at the source).
+    """
 
     key_text: str
-    key: list[Any]  # the typed form (ids.storage_values), to fetch the source row again
+    key_json: str  # the typed form (ids.storage_values) as JSON, to fetch the source row again
     uuid: uuid.UUID
     mapping_version: int
     deleted: bool
     content_hash: str = ""  # of the content last written ("" when unknown)
+
+    @property
+    def key(self) -> list[Any]:
+        return json.loads(self.key_json)
 
 
 class VerifyPorts(Protocol):

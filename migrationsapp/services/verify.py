@@ -11,9 +11,10 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from django.db import connection
+
 from migrationsapp.engine.compile import compile_entity
 from migrationsapp.engine.errors import ConfigurationError
-from migrationsapp.engine.ports import DEFAULT_BATCH_SIZE
 from migrationsapp.engine.verify import EntityVerifier
 from migrationsapp.engine.verify_report import DEFAULT_CAP, EntityVerification, MapEntry
 from migrationsapp.models import QuarantinedRecord, RecordMap
@@ -22,73 +23,83 @@ from migrationsapp.services.databases import open_named
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.mappings import load_active_mapping
 
-CHUNK = 1000  # keys per control-database query
+# Keys per control-database query: PostgreSQL takes a whole batch as one array parameter;
+# SQLite takes an IN list, well below its limit on bound parameters.
+SQLITE_CHUNK = 1000
+# Records per verify batch: a batch of rows is held (source, transformed and destination),
+# never a table; larger batches than a run's share the per-query costs over more rows.
+VERIFY_BATCH_SIZE = 5000
 
-_ENTRY_FIELDS = (
-    "legacy_key_text",
-    "legacy_key",
-    "destination_uuid",
-    "mapping_version",
-    "deleted_at",
-    "content_hash",
+# Raw SQL rather than the ORM: verify reads one entry per record and pass, and the ORM's
+# per-row model machinery and an IN list of a thousand placeholders cost more than the query.
+_ENTRY_COLUMNS = (
+    "legacy_key_text, {key_json}, destination_uuid, mapping_version, "
+    "deleted_at IS NOT NULL, content_hash"
 )
 
 
-def _entry(
-    text: str, key: list, destination: uuid.UUID, version: int, deleted, content_hash: str
-) -> MapEntry:
-    return MapEntry(
-        key_text=text,
-        key=list(key),
-        uuid=destination,
-        mapping_version=version,
-        deleted=deleted is not None,
-        content_hash=content_hash or "",
-    )
+def _entry(row: tuple) -> MapEntry:
+    text, key_json, destination, version, deleted, content_hash = row
+    if not isinstance(destination, uuid.UUID):
+        destination = uuid.UUID(str(destination))  # SQLite keeps it as hex text
+    return MapEntry(text, key_json, destination, version, bool(deleted), content_hash or "")
 
 
 class ControlVerifyPorts:
-    """The verifier's reads of the record map and the quarantine, a chunk at a time."""
+    """The verifier's reads of the record map and the quarantine, one query per batch."""
+
+    def __init__(self) -> None:
+        self._postgresql = connection.vendor == "postgresql"
+        key_json = "legacy_key::text" if self._postgresql else "legacy_key"
+        self._entries = _ENTRY_COLUMNS.format(key_json=key_json)
+        self._map = RecordMap._meta.db_table
+        self._quarantine = QuarantinedRecord._meta.db_table
+
+    def _select(self, sql: str, entity: str, column: str, values: list) -> list[tuple]:
+        """The rows of ``sql`` (which ends ``WHERE entity_type = %s AND``) where ``column``
+        is one of ``values``."""
+        rows: list[tuple] = []
+        with connection.cursor() as cursor:
+            if self._postgresql:
+                cursor.execute(f"{sql} {column} = ANY(%s)", [entity, values])
+                return cursor.fetchall()
+            for start in range(0, len(values), SQLITE_CHUNK):
+                chunk = values[start : start + SQLITE_CHUNK]
+                marks = ", ".join(["%s"] * len(chunk))
+                cursor.execute(f"{sql} {column} IN ({marks})", [entity, *chunk])
+                rows += cursor.fetchall()
+        return rows
 
     def entries_by_key(self, entity: str, key_texts: Collection[str]) -> dict[str, MapEntry]:
-        texts = list(key_texts)
-        found: dict[str, MapEntry] = {}
-        for start in range(0, len(texts), CHUNK):
-            rows = RecordMap.objects.filter(
-                entity_type=entity, legacy_key_text__in=texts[start : start + CHUNK]
-            ).values_list(*_ENTRY_FIELDS)
-            for row in rows:
-                found[row[0]] = _entry(*row)
-        return found
+        if not key_texts:
+            return {}
+        sql = f"SELECT {self._entries} FROM {self._map} WHERE entity_type = %s AND"
+        rows = self._select(sql, entity, "legacy_key_text", list(key_texts))
+        return {row[0]: _entry(row) for row in rows}
 
     def entries_by_uuid(
         self, entity: str, uuids: Collection[uuid.UUID]
     ) -> dict[uuid.UUID, MapEntry]:
-        wanted = list(uuids)
+        if not uuids:
+            return {}
+        wanted = list(uuids) if self._postgresql else [u.hex for u in uuids]
+        sql = f"SELECT {self._entries} FROM {self._map} WHERE entity_type = %s AND"
         found: dict[uuid.UUID, MapEntry] = {}
-        for start in range(0, len(wanted), CHUNK):
-            rows = RecordMap.objects.filter(
-                entity_type=entity, destination_uuid__in=wanted[start : start + CHUNK]
-            ).values_list(*_ENTRY_FIELDS)
-            for row in rows:
-                entry = _entry(*row)
-                # Should one UUID ever be mapped twice, a live entry speaks for the row.
-                if entry.uuid not in found or not entry.deleted:
-                    found[entry.uuid] = entry
+        for row in self._select(sql, entity, "destination_uuid", wanted):
+            entry = _entry(row)
+            # Should one UUID ever be mapped twice, a live entry speaks for the row.
+            if entry.uuid not in found or not entry.deleted:
+                found[entry.uuid] = entry
         return found
 
     def quarantined(self, entity: str, key_texts: Collection[str]) -> dict[str, str]:
-        texts = list(key_texts)
-        found: dict[str, str] = {}
-        for start in range(0, len(texts), CHUNK):
-            found.update(
-                QuarantinedRecord.objects.filter(
-                    entity_type=entity,
-                    legacy_key_text__in=texts[start : start + CHUNK],
-                    resolved_at__isnull=True,
-                ).values_list("legacy_key_text", "reason")
-            )
-        return found
+        if not key_texts:
+            return {}
+        sql = (
+            f"SELECT legacy_key_text, reason FROM {self._quarantine} "
+            "WHERE resolved_at IS NULL AND entity_type = %s AND"
+        )
+        return dict(self._select(sql, entity, "legacy_key_text", list(key_texts)))
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,7 @@ class VerifyReport:
 def verify_entities(
     *,
     entities: Sequence[str] | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = VERIFY_BATCH_SIZE,
     cap: int = DEFAULT_CAP,
     actor: str = "",
 ) -> VerifyReport:
