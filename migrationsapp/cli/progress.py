@@ -21,6 +21,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from migrationsapp.engine.outcomes import Phase
+
 
 class TransferSpeedlessRate(TextColumn):
     """Rows per second, from rich's own speed estimate."""
@@ -59,9 +61,9 @@ class RichProgress:
 
     def analysis_callback(self) -> Callable[[str, int], None]:
         def seen(entity: str, rows: int) -> None:
-            key = (entity, "analyze")
+            key = (entity, Phase.ANALYZE)
             if key not in self.tasks:
-                self.tasks[key] = self.progress.add_task(f"{entity} analyze", total=None)
+                self.tasks[key] = self.progress.add_task(f"{entity} {Phase.ANALYZE}", total=None)
             self.progress.update(self.tasks[key], completed=rows)
 
         return seen

@@ -13,6 +13,8 @@ import uuid
 
 from django.db import models
 
+from migrationsapp.engine.outcomes import Phase
+
 from .choices import ACTIVE_ENTITY_STATES, EntityState, RunMode, SessionStatus, check_in
 
 
@@ -106,7 +108,7 @@ class MigrationControl(models.Model):
     # The dependency order of this entity within the session (0 first).
     position = models.PositiveIntegerField(default=0)
     depends_on = models.JSONField(default=list, blank=True)
-    phase = models.CharField(max_length=16, default="analyze")
+    phase = models.CharField(max_length=16, default=Phase.ANALYZE)
     mapping_version = models.PositiveIntegerField(null=True, blank=True)
     lease_owner = models.CharField(max_length=64, blank=True, default="")
     lease_heartbeat = models.DateTimeField(null=True, blank=True)

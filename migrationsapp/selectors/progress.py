@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass, field
 from django.db.models import Sum
 from django.utils import timezone
 
+from migrationsapp.engine.outcomes import Phase
 from migrationsapp.models import MigrationStatus
-from migrationsapp.models.choices import SessionStatus
+from migrationsapp.models.choices import ACTIVE_ENTITY_STATES, SessionStatus
 from migrationsapp.selectors.counts import EntityCounts, percent_of
 from migrationsapp.selectors.launch import (
     AnalysisRow,
@@ -32,6 +33,7 @@ from migrationsapp.selectors.launch import (
 from migrationsapp.selectors.logs import DEFAULT_LOG_LEVEL, log_after, log_tail
 from migrationsapp.selectors.sessions import (
     ACTIVE_SESSION,
+    duration_label,
     format_duration,
     session_document,
     session_elapsed,
@@ -87,9 +89,7 @@ class SessionRow(_OfSession, EntityCounts):
 
     @property
     def duration_label(self) -> str:
-        if self.duration is not None and self.duration < dt.timedelta(seconds=1):
-            return "< 1 s"  # as history says it: "0 s" would read as nothing done
-        return format_duration(self.duration)
+        return duration_label(self.duration)
 
     @property
     def reason(self) -> str:
@@ -196,9 +196,7 @@ class SessionProgress(_OfSession):
     def not_analysed(self) -> int:
         """Entities still to analyse: their changes are not counted yet."""
         return sum(
-            1
-            for e in self.entities
-            if e.phase == "analyze" and e.state in ("pending", "running", "paused")
+            1 for e in self.entities if e.phase == Phase.ANALYZE and e.state in ACTIVE_ENTITY_STATES
         )
 
     @property

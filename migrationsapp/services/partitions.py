@@ -18,12 +18,12 @@ import uuid
 from django.conf import settings
 from django.db.models import QuerySet
 
-from migrationsapp.engine.runner import UPSERT
+from migrationsapp.engine.outcomes import Phase
 from migrationsapp.models import AnalysisChange, MigrationCheckpoint
 from migrationsapp.models.choices import CheckpointState
 from migrationsapp.services.batches import UPSERT_KINDS
 
-PREFIX = f"{UPSERT}:"
+PREFIX = f"{Phase.UPSERT}:"
 
 
 def is_partition(unit: str) -> bool:
@@ -74,7 +74,12 @@ def create(*, run_id: uuid.UUID, analysis_id: uuid.UUID, entity: str) -> int:
                 state=CheckpointState.CREATED,
                 batch_position=lo - 1,
                 records_remaining=min(size, total - index * size),
-                checkpoint_data={"phase": UPSERT, "lo": lo, "hi": hi, "last_change_id": lo - 1},
+                checkpoint_data={
+                    "phase": Phase.UPSERT,
+                    "lo": lo,
+                    "hi": hi,
+                    "last_change_id": lo - 1,
+                },
             )
         )
     MigrationCheckpoint.objects.bulk_create(rows, ignore_conflicts=True)

@@ -12,11 +12,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from migrationsapp.engine.batch_loop import UnitOutcome
 from migrationsapp.engine.diff import check_delete_guard
 from migrationsapp.engine.errors import DeleteGuardError, LeaseLostError
 from migrationsapp.engine.mapping import EntitySpec
 from migrationsapp.engine.outcomes import Phase, UnitStatus
-from migrationsapp.engine.runner import EntityRunner, UnitOutcome
+from migrationsapp.engine.runner import EntityRunner
 from migrationsapp.models import MigrationCheckpoint, MigrationControl, MigrationStatus
 from migrationsapp.models.choices import AuditAction, EntityState, OperationType
 from migrationsapp.services import leases, partitions
