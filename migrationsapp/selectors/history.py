@@ -35,7 +35,7 @@ from migrationsapp.models import (
     SchemaMappingDefinition,
 )
 from migrationsapp.models.choices import SessionStatus, levels_at_or_above
-from migrationsapp.selectors.progress import format_duration
+from migrationsapp.selectors.sessions import duration_label
 
 PAGE_SIZE = 50
 EXPORT_CHUNK = 2000
@@ -187,9 +187,7 @@ class HistoryRow:
 
     @property
     def duration_label(self) -> str:
-        if self.duration is not None and self.duration < dt.timedelta(seconds=1):
-            return "< 1 s"
-        return format_duration(self.duration)
+        return duration_label(self.duration)
 
 
 def history_row(session: MigrationStatus, *, now: dt.datetime) -> HistoryRow:
@@ -253,22 +251,25 @@ class LogFilters:
     actor: str | None = None  # a username, "cli", "schedule", "worker"
 
 
+# The filters that match one column exactly: the filter's name → the log's column.
+LOG_EXACT_FILTERS = {
+    "operation": "operation_type",
+    "entity": "entity_type",
+    "record": "record_id",
+    "session": "session_id",
+    "action": "action",
+    "actor": "actor",
+}
+
+
 def filtered_logs(filters: LogFilters) -> QuerySet[MigrationExecutionLog]:
     query = MigrationExecutionLog.objects.all()
     if filters.level:
         query = query.filter(log_level__in=levels_at_or_above(filters.level))
-    if filters.operation:
-        query = query.filter(operation_type=filters.operation)
-    if filters.entity:
-        query = query.filter(entity_type=filters.entity)
-    if filters.record:
-        query = query.filter(record_id=filters.record)
-    if filters.session:
-        query = query.filter(session_id=filters.session)
-    if filters.action:
-        query = query.filter(action=filters.action)
-    if filters.actor:
-        query = query.filter(actor=filters.actor)
+    for name, column in LOG_EXACT_FILTERS.items():
+        value = getattr(filters, name)
+        if value:
+            query = query.filter(**{column: value})
     return query
 
 

@@ -31,6 +31,14 @@ def format_duration(duration: dt.timedelta | None) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
+def duration_label(duration: dt.timedelta | None) -> str:
+    """A session's length as its row shows it: "< 1 s" under a second ("0 s" would read as
+    nothing done), else ``format_duration``."""
+    if duration is not None and duration < dt.timedelta(seconds=1):
+        return "< 1 s"
+    return format_duration(duration)
+
+
 def session_elapsed(session: MigrationStatus) -> dt.timedelta | None:
     """From its start to its end, or to now while it runs; None before it starts."""
     if session.started_at is None:
