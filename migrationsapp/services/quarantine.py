@@ -259,9 +259,16 @@ def _check(selection: QuarantineSelection) -> None:
         )
 
 
-def _log_bulk(
-    *, action: AuditAction, message: str, user: str, note: str, selection, changed
-) -> None:
+def _bulk_outcome(
+    *,
+    action: AuditAction,
+    message: str,
+    user: str,
+    note: str,
+    selection: QuarantineSelection,
+    changed: int,
+) -> BulkOutcome:
+    """Log a bulk action (one entry for the whole selection) and say what it changed."""
     log_event(
         session_id=None,
         operation=OperationType.VALIDATION,
@@ -274,6 +281,8 @@ def _log_bulk(
             "selection": selection.as_log(),
         },
     )
+    named = _named(selection)
+    return BulkOutcome(changed=changed, skipped=None if named is None else named - changed)
 
 
 @transaction.atomic
@@ -301,8 +310,7 @@ def retry_quarantined_records(
     ).update(content_hash="")
     changed = pending.update(content_hash="")
     name = username(user)
-    named = _named(selection)
-    _log_bulk(
+    return _bulk_outcome(
         action=AuditAction.QUARANTINE_RETRIED,
         user=name,
         note=text,
@@ -311,7 +319,6 @@ def retry_quarantined_records(
         message=f"{name} asked to retry {changed} quarantined records on the next run "
         f"({selection.describe()})" + (f": {text}" if text else ""),
     )
-    return BulkOutcome(changed=changed, skipped=None if named is None else named - changed)
 
 
 @transaction.atomic
@@ -325,8 +332,7 @@ def resolve_quarantined_records(
     changed = QuarantinedRecord.objects.filter(
         _selection_q(selection), resolved_at__isnull=True
     ).update(resolved_at=timezone.now(), resolved_by=name, resolution_note=text)
-    named = _named(selection)
-    _log_bulk(
+    return _bulk_outcome(
         action=AuditAction.QUARANTINE_RESOLVED,
         user=name,
         note=text,
@@ -335,4 +341,3 @@ def resolve_quarantined_records(
         message=f"{name} marked {changed} quarantined records resolved "
         f"({selection.describe()}): {text}",
     )
-    return BulkOutcome(changed=changed, skipped=None if named is None else named - changed)
