@@ -26,7 +26,7 @@ from migrationsapp.selectors.history import (
 from migrationsapp.selectors.records import record_history, similar_keys
 
 from .access import permission_required
-from .audit_csv import LOG_HEADER, csv_response, log_row
+from .audit_csv import LOG_HEADER, csv_export, log_row
 from .audit_forms import LogFilterForm, LookupForm, SessionFilterForm
 
 
@@ -65,18 +65,13 @@ def logs(request: HttpRequest) -> HttpResponse:
 @permission_required("migrationsapp.view_migrationexecutionlog")
 @require_GET
 def logs_csv(request: HttpRequest) -> HttpResponse:
-    form = LogFilterForm(request.GET)
-    if not form.is_valid():
-        return bad_filter(form)
-    rows = (log_row(entry) for entry in log_export_rows(filters=form.filters()))
-    return csv_response(LOG_HEADER, rows, filename="diffmig-logs.csv")
-
-
-def bad_filter(form) -> HttpResponse:
-    """A CSV export's answer to filters it cannot apply: 400, one line per problem."""
-    problems = "; ".join(f"{name}: {' '.join(e)}" for name, e in form.errors.items())
-    return HttpResponse(
-        f"bad filter: {problems}", status=400, content_type="text/plain; charset=utf-8"
+    return csv_export(
+        request,
+        form_class=LogFilterForm,
+        read=log_export_rows,
+        row=log_row,
+        header=LOG_HEADER,
+        filename="diffmig-logs.csv",
     )
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from django.http import StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from migrationsapp.models import MigrationExecutionLog, QuarantinedRecord
 from migrationsapp.selectors.quarantine import state_label
@@ -122,3 +122,29 @@ def csv_response(
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def bad_filter(form) -> HttpResponse:
+    """A CSV export's answer to filters it cannot apply: 400, one line per problem."""
+    problems = "; ".join(f"{name}: {' '.join(e)}" for name, e in form.errors.items())
+    return HttpResponse(
+        f"bad filter: {problems}", status=400, content_type="text/plain; charset=utf-8"
+    )
+
+
+def csv_export(
+    request: HttpRequest,
+    *,
+    form_class,
+    read: Callable[..., Iterable],
+    row: Callable[..., Sequence[object]],
+    header: Sequence[str],
+    filename: str,
+) -> HttpResponse:
+    """An export under the filters of the query string (``form_class``): every entry
+    ``read(filters=…)`` finds, one ``row`` each; ``bad_filter`` when the filters are wrong."""
+    form = form_class(request.GET)
+    if not form.is_valid():
+        return bad_filter(form)
+    rows = (row(entry) for entry in read(filters=form.filters()))
+    return csv_response(header, rows, filename=filename)

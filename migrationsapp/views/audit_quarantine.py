@@ -37,8 +37,7 @@ from migrationsapp.services.quarantine import (
 )
 
 from .access import permission_required
-from .audit import bad_filter
-from .audit_csv import QUARANTINE_HEADER, csv_response, quarantine_row
+from .audit_csv import QUARANTINE_HEADER, csv_export, quarantine_row
 from .audit_forms import QuarantineBulkForm, QuarantineFilterForm, ResolveNoteForm, group_token
 
 VIEW = "migrationsapp.view_quarantinedrecord"
@@ -89,11 +88,14 @@ def quarantine(request: HttpRequest) -> HttpResponse:
 @permission_required(VIEW)
 @require_GET
 def quarantine_csv(request: HttpRequest) -> HttpResponse:
-    form = QuarantineFilterForm(request.GET)
-    if not form.is_valid():
-        return bad_filter(form)
-    rows = (quarantine_row(entry) for entry in quarantine_export_rows(filters=form.filters()))
-    return csv_response(QUARANTINE_HEADER, rows, filename="diffmig-quarantine.csv")
+    return csv_export(
+        request,
+        form_class=QuarantineFilterForm,
+        read=quarantine_export_rows,
+        row=quarantine_row,
+        header=QUARANTINE_HEADER,
+        filename="diffmig-quarantine.csv",
+    )
 
 
 def _back_to_list(request: HttpRequest) -> str:
