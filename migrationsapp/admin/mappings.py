@@ -220,25 +220,22 @@ class SchemaMappingDefinitionAdmin(WriteGuardMixin, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, context)
 
     def clone_view(self, request, object_id):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        definition = self._object_for_action(request, object_id)
-        if definition is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        clone = self._clone(request, definition)
-        return HttpResponseRedirect(
-            reverse("admin:migrationsapp_schemamappingdefinition_change", args=[clone.pk])
-        )
+        return self._version_view(request, object_id, self._clone)  # then the new draft's page
 
     def activate_view(self, request, object_id):
+        return self._version_view(request, object_id, self._activate)
+
+    def _version_view(self, request, object_id, act):
+        """A POST on one version: ``act`` on it, then the change page of the version it
+        returns."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         definition = self._object_for_action(request, object_id)
         if definition is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        self._activate(request, definition)
+        shown = act(request, definition)
         return HttpResponseRedirect(
-            reverse("admin:migrationsapp_schemamappingdefinition_change", args=[definition.pk])
+            reverse("admin:migrationsapp_schemamappingdefinition_change", args=[shown.pk])
         )
 
     @admin.action(permissions=["change"], description="Clone into a new draft version")
@@ -276,7 +273,8 @@ class SchemaMappingDefinitionAdmin(WriteGuardMixin, admin.ModelAdmin):
         self.message_user(request, f"{what} (an inactive draft).", messages.SUCCESS)
         return clone
 
-    def _activate(self, request, definition: SchemaMappingDefinition) -> None:
+    def _activate(self, request, definition: SchemaMappingDefinition) -> SchemaMappingDefinition:
+        """Activate ``definition`` (or say why not); it is the page to show after."""
         try:
             # The same checks as the import and the web editor's activation: both databases.
             result = switch_active_definition(
@@ -284,7 +282,7 @@ class SchemaMappingDefinitionAdmin(WriteGuardMixin, admin.ModelAdmin):
             )
         except (MappingVersionError, MappingError) as exc:
             self.message_user(request, f"Not activated: {definition}: {exc}", messages.ERROR)
-            return
+            return definition
         activated, previous = result.activated, result.deactivated
         what = f"activated {activated.entity_type} v{activated.version}"
         if previous is not None:
@@ -297,6 +295,7 @@ class SchemaMappingDefinitionAdmin(WriteGuardMixin, admin.ModelAdmin):
             )
         self.log_change(request, activated, what)
         self.message_user(request, f"{what}.", messages.SUCCESS)
+        return definition
 
 
 class DefinitionRowAdmin(ReadOnlyAdmin):
