@@ -93,6 +93,21 @@ class Unit:
     attempt: int
     analysis: bool = False
 
+    @classmethod
+    def of(
+        cls, control: MigrationControl, *, phase: str, position: int, analysis: bool = False
+    ) -> Unit:
+        """A unit of ``control``'s entity run, at its current attempt."""
+        return cls(
+            session_id=control.session_id,
+            control_id=control.pk,
+            entity=control.entity_type,
+            phase=phase,
+            position=position,
+            attempt=control.attempts,
+            analysis=analysis,
+        )
+
     @property
     def job_id(self) -> str:
         phase = self.phase.replace(":", "_")
@@ -166,25 +181,15 @@ def _units(
     if parts and control.state == EntityState.RUNNING:
         # A split entity: every partition nobody holds (the entity's own unit waits for all).
         return [
-            Unit(
-                session_id=control.session_id,
-                control_id=control.pk,
-                entity=control.entity_type,
-                phase=part.unit,
-                position=part.batch_position,
-                attempt=control.attempts,
-            )
+            Unit.of(control, phase=part.unit, position=part.batch_position)
             for part in parts
             if not part.lease_owner
         ]
     return [
-        Unit(
-            session_id=control.session_id,
-            control_id=control.pk,
-            entity=control.entity_type,
+        Unit.of(
+            control,
             phase=phase,
             position=positions.get((control.run_id, phase), 0),
-            attempt=control.attempts,
             analysis=control.phase == Phase.ANALYZE,
         )
     ]
