@@ -35,8 +35,13 @@ stays constant in the size of the tables (only the capped report lists grow, to 
    Whether any source row is gone is known from two counts: the destination rows of live
    records the source pass met, and the destination rows of live entries this pass met
    (neither soft-deleted). A live record's row is a live entry's row, so equal counts mean
-   every such row has its source row. Only when they differ does the pass run again,
-   checking the source with one fetch-by-key per batch.
+   every such row has its source row (when no two live entries share a UUID). Only when
+   they differ does the pass run again, checking the source with one fetch-by-key per
+   batch.
+
+The destination pass is skipped when the source pass met every destination row (as many
+rows met through live records as the table holds, no UUID held by two live entries): each
+row then belongs to a live record whose source row exists, and none can be extra.
 
 Nothing is held across batches but counters and the capped lists: no set of every key or
 UUID, no temporary table. The price is one record-map query per batch and pass.
@@ -98,6 +103,7 @@ class EntityVerifier:
     # Destination rows (not soft-deleted) of live records the source pass found, and those
     # of live entries the destination pass found: equal counts mean no source row is gone.
     _rows_of_live_records: int = field(init=False, repr=False, default=0)
+    _rows_met: int = field(init=False, repr=False, default=0)  # soft-deleted ones too
     _rows_of_live_entries: int = field(init=False, repr=False, default=0)
 
     @property
@@ -124,18 +130,23 @@ class EntityVerifier:
             else None
         )
         self._comparer = RowComparer(self._columns, self._soft)
-        self._rows_of_live_records = self._rows_of_live_entries = 0
+        self._rows_of_live_records = self._rows_of_live_entries = self._rows_met = 0
         report = EntityVerification(self.entity, self.mapping_version, cap=self.cap)
         columns = list(dict.fromkeys([*spec.source_key, *self.compiled.source_columns]))
         for batch in self.source.stream_rows(
             spec.source_table, columns, batch_size=self.batch_size
         ):
             self._source_batch(batch, report)
+        if self._every_row_met():
+            report.seconds = time.monotonic() - started
+            return report
         extra_columns = [self._soft] if self._soft else []
         for batch in self._table.stream(extra_columns, self.batch_size):
             self._rows_of_live_entries += len(self._destination_batch(batch, report))
-        if self._rows_of_live_entries != self._rows_of_live_records:
-            # Some live entry's destination row has no source row behind it: find which.
+        if self._rows_of_live_entries != self._rows_of_live_records or not (
+            self.ports.live_uuids_unique(self.entity)
+        ):
+            # Some live entry's destination row may have no source row behind it: find which.
             for batch in self._table.stream(extra_columns, self.batch_size):
                 live = self._destination_batch(batch, None)
                 if live:
@@ -176,8 +187,10 @@ class EntityVerifier:
         )
         for (text, entry, _), values in zip(live, transformed, strict=True):
             row = fetched.get(entry.uuid)
-            if row is not None and not self._soft_deleted(row):
-                self._rows_of_live_records += 1
+            if row is not None:
+                self._rows_met += 1
+                if not self._soft_deleted(row):
+                    self._rows_of_live_records += 1
             if text in quarantined:
                 report.add_quarantined(
                     self._quarantined_state(text, quarantined[text], values, row, unchanged)
@@ -269,6 +282,12 @@ class EntityVerifier:
             )
 
     # -- destination pass --------------------------------------------------------------------
+
+    def _every_row_met(self) -> bool:
+        """Whether the source pass met every destination row, each through a live record
+        whose source row exists: then no row can be extra and the pass has nothing to find.
+        The rows met are distinct when no two live entries share a UUID."""
+        return self._rows_met == self._table.count() and self.ports.live_uuids_unique(self.entity)
 
     def _soft_deleted(self, row: Mapping[str, Any]) -> bool:
         return self._soft is not None and row.get(self._soft) is not None

@@ -61,6 +61,9 @@ class VerifyPorts(Protocol):
     ) -> dict[str, str]:  # pragma: no cover - protocol
         """The keys among these that are in open quarantine, with the reason of each."""
 
+    def live_uuids_unique(self, entity: str) -> bool:  # pragma: no cover - protocol
+        """Whether no two live record map entries of this entity hold the same UUID."""
+
 
 # --- the report ---------------------------------------------------------------------------
 

@@ -101,6 +101,15 @@ class ControlVerifyPorts:
         )
         return dict(self._select(sql, entity, "legacy_key_text", list(key_texts)))
 
+    def live_uuids_unique(self, entity: str) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT COUNT(*) = COUNT(DISTINCT destination_uuid) FROM {self._map} "
+                "WHERE entity_type = %s AND deleted_at IS NULL",
+                [entity],
+            )
+            return bool(cursor.fetchone()[0])
+
 
 @dataclass(frozen=True)
 class VerifyReport:
