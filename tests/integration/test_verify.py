@@ -402,3 +402,22 @@ def test_verify_before_any_run_reports_every_source_record_missing(clinic):
     office = document["entities"]["office"]
     assert sorted(office["missing"]) == sorted(clinic.data.rows["office"])
     assert (office["compared"], office["quarantined"]) == (0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_left_behind_when_two_entries_share_a_uuid_is_still_extra(migrated):
+    # As many destination rows are met through live records as the table holds (one row
+    # twice, one not at all): the count alone would hide the row nobody points to.
+    first, second = list(migrated.expected("office"))[:2]
+    orphan = uuid_of("office", first)
+    RecordMap.objects.filter(entity_type="office", legacy_key_text=first).update(
+        destination_uuid=uuid_of("office", second)
+    )
+
+    code, document = verify_json("--entity", "office")
+
+    assert code == 1
+    office = document["entities"]["office"]
+    assert office["extra"] == [str(orphan)]
+    assert office["missing"] == []
+    assert {d["key"] for d in office["different"]} == {first}
