@@ -98,21 +98,20 @@ def acquire_partition(*, checkpoint_id: uuid.UUID, owner: str) -> bool:
     )
 
 
-def renew(*, control_id: uuid.UUID, owner: str, model: type[Model] = MigrationControl) -> bool:
+def renew(*, holder_id: uuid.UUID, owner: str, model: type[Model] = MigrationControl) -> bool:
     """Move the heartbeat on; False when the lease is no longer ``owner``'s.
-    (``control_id`` is the primary key of a ``model`` row: an entity run or a partition.)"""
+    (``holder_id`` is the primary key of the ``model`` row that holds the lease: an entity
+    run's control row, or a partition's checkpoint.)"""
     return (
-        model.objects.filter(pk=control_id, lease_owner=owner).update(
-            lease_heartbeat=timezone.now()
-        )
+        model.objects.filter(pk=holder_id, lease_owner=owner).update(lease_heartbeat=timezone.now())
         == 1
     )
 
 
-def release(*, control_id: uuid.UUID, owner: str, model: type[Model] = MigrationControl) -> bool:
+def release(*, holder_id: uuid.UUID, owner: str, model: type[Model] = MigrationControl) -> bool:
     """Give the lease back (the unit keeps its state); False when it was not ``owner``'s."""
     return (
-        model.objects.filter(pk=control_id, lease_owner=owner).update(
+        model.objects.filter(pk=holder_id, lease_owner=owner).update(
             lease_owner="", lease_heartbeat=None, updated_at=timezone.now()
         )
         == 1
@@ -164,7 +163,7 @@ def heartbeat_interval() -> float:
 
 @contextmanager
 def heartbeat(
-    *, control_id: uuid.UUID, owner: str, model: type[Model] = MigrationControl
+    *, holder_id: uuid.UUID, owner: str, model: type[Model] = MigrationControl
 ) -> Iterator[threading.Event]:
     """Renew the lease from a thread while the body runs (an analysis writes no checkpoint
     for minutes). A killed process stops renewing, which is how the watchdog knows.
@@ -176,15 +175,15 @@ def heartbeat(
     def beat() -> None:
         try:
             while not stop.wait(heartbeat_interval()):
-                if not renew(control_id=control_id, owner=owner, model=model):
+                if not renew(holder_id=holder_id, owner=owner, model=model):
                     lost.set()
                     return
         except Exception:  # the control database hiccupped: the checkpoints still renew
-            logger.exception("lease heartbeat of %s stopped", control_id)
+            logger.exception("lease heartbeat of %s stopped", holder_id)
         finally:
             connection.close()  # this thread's own connection
 
-    thread = threading.Thread(target=beat, name=f"diffmig-lease-{control_id}", daemon=True)
+    thread = threading.Thread(target=beat, name=f"diffmig-lease-{holder_id}", daemon=True)
     thread.start()
     try:
         yield lost

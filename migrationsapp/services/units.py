@@ -141,7 +141,7 @@ def _run_unit(
         return UnitResult.BUSY
     try:
         with (
-            leases.heartbeat(control_id=leased.row_id, owner=owner, model=leased.model),
+            leases.heartbeat(holder_id=leased.row_id, owner=owner, model=leased.model),
             runs.session_context(
                 session_id=session_id, owner=owner, max_batches=settings.DIFFMIG_UNIT_BATCHES
             ) as ctx,
@@ -150,7 +150,7 @@ def _run_unit(
     except Exception as error:  # a database unreachable or lost: count, retry later
         how = _unit_failed(control, error)
     finally:
-        leases.release(control_id=leased.row_id, owner=owner, model=leased.model)
+        leases.release(holder_id=leased.row_id, owner=owner, model=leased.model)
     if how not in NOT_DISPATCHED:
         dispatch(session_id=session_id)
     return how

@@ -225,7 +225,7 @@ def test_a_unit_enqueued_twice_runs_its_batches_once(clinic, redis_jobs, setting
     assert (office.lease_owner, office.analysis_id) == ("another-copy", None)
     assert not MigrationCheckpoint.objects.filter(migration_run=office).exists()
     assert not RecordMap.objects.exists()
-    assert leases.release(control_id=office.pk, owner="another-copy")
+    assert leases.release(holder_id=office.pk, owner="another-copy")
 
     # Two copies in Redis under two ids (a replay), taken by two workers at the same time.
     django_rq.get_queue("diffmig").enqueue_call(

@@ -182,7 +182,7 @@ def run_partitions(ctx: RunContext, control: MigrationControl) -> UnitResult | N
         try:
             how = run_partition_step(ctx, control, partition)
         finally:
-            leases.release(control_id=partition.pk, owner=ctx.owner, model=MigrationCheckpoint)
+            leases.release(holder_id=partition.pk, owner=ctx.owner, model=MigrationCheckpoint)
         if how != UnitResult.DONE:
             return how
     return UnitResult.DONE

@@ -103,7 +103,7 @@ def _heartbeat(ctx: RunContext, control: MigrationControl) -> AbstractContextMan
     embedded default, one process) would make the two threads contend for its lock."""
     if connection.vendor != "postgresql":
         return nullcontext()
-    return leases.heartbeat(control_id=control.pk, owner=ctx.owner)
+    return leases.heartbeat(holder_id=control.pk, owner=ctx.owner)
 
 
 def _blocked_by(control: MigrationControl) -> bool:
