@@ -269,10 +269,7 @@ class EntityVerifier:
         wanted: dict[str, set[str]] = {}
         for _, _, ref in found:
             wanted.setdefault(ref.entity, set()).add(ref.key_text)
-        resolved: dict[str, dict[str, uuid.UUID]] = {}
-        for parent, keys in wanted.items():
-            entries = self.ports.entries_by_key(parent, keys)
-            resolved[parent] = {k: e.uuid for k, e in entries.items() if not e.deleted}
+        resolved = {parent: self.ports.live_uuids(parent, keys) for parent, keys in wanted.items()}
         for values, column, ref in found:
             parent_uuid = resolved.get(ref.entity, {}).get(ref.key_text)
             values[column] = (

@@ -61,6 +61,11 @@ class VerifyPorts(Protocol):
     ) -> dict[str, str]:  # pragma: no cover - protocol
         """The keys among these that are in open quarantine, with the reason of each."""
 
+    def live_uuids(
+        self, entity: str, key_texts: Collection[str]
+    ) -> dict[str, uuid.UUID]:  # pragma: no cover - protocol
+        """The UUIDs of the live record map entries of these keys (to resolve references)."""
+
     def live_uuids_unique(self, entity: str) -> bool:  # pragma: no cover - protocol
         """Whether no two live record map entries of this entity hold the same UUID."""
 

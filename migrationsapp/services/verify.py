@@ -92,6 +92,18 @@ class ControlVerifyPorts:
                 found[entry.uuid] = entry
         return found
 
+    def live_uuids(self, entity: str, key_texts: Collection[str]) -> dict[str, uuid.UUID]:
+        if not key_texts:
+            return {}
+        sql = (
+            f"SELECT legacy_key_text, destination_uuid FROM {self._map} "
+            "WHERE deleted_at IS NULL AND entity_type = %s AND"
+        )
+        rows = self._select(sql, entity, "legacy_key_text", list(key_texts))
+        if self._postgresql:
+            return dict(rows)
+        return {text: uuid.UUID(str(value)) for text, value in rows}
+
     def quarantined(self, entity: str, key_texts: Collection[str]) -> dict[str, str]:
         if not key_texts:
             return {}
