@@ -6,9 +6,10 @@ unsure. It marks unsure every row where the function fails (the row path then ra
 very same RowError) and every row where polars could differ from Python: case changes of
 non-ASCII text (Unicode versions and special casings differ), text past the length limits,
 integers past 64 bits. A function or an argument type it does not handle raises
-NoColumnForm and the field runs row-wise. ``title``, ``to_decimal``, ``parse_date`` and
-``phone_e164`` have no column form: Python's ``str.title``, ``Decimal`` text, ``strptime`` and
-libphonenumber are not reproduced.
+NoColumnForm and the field runs row-wise. ``title`` runs on ASCII text only, where a letter
+is upper-cased after any character that is not a letter and lower-cased after one, in Python
+and in polars alike; other text is unsure. ``to_decimal``, ``parse_date`` and ``phone_e164``
+have no column form: ``Decimal`` text, ``strptime`` and libphonenumber are not reproduced.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def _only(args: list[Column], keywords: Mapping[str, Column], count: int) -> lis
 
 
 def _text_form(clean: Callable[[pl.Expr], pl.Expr], *, ascii_only: bool) -> Form:
-    """trim, lower, upper, collapse_spaces, email: text in, text out, None for None."""
+    """trim, lower, upper, collapse_spaces, email, title: text in, text out, None for None."""
 
     def form(args: list[Column], keywords: Mapping[str, Column]) -> Column:
         (v,) = _only(args, keywords, 1)
@@ -254,6 +255,7 @@ COLUMN_FORMS: dict[str, Form] = {
     "upper": _text_form(lambda e: e.str.to_uppercase(), ascii_only=True),
     "collapse_spaces": _text_form(_collapse, ascii_only=False),
     "email": _text_form(lambda e: _strip(e).str.to_lowercase(), ascii_only=True),
+    "title": _text_form(lambda e: e.str.to_titlecase(), ascii_only=True),
     "str": _str,
     "to_int": _to_int,
     "to_bool": _to_bool,

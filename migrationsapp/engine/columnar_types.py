@@ -13,7 +13,6 @@ test (tests/unit/test_columnar_property.py) holds the two equal.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +29,13 @@ DTYPES: dict[str, Any] = {
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # Python's whitespace (str.strip, str.split): more than Rust's (U+001C..U+001F), so strips
-# and splits name the characters instead of trusting polars' default set.
-PY_WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+# and splits name the characters instead of trusting polars' default set. Written out: finding
+# them by testing every code point costs a quarter of a second at each start of the process
+# (tests/unit/test_columnar.py holds the list equal to that scan).
+PY_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 # The same set as a Rust regex class.
 PY_WHITESPACE_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in PY_WHITESPACE) + "]"
 

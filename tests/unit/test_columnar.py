@@ -4,10 +4,12 @@ the column forms do run (the property test compares their values with the row pa
 from __future__ import annotations
 
 import datetime as dt
+import sys
 
 import pytest
 
 from migrationsapp.engine.columnar_regex import rust_pattern
+from migrationsapp.engine.columnar_types import PY_WHITESPACE
 from migrationsapp.engine.errors import RowError
 from migrationsapp.engine.mapping import FieldSpec
 from tests.unit.columnar_entities import batch_path, build_entity, row_path
@@ -49,12 +51,11 @@ def test_a_lone_trim_and_a_plain_column_stay_row_wise_the_rest_runs_on_columns()
         every_field=False,
     )
     assert compiled.columnar is not None
-    # title has no column form: it is picked by the rule, and runs row-wise at the batch.
     assert compiled.columnar.positions == {1, 2, 3, 5}
     rows = [{"id": 1, "s": " 2021-3-7 ", "n": 5}, {"id": 2, "s": "x", "n": 1}]
     columns = compiled.columnar.evaluate(rows)
     assert columns is not None
-    assert sorted(columns.values) == [1, 2, 5]
+    assert sorted(columns.values) == [1, 2, 3, 5]
     assert columns.values[2] == [dt.date(2021, 3, 7), None]
     assert columns.unsure[2] == [False, True]  # 'x' is not a date: the row path says why
     results = compiled.transform_batch(rows)
@@ -86,3 +87,23 @@ def test_the_first_failing_field_of_a_row_is_its_error_as_row_by_row():
     assert (results[0].field, results[0].rule) == ("b", "transform")  # '12' is no date
     assert (results[1].field, results[1].rule) == ("a", "transform")  # to_int(' ') fails first
     assert (results[2].field, results[2].rule) == ("a", "transform")
+
+
+def test_the_whitespace_the_column_forms_strip_is_pythons():
+    scanned = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+    assert scanned == PY_WHITESPACE
+
+
+def test_title_runs_on_ascii_text_and_leaves_other_text_to_the_row_path():
+    compiled = build_entity(fields("title"))
+    rows = [{"id": 1, "s": "o'brien mc-DOWELL 2nd"}, {"id": 2, "s": "ǆemal ÉCOLE"}, {"id": 3}]
+    rows[2]["s"] = None
+    columns = compiled.columnar.evaluate(rows)
+    assert columns is not None
+    assert columns.values[0][0] == "O'Brien Mc-Dowell 2Nd"
+    assert columns.unsure[0] == [False, True, False]
+    assert compiled.transform_batch(rows) == [
+        {"f0": "O'Brien Mc-Dowell 2Nd"},
+        {"f0": "ǅemal École"},
+        {"f0": None},
+    ]
