@@ -9,8 +9,9 @@ written again in halves, in savepoints, until the offending rows stand alone
 (``refusals``), the stage emptied between parts.
 
 An upsert can also say which fields it changed (``changes``): the merge runs in a ``WITH``
-whose main query joins the stage to the table and compares each column ``IS DISTINCT FROM``
-its new value. Every part of one statement sees the table as it was before the statement,
+whose main query looks each staged row's stored row up by key (an index probe per row, so
+that the cost follows the batch, not the table) and compares each column ``IS DISTINCT
+FROM`` its new value. Every part of one statement sees the table as it was before the statement,
 so these are the values the upsert replaced, with no extra round trip; rows without a match
 were inserted.
 """
@@ -97,9 +98,14 @@ def _merge_reporting_changes(target: Target, merge: str, columns: Sequence[str])
         for side in ("t", "s")
     ]
     selected = ", ".join([f"t.{key}", f"ARRAY[{', '.join(flags)}]::boolean[]", *pairs])
+    before = ", ".join(target.quote(c) for c in [target.key_column, *columns])
+    # Each staged row looks its stored row up by key (OFFSET 0 keeps the subquery apart, so
+    # it runs as one index probe per staged row): a join the planner may choose to hash
+    # would read the whole table for every batch, a cost that grows with the table.
     return (
-        f"WITH merged AS ({merge}) SELECT {selected} FROM {target.qualified} AS t "
-        f"JOIN {target.quote(STAGE)} AS s ON t.{key} = s.{key}"
+        f"WITH merged AS ({merge}) SELECT {selected} FROM {target.quote(STAGE)} AS s "
+        f"JOIN LATERAL (SELECT {before} FROM {target.qualified} AS stored "
+        f"WHERE stored.{key} = s.{key} OFFSET 0) AS t ON true"
     )
 
 
