@@ -70,8 +70,9 @@ def _bytes(value: bytes | bytearray | memoryview) -> str:
     return "\\\\x" + bytes(value).hex()
 
 
-def _json(value: Any) -> str:
-    # A str bound to a JSON column is a JSON document already (as psycopg sends it).
+def json_text(value: Any) -> str:
+    """A value of a JSON column as its document's text. A str bound to a JSON column is a
+    JSON document already (as psycopg sends it)."""
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, default=_json_default)
@@ -176,7 +177,7 @@ def _encode(
     if as_json:
         if kinds <= {str}:
             return _text(values, has_null, refused)
-        return _generic(values, lambda v: _escape(_json(v)), refused)
+        return _generic(values, lambda v: _escape(json_text(v)), refused)
     if not kinds:
         return [NULL] * len(values)
     if len(kinds) == 1:

@@ -1,10 +1,10 @@
 """A batch's record map and record events, written inside its control commit.
 
-On PostgreSQL both go through COPY (``services.bulk``): new record-map entries straight
-into the table, the others through a stage merged with ``INSERT … ON CONFLICT``; the
-events straight into theirs. Elsewhere (SQLite, the embedded demo) the ORM's bulk writes
-do the same. ``services.batches.ControlRunPorts.commit_batch`` calls these in its one
-transaction, after the lease check.
+On PostgreSQL both go through COPY: new record-map entries and the events straight into
+their tables in the binary format (``services.control_copy``), the other entries through a
+stage merged with ``INSERT … ON CONFLICT`` (``services.bulk``). Elsewhere (SQLite, the
+embedded demo) the ORM's bulk writes do the same. ``services.batches.ControlRunPorts.
+commit_batch`` calls these in its one transaction, after the lease check.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from django.db import IntegrityError, connection, transaction
 from migrationsapp.engine.outcomes import RecordAction
 from migrationsapp.engine.ports import RecordOutcome
 from migrationsapp.models import RecordEvent, RecordMap
-from migrationsapp.services.bulk import Same, copy_available, copy_columns, copy_upsert
+from migrationsapp.services.bulk import Same, copy_available, copy_upsert
+from migrationsapp.services.control_copy import copy_binary
 
 CHUNK = 1000
 
@@ -60,6 +61,8 @@ MAP_UPDATES = (
     '"deleted_at" = NULL',
 )
 MAP_JSON = frozenset({"legacy_key"})
+# The binary COPY's types: the same, without lengths.
+MAP_COPY_TYPES = tuple(t.split("(")[0] for t in MAP_COLUMN_TYPES)
 EVENT_COLUMNS = (
     "entity_type",
     "legacy_key_text",
@@ -72,8 +75,19 @@ EVENT_COLUMNS = (
     "occurred_at",
     "changes",
 )
-# An update's changed fields, already JSON-safe (engine.changes).
-EVENT_JSON = frozenset({"changes"})
+EVENT_COPY_TYPES = (
+    "varchar",
+    "text",
+    "uuid",
+    "varchar",
+    "uuid",
+    "varchar",
+    "integer",
+    "text",
+    "timestamptz",
+    # An update's changed fields, already JSON-safe (engine.changes).
+    "jsonb",
+)
 
 
 @dataclass(frozen=True)
@@ -177,12 +191,8 @@ def _copy_new_map_entries(
     columns = _map_columns(scope, created, now)
     try:
         with transaction.atomic():
-            copy_columns(
-                RecordMap._meta.db_table,
-                MAP_COLUMNS,
-                columns,
-                count=len(created),
-                json_columns=MAP_JSON,
+            copy_binary(
+                RecordMap._meta.db_table, MAP_COLUMNS, MAP_COPY_TYPES, columns, count=len(created)
             )
     except (IntegrityError, psycopg.errors.UniqueViolation):
         _upsert_map_entries(scope, created, now)
@@ -204,14 +214,14 @@ def _upsert_map_entries(scope: BatchScope, outcomes: list[RecordOutcome], now: d
 def write_events(scope: BatchScope, outcomes: Sequence[RecordOutcome], now: dt.datetime) -> None:
     """One record event per outcome: its action, reason and changed fields."""
     if copy_available():
-        copy_columns(
+        copy_binary(
             RecordEvent._meta.db_table,
             EVENT_COLUMNS,
+            EVENT_COPY_TYPES,
             [
                 Same(scope.entity),
                 [o.key_text for o in outcomes],
                 Same(scope.session_id),
-                # Plain text: the COPY encoder's fast path takes str, not its subclasses.
                 [str(o.action) for o in outcomes],
                 [o.uuid for o in outcomes],
                 [o.content_hash for o in outcomes],
@@ -221,7 +231,6 @@ def write_events(scope: BatchScope, outcomes: Sequence[RecordOutcome], now: dt.d
                 [o.changes for o in outcomes],
             ],
             count=len(outcomes),
-            json_columns=EVENT_JSON,
         )
         return
     RecordEvent.objects.bulk_create(
