@@ -9,7 +9,6 @@ anything is written to the destination.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any, Protocol
 
 from .connectors import Database
 from .errors import DeleteGuardError
-from .ids import encode_key, storage_values
+from .ids import encode_key, key_forms
 from .mapping import EntitySpec
 
 ProgressCallback = Callable[[int], None]
@@ -84,12 +83,12 @@ def analyze_entity(
     ):
         staged = []
         for key, content_hash in batch:
-            if any(value is None for value in key):
+            if None in key:
                 # NULL is no identity (a unique index admits many): such a row cannot be
                 # told apart from the next run's, so it is reported, never migrated.
                 null_keys.append(describe_null_key(entity, key))
                 continue
-            staged.append((encode_key(key), json.dumps(storage_values(key)), content_hash))
+            staged.append((*key_forms(key), content_hash))
         store.add_source(staged)
         seen += len(batch)
         if progress:

@@ -15,6 +15,7 @@ replayed batch writes the same rows.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -83,6 +84,41 @@ def storage_values(values: Iterable[Any]) -> list[Any]:
         else:
             out.append(value_text(v))
     return out
+
+
+# json.dumps's own encoder of a string (ensure_ascii, the default): the same text, without
+# building a list and an encoder for every key.
+_json_string = json.encoder.encode_basestring_ascii
+
+
+def key_forms(key: Sequence[Any]) -> tuple[str, str]:
+    """A key's text and typed form at once: ``(encode_key(key), json.dumps(storage_values(key)))``.
+
+    An analysis takes both for every source row. A key whose values are all integers or
+    text with nothing to escape (no ``/``, no ``\\``) is written out directly; any other
+    value sends the whole key through ``encode_key`` and ``storage_values``.
+    """
+    if len(key) == 1:
+        value = key[0]
+        if type(value) is int:
+            text = str(value)
+            return text, f"[{text}]"
+    texts: list[str] = []
+    typed: list[str] = []
+    for value in key:
+        kind = type(value)
+        if kind is int:
+            text = str(value)
+            texts.append(text)
+            typed.append(text)
+        elif kind is str and KEY_SEPARATOR not in value and ESCAPE not in value:
+            texts.append(value)
+            typed.append(_json_string(value))
+        else:
+            return encode_key(key), json.dumps(storage_values(key))
+    if not texts:
+        raise ValueError("a key has at least one value")
+    return KEY_SEPARATOR.join(texts), "[" + ", ".join(typed) + "]"
 
 
 def destination_uuid(entity: str, key_text: str) -> uuid.UUID:

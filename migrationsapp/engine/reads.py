@@ -163,12 +163,22 @@ def _hashed_batches(
     row_digest: Digest,
 ) -> Iterator[list[tuple[tuple, str]]]:
     """``(typed key, hash)`` batches of ``stmt``, which selects the key and the digest."""
+    if row_digest.in_python:
+        for batch in _stream(db, table, stmt, batch_size):
+            out = []
+            for row in batch:
+                key = convert_key(row[:n_keys])
+                out.append((key, row_digest.of(key, row[n_keys:])))
+            yield out
+        return
+    # The server's hash is one column after the key: a batch is two list comprehensions,
+    # not a call per row (an analysis reads every row of the table).
     for batch in _stream(db, table, stmt, batch_size):
-        out = []
-        for row in batch:
-            key = convert_key(row[:n_keys])
-            out.append((key, row_digest.of(key, row[n_keys:])))
-        yield out
+        keys = [convert_key(row[:n_keys]) for row in batch]
+        hashes = [row[n_keys] for row in batch]
+        if None in hashes:
+            raise row_digest.too_large(keys[hashes.index(None)])
+        yield list(zip(keys, hashes, strict=True))
 
 
 def stream_key_hashes(

@@ -107,12 +107,16 @@ class Digest:
         if self.in_python:
             return python_row_hash(selected)
         if selected[0] is None:
-            # MySQL's CONCAT gives NULL past max_allowed_packet: never hash that as "".
-            raise TerminalError(
-                f"{self.source}: key {encode_key(key)!r} is too large to hash on the server; "
-                "raise max_allowed_packet or hash fewer columns"
-            )
+            raise self.too_large(key)
         return selected[0]
+
+    def too_large(self, key: tuple) -> TerminalError:
+        """The error of a row whose server hash came back NULL: MySQL's CONCAT gives NULL past
+        max_allowed_packet, which must never be hashed as ""."""
+        return TerminalError(
+            f"{self.source}: key {encode_key(key)!r} is too large to hash on the server; "
+            "raise max_allowed_packet or hash fewer columns"
+        )
 
 
 def digest(

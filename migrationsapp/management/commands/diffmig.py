@@ -8,6 +8,7 @@ control database that cannot be reached or has no tables yet says how to set it 
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any, NoReturn
 
@@ -60,6 +61,11 @@ class Command(BaseCommand):
             )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if self._called_from_command_line:
+            # What the start-up imported lives until the process ends: kept out of the
+            # collector's sight, no collection walks it again and the exit skips it (0.2 to
+            # 0.3 s a command). Not under call_command, whose process goes on.
+            gc.freeze()
         out = Output(self.stdout, self.stderr)
         command = next(sub for sub in SUBCOMMANDS if sub.name == options["command"])
         try:
