@@ -16,20 +16,24 @@ calling them. Per field, in order:
 Every failure is a ``RowError`` naming the destination field, so the row is quarantined
 with a reason a person can act on. No Django here.
 
-``transform_batch`` gives the same for a whole batch: fields whose expressions have a
-column form run on polars columns (engine.columnar), steps 3 to 5 stay the field's own
-closure, and every row the column form is unsure of runs through the row closure.
+``transform_batch`` gives the same for a whole batch, a field at a time
+(engine.batch_transform): fields whose expressions have a column form run on polars columns
+(engine.columnar), steps 3 to 5 stay the field's own closure, and every row the column form is
+unsure of runs through the row closure; a plain field copies its column when the batch's
+values need no conversion.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import operator
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from migrationsapp.engine.batch_transform import NONE_TYPE, BatchField, transform_rows
 from migrationsapp.engine.columnar import ROW_WINS, ColumnarEntity, FieldTrees
 from migrationsapp.engine.connectors import ColumnInfo, TableInfo
 from migrationsapp.engine.convert import convert_value
@@ -79,6 +83,7 @@ class CompiledEntity:
     """An entity ready to transform source rows into destination rows."""
 
     __slots__ = (
+        "_batch_fields",
         "_columnar",
         "_steps",
         "_tails",
@@ -103,6 +108,7 @@ class CompiledEntity:
         steps: tuple[tuple[str, Step], ...],
         tails: tuple[Callable[[Any], Any], ...] = (),
         columnar: ColumnarEntity | None = None,
+        batch_fields: tuple[BatchField, ...] = (),
     ) -> None:
         self.spec = spec
         self.hashed_columns = hashed_columns
@@ -114,6 +120,8 @@ class CompiledEntity:
         self._steps = steps
         self._tails = tails
         self._columnar = columnar if tails else None
+        # Without them, a batch runs every field's row closure.
+        self._batch_fields = batch_fields or tuple(BatchField(n, step, step) for n, step in steps)
 
     def transform(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The destination values of one source row (without the destination key).
@@ -142,42 +150,10 @@ class CompiledEntity:
         """Each row's destination values, or the RowError that fails it: what ``transform``
         gives row by row, with the fields that have a column form computed on columns."""
         columns = self._columnar.evaluate(rows) if self._columnar is not None else None
-        outputs: list[Any] = [{} for _ in rows]
-        for position, (destination, step) in enumerate(self._steps):
-            values = columns.values.get(position) if columns is not None else None
-            if values is None:
-                for index, row in enumerate(rows):
-                    out = outputs[index]
-                    if out.__class__ is dict:
-                        try:
-                            out[destination] = step(row)
-                        except RowError as exc:
-                            outputs[index] = _naming(exc, destination)
-                continue
-            assert columns is not None
-            tail = self._tails[position]
-            unsure = columns.unsure.get(position)
-            for index, row in enumerate(rows):
-                out = outputs[index]
-                if out.__class__ is dict:
-                    try:
-                        if unsure is not None and unsure[index]:
-                            out[destination] = step(row)  # the row path: its value or error
-                        else:
-                            out[destination] = tail(values[index])
-                    except RowError as exc:
-                        outputs[index] = _naming(exc, destination)
-        return outputs
+        return transform_rows(self._batch_fields, rows, columns)
 
     def __repr__(self) -> str:
         return f"CompiledEntity({self.spec.name!r}, {len(self._steps)} fields)"
-
-
-def _naming(exc: RowError, destination: str) -> RowError:
-    """``exc`` naming the field, as ``CompiledEntity.transform`` raises it."""
-    if exc.field is None:
-        return RowError(exc.reason, field=destination, rule=exc.rule, value=exc.value)
-    return exc
 
 
 def _is_blank(value: Any) -> bool:
@@ -277,6 +253,25 @@ def _step(
     return step, tail
 
 
+def _batch_field(
+    field: FieldSpec, column: ColumnInfo, parent: str | None, step: Step, tail: Callable
+) -> BatchField:
+    """The field as a batch computes it (engine.batch_transform): what its last steps keep as
+    it is, when they are the conversion alone or a reference, and the column a plain field
+    copies."""
+    if field.has_default or field.required:
+        return BatchField(field.destination, step, tail)
+    plain = field.source if field.transform is None else None
+    empty = {NONE_TYPE} if column.nullable else set()
+    if parent is not None:
+        # A key of one integer or one text: its text is made without encode_key's general path.
+        make = functools.partial(ReferenceValue, parent)
+        return BatchField(field.destination, step, tail, plain, frozenset({int, str, *empty}), make)
+    ready = _READY_TYPES.get(column.kind) if column.scale is None else None
+    keeps = frozenset({ready, *empty}) if ready is not None else None
+    return BatchField(field.destination, step, tail, plain, keeps)
+
+
 def _trees(field: FieldSpec, library: FunctionLibrary) -> FieldTrees:
     """The field's expression and transform as syntax trees, for the vectorized path."""
     expression = transform = None
@@ -315,6 +310,7 @@ def compile_entity(
     references: dict[str, str] = {}
     steps: list[tuple[str, Step]] = []
     tails: list[Callable[[Any], Any]] = []
+    batch_fields: list[BatchField] = []
     for field in spec.fields:
         expression = (
             compile_expression(field.expression, library) if field.expression is not None else None
@@ -331,6 +327,7 @@ def compile_entity(
         step, tail = _step(field, expression, transform, _finisher(field, column, parent, timezone))
         steps.append((field.destination, step))
         tails.append(tail)
+        batch_fields.append(_batch_field(field, column, parent, step, tail))
 
     hashed = hashed_columns(spec, library)
     read = list(hashed)
@@ -346,6 +343,7 @@ def compile_entity(
         library=library,
         steps=tuple(steps),
         tails=tuple(tails),
+        batch_fields=tuple(batch_fields),
         columnar=ColumnarEntity(
             [_trees(field, library) for field in spec.fields],
             library,

@@ -27,7 +27,7 @@ from .batch_loop import UnitOutcome, run_batches
 from .changes import RawChanges, field_changes
 from .compile import CompiledEntity, ReferenceValue
 from .errors import RowError
-from .ids import destination_uuid, encode_key
+from .key_texts import DestinationUUIDs, key_texts
 from .outcomes import Phase, RecordAction
 from .ports import (
     DEFAULT_BATCH_SIZE,
@@ -127,7 +127,7 @@ class EntityRunner:
                 [tuple(c.key) for c in changes],
                 self.compiled.source_columns,
             )
-            rows_by_text = {encode_key(list(key)): row for key, row in fetched.items()}
+            rows_by_text = dict(zip(key_texts(fetched), fetched.values(), strict=True))
             known = self.ports.lookup_uuids(
                 self.entity, [c.key_text for c in changes], include_deleted=True
             )
@@ -135,10 +135,9 @@ class EntityRunner:
         transformed: list[Candidate] = []
         with stages.measure("transform"):
             present: list[tuple[Change, uuid.UUID]] = []
+            new_uuid = DestinationUUIDs(self.entity)
             for change in changes:
-                record_uuid = known.get(change.key_text) or destination_uuid(
-                    self.entity, change.key_text
-                )
+                record_uuid = known.get(change.key_text) or new_uuid(change.key_text)
                 if change.key_text not in rows_by_text:
                     # Gone from the source since the analysis: the next analysis sees the delete.
                     outcomes[change.key_text] = self._outcome(

@@ -12,15 +12,16 @@ from migrationsapp.engine.connectors import ColumnInfo, TableInfo
 from migrationsapp.engine.errors import RowError
 from migrationsapp.engine.mapping import EntitySpec, FieldSpec
 
-SOURCE_COLUMNS = ("id", "s", "t", "n", "m", "f", "x")  # text, text, int, int, bool, mixed
+# text, text, int, int, bool, mixed, dates (with datetimes and text)
+SOURCE_COLUMNS = ("id", "s", "t", "n", "m", "f", "x", "d")
 
 
-def _column(name: str, kind: str) -> ColumnInfo:
+def _column(name: str, kind: str, *, nullable: bool = True) -> ColumnInfo:
     return ColumnInfo(
         name=name,
         kind=kind,
         sql_type=kind.upper(),
-        nullable=True,
+        nullable=nullable,
         has_default=False,
         primary_key=name == "id",
         scale=None,
@@ -33,10 +34,13 @@ def build_entity(
     kinds: Mapping[str, str] | None = None,
     functions: Mapping[str, str] | None = None,
     every_field: bool = True,
+    not_null: frozenset[str] = frozenset(),
+    depends_on: tuple[str, ...] = (),
 ) -> CompiledEntity:
     """An entity over SOURCE_COLUMNS; each destination column of kind ``other`` (values kept
-    as they are) unless ``kinds`` says otherwise. ``every_field`` puts every field with a
-    column form on columns, whatever the rule that picks them in a run."""
+    as they are) unless ``kinds`` says otherwise, nullable unless named in ``not_null``.
+    ``every_field`` puts every field with a column form on columns, whatever the rule that
+    picks them in a run."""
     kinds = kinds or {}
     spec = EntitySpec(
         name="thing",
@@ -45,6 +49,7 @@ def build_entity(
         destination_table="thing",
         fields=tuple(fields),
         functions=dict(functions or {}),
+        depends_on=depends_on,
     )
     source = TableInfo(
         name="things",
@@ -53,7 +58,12 @@ def build_entity(
         primary_key=("id",),
     )
     destination_columns = [_column("id", "uuid")] + [
-        _column(f.destination, kinds.get(f.destination, "other")) for f in fields
+        _column(
+            f.destination,
+            kinds.get(f.destination, "other"),
+            nullable=f.destination not in not_null,
+        )
+        for f in fields
     ]
     destination = TableInfo(
         name="thing",

@@ -53,6 +53,12 @@ INT = st.one_of(
     st.integers(-(2**63), 2**63 - 1),
 )
 MIXED = st.one_of(TEXT, INT, st.booleans())
+DATES = st.one_of(
+    st.none(),
+    st.dates(),
+    st.datetimes(),
+    st.sampled_from(["2021-03-07", " 2024-02-29 ", "2023-02-29", "bad", ""]),
+)
 
 
 @st.composite
@@ -60,6 +66,7 @@ def batches(draw, *, surrogates: bool = False) -> list[dict]:
     """1 to 12 rows; one batch in a few has a mixed column, or text polars cannot hold."""
     size = draw(st.integers(1, 12))
     texts = st.one_of(TEXT, st.just("bad \ud800")) if surrogates else TEXT
+    texts = st.one_of(texts, st.text(st.characters(codec="utf-8", exclude_characters="\x00")))
     return [
         {
             "id": index,
@@ -69,6 +76,7 @@ def batches(draw, *, surrogates: bool = False) -> list[dict]:
             "m": draw(INT),
             "f": draw(st.one_of(st.none(), st.booleans())),
             "x": draw(MIXED),
+            "d": draw(DATES),
         }
         for index in range(size)
     ]
@@ -189,3 +197,73 @@ def test_random_expressions_give_the_row_paths_values_and_errors():
         held=tried,
         outcome="identical values and errors",
     )
+
+
+# Plain columns, copied or converted, and plain references, onto typed columns, NULL or not.
+PLAIN_FIELDS = [
+    ("text_s", "s", "text"), ("text_x", "x", "text"), ("int_n", "n", "integer"),
+    ("int_x", "x", "integer"), ("bool_f", "f", "boolean"), ("bool_x", "x", "boolean"),
+    ("date_d", "d", "date"), ("uuid_s", "s", "uuid"), ("float_n", "n", "float"),
+    ("other_x", "x", "other"),
+]  # fmt: skip
+REFERENCES = [("ref_n", "n"), ("ref_s", "s"), ("ref_x", "x"), ("ref_f", "f")]
+
+
+def plain_entity(not_null: frozenset[str]):
+    fields = [FieldSpec(destination=d, source=s) for d, s, _ in PLAIN_FIELDS]
+    fields += [FieldSpec(destination=d, source=s, reference="parent") for d, s in REFERENCES]
+    kinds = {d: kind for d, _, kind in PLAIN_FIELDS} | {d: "uuid" for d, _ in REFERENCES}
+    return build_entity(
+        fields, kinds=kinds, not_null=not_null, every_field=False, depends_on=("parent",)
+    )
+
+
+NAMES = [d for d, _, _ in PLAIN_FIELDS] + [d for d, _ in REFERENCES]
+
+
+def test_plain_columns_and_references_give_the_row_paths_values_and_errors():
+    tried = 0
+
+    @SETTINGS
+    @given(rows=batches(surrogates=True), not_null=st.frozensets(st.sampled_from(NAMES)))
+    def compare(rows, not_null):
+        nonlocal tried
+        compiled = plain_entity(not_null)
+        assert batch_path(compiled, rows) == row_path(compiled, rows)
+        tried += len(rows)
+
+    compare()
+    record(
+        "dirty data",
+        "plain columns and references copied for a whole batch vs the row path",
+        tried=tried,
+        held=tried,
+        outcome="identical values and errors",
+    )
+
+
+def test_a_plain_batch_keeps_the_row_paths_refusals_and_escapes():
+    fields = [
+        FieldSpec(destination="text_s", source="s"),
+        FieldSpec(destination="ref_s", source="s", reference="parent"),
+        FieldSpec(destination="ref_n", source="n", reference="parent"),
+    ]
+    compiled = build_entity(
+        fields,
+        kinds={"text_s": "text", "ref_s": "uuid", "ref_n": "uuid"},
+        not_null=frozenset({"ref_n"}),
+        every_field=False,
+        depends_on=("parent",),
+    )
+    rows = [
+        {"id": 1, "s": "a/b", "n": 7},
+        {"id": 2, "s": "c\\d", "n": 8},
+        {"id": 3, "s": "x\x00y", "n": 9},
+        {"id": 4, "s": "ok", "n": None},
+    ]
+    assert batch_path(compiled, rows) == row_path(compiled, rows)
+    results = compiled.transform_batch(rows)
+    assert (results[0]["ref_s"].key_text, results[1]["ref_s"].key_text) == ("a\\/b", "c\\\\d")
+    assert results[1]["ref_n"].key_text == "8"
+    assert (results[2].field, results[2].rule) == ("text_s", "type")  # the NUL byte
+    assert (results[3].field, results[3].rule) == ("ref_n", "required")  # NOT NULL
