@@ -5,6 +5,7 @@ failed record (``record.failed``) and one DEBUG line for the batch itself
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from migrationsapp.engine.outcomes import Phase, RecordAction
 from migrationsapp.engine.ports import BatchResult, RecordOutcome
@@ -12,6 +13,20 @@ from migrationsapp.models.choices import AuditAction, LogLevel, OperationType
 from migrationsapp.services.batch_quarantine import stored_value
 from migrationsapp.services.logs import bulk_log, log_event, record_entry
 from migrationsapp.services.record_writes import BatchScope
+
+
+class Counts(Protocol):
+    """A batch's outcomes counted (``BatchResult`` counts them; ``services.batches`` once)."""
+
+    @property
+    def processed(self) -> int: ...
+
+    @property
+    def failed(self) -> int: ...
+
+    @property
+    def skipped(self) -> int: ...
+
 
 # The rules whose failures are the mapping's validation (the others: the migration's).
 VALIDATION_RULES = frozenset({"required", "unique", "format", "range"})
@@ -46,9 +61,12 @@ def log_failed_records(scope: BatchScope, outcomes: Sequence[RecordOutcome]) -> 
     bulk_log(entries)
 
 
-def log_batch(scope: BatchScope, result: BatchResult) -> None:
-    """The batch's failed records, then its own line."""
-    log_failed_records(scope, result.outcomes)
+def log_batch(scope: BatchScope, result: BatchResult, counts: Counts | None = None) -> None:
+    """The batch's failed records, then its own line (``counts``: the batch's, when the
+    caller has counted them already)."""
+    counts = counts or result
+    if counts.failed:
+        log_failed_records(scope, result.outcomes)
     seconds = max(result.seconds, 1e-6)
     total = len(result.outcomes)
     verb = "deleted" if result.phase == Phase.DELETE else "written"
@@ -59,8 +77,8 @@ def log_batch(scope: BatchScope, result: BatchResult) -> None:
         # DEBUG: one line per batch would drown the records' warnings at INFO.
         level=LogLevel.DEBUG,
         message=(
-            f"{scope.entity}: batch of {total} ({result.phase}): {result.processed} {verb}, "
-            f"{result.failed} failed, {result.skipped} skipped, "
+            f"{scope.entity}: batch of {total} ({result.phase}): {counts.processed} {verb}, "
+            f"{counts.failed} failed, {counts.skipped} skipped, "
             f"{total / seconds:,.0f} rows/s in this batch"
             + (" (dry run: nothing written)" if result.dry_run else "")
         ),

@@ -2,15 +2,18 @@
 
 ``commit_batch`` is the control half of the two-commit protocol: in one transaction it
 checks the unit's lease (compare-and-set: a second copy of a job stops here without
-writing), then writes the record map and the record events (``services.record_writes``),
-the quarantine (``services.batch_quarantine``), the checkpoint, the counters and the
-batch's log lines (``services.batch_logs``).
+writing; the entity's counters go in the same statement), then writes the record map and
+the record events (``services.record_writes``), the quarantine
+(``services.batch_quarantine``), the session's counters, the batch's log lines
+(``services.batch_logs``) and last the checkpoint, with the batch's stage seconds
+(``engine.stages``) in the same UPDATE: a batch counts exactly when its checkpoint moves.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -20,8 +23,9 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from migrationsapp.engine.errors import LeaseLostError
-from migrationsapp.engine.outcomes import Phase
+from migrationsapp.engine.outcomes import WRITTEN_ACTIONS, Phase, RecordAction
 from migrationsapp.engine.ports import BatchResult, Change, StopRequest
+from migrationsapp.engine.stages import StageTotals, clock
 from migrationsapp.models import (
     AnalysisChange,
     MigrationCheckpoint,
@@ -30,13 +34,14 @@ from migrationsapp.models import (
     RecordMap,
 )
 from migrationsapp.models.choices import ChangeKind, CheckpointState, EntityState
+from migrationsapp.selectors.stages import TIMING
 from migrationsapp.services.batch_logs import log_batch
 from migrationsapp.services.batch_quarantine import write_quarantine
 from migrationsapp.services.bulk import copy_available
 from migrationsapp.services.changeset import read_change_rows
 from migrationsapp.services.record_writes import CHUNK, BatchScope, write_events, write_record_map
 
-__all__ = ["CHUNK", "UPSERT_KINDS", "ControlRunPorts"]
+__all__ = ["CHUNK", "UPSERT_KINDS", "BatchCounts", "ControlRunPorts", "check_deferred_now"]
 
 UPSERT_KINDS = (ChangeKind.NEW, ChangeKind.MODIFIED, ChangeKind.RETRY)
 
@@ -127,36 +132,52 @@ class ControlRunPorts:
         return BatchScope(self.entity, self.session_id, self.mapping_version)
 
     def commit_batch(self, result: BatchResult) -> None:
+        began = clock()
+        outermost = not connection.in_atomic_block
         now = timezone.now()
         scope = self.scope
+        counts = BatchCounts.of(result)
         with transaction.atomic():
-            self._check_lease(now)
+            # First, with the entity's counters in the same statement: a copy that lost the
+            # lease stops here, and the transaction takes everything back.
+            counted = self._check_lease(now, counts)
             if not result.dry_run:
                 write_record_map(scope, result.outcomes, now)
                 write_events(scope, result.outcomes, now)
                 write_quarantine(scope, result.outcomes, now)
-            self._write_checkpoint(result)
-            MigrationControl.objects.filter(pk=self.control_id).update(
-                processed_count=F("processed_count") + result.processed,
-                failed_count=F("failed_count") + result.failed,
-                skipped_count=F("skipped_count") + result.skipped,
-                updated_at=now,
-            )
-            done = result.processed + result.failed + result.skipped
+                self._write_batch_extras(result)
+            if not counted:
+                MigrationControl.objects.filter(pk=self.control_id).update(
+                    **counts.control_counters(now)
+                )
             MigrationStatus.objects.filter(migration_session_id=self.session_id).update(
-                total_records_processed=F("total_records_processed") + result.processed,
-                total_records_remaining=Greatest(F("total_records_remaining") - done, 0),
+                total_records_processed=F("total_records_processed") + counts.processed,
+                total_records_remaining=Greatest(F("total_records_remaining") - counts.done, 0),
                 updated_at=now,
             )
-            log_batch(scope, result)
+            log_batch(scope, result, counts)
+            check_deferred_now(outermost)
+            # The checkpoint moves last, with the batch's stage seconds measured up to it: a
+            # batch counts exactly when its checkpoint moves.
+            seconds = result.close_control(commit_began=began)
+            self._write_checkpoint(result, counts, seconds)
 
-    def _check_lease(self, now: dt.datetime) -> None:
+    def _write_batch_extras(self, result: BatchResult) -> None:
+        """What a subclass records with a written batch, in its control transaction."""
+
+    def _check_lease(self, now: dt.datetime, counts: BatchCounts | None = None) -> bool:
         """Compare-and-set on the unit's lease (renewing it): the entity's, or for a partition
-        its own while the entity still runs. A copy that lost it stops here, writing nothing."""
+        its own while the entity still runs. A copy that lost it stops here, writing nothing.
+
+        With ``counts``, an entity's unit adds them to its control row's counters in the same
+        statement and returns True. A partition does not (False): its siblings update the
+        same control row, and a lock taken this early would hold them for the whole commit.
+        """
         if self.partition_id is None:
+            counters = {} if counts is None else counts.control_counters(now)
             held = MigrationControl.objects.filter(
                 pk=self.control_id, lease_owner=self.lease_owner
-            ).update(lease_heartbeat=now)
+            ).update(lease_heartbeat=now, **counters)
         else:
             held = MigrationCheckpoint.objects.filter(
                 pk=self.partition_id, lease_owner=self.lease_owner
@@ -171,15 +192,18 @@ class ControlRunPorts:
             raise LeaseLostError(
                 f"entity {self.entity!r}{what}: another worker holds the lease; this copy stops",
             )
+        return self.partition_id is None and counts is not None
 
-    def _write_checkpoint(self, result: BatchResult) -> None:
+    def _write_checkpoint(self, result: BatchResult, counts: BatchCounts, seconds: float) -> None:
+        """Move the unit's checkpoint past the batch, with its stage seconds, in one UPDATE.
+        The row is this unit's alone and this transaction holds its lease (checked first,
+        compare-and-set), so reading its data and writing it back loses no one's write."""
         partition = self.partition_id is not None and result.phase != Phase.DELETE
         checkpoint, created = MigrationCheckpoint.objects.get_or_create(
             migration_run_id=self.run_id,
             unit=self.unit if partition else result.phase,
             defaults={"entity_type": self.entity, "state": CheckpointState.ACTIVE},
         )
-        done = result.processed + result.failed + result.skipped
         changes = AnalysisChange.objects.filter(
             analysis_id=self.analysis_id,
             kind__in=(ChangeKind.DELETED,) if result.phase == Phase.DELETE else UPSERT_KINDS,
@@ -197,16 +221,59 @@ class ControlRunPorts:
                 id__gt=checkpoint.batch_position, id__lte=result.last_change_id
             ).count()
             remaining = Greatest(F("records_remaining") - covered, 0)
-        data = {"phase": result.phase, "last_change_id": result.last_change_id}
+        data = dict(checkpoint.checkpoint_data or {})
+        data.update(phase=result.phase, last_change_id=result.last_change_id)
         if partition:
             data.update(lo=self.lo, hi=self.hi)
+        totals = StageTotals.from_json(data.get(TIMING))
+        totals.add_batch(result.stages, seconds)
+        data[TIMING] = totals.to_json()
         MigrationCheckpoint.objects.filter(pk=checkpoint.pk).update(
             state=CheckpointState.ACTIVE,
             last_processed_id=str(result.last_change_id),
             batch_position=result.last_change_id,
-            records_processed=F("records_processed") + done,
+            records_processed=F("records_processed") + counts.done,
             records_remaining=remaining,
-            # Merged, not replaced: the stage totals kept here (services.run_ports) stay.
-            checkpoint_data={**(checkpoint.checkpoint_data or {}), **data},
+            checkpoint_data=data,
             updated_at=timezone.now(),
         )
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    """A batch's outcomes counted once (each count is a pass over the batch's records)."""
+
+    processed: int
+    failed: int
+    skipped: int
+
+    @classmethod
+    def of(cls, result: BatchResult) -> BatchCounts:
+        by_action = Counter(o.action for o in result.outcomes)
+        return cls(
+            processed=sum(by_action[a] for a in WRITTEN_ACTIONS),
+            failed=by_action[RecordAction.FAILED],
+            skipped=by_action[RecordAction.SKIPPED],
+        )
+
+    @property
+    def done(self) -> int:
+        return self.processed + self.failed + self.skipped
+
+    def control_counters(self, now: dt.datetime) -> dict:
+        """The entity run's counters, as an ``update()`` of its control row."""
+        return {
+            "processed_count": F("processed_count") + self.processed,
+            "failed_count": F("failed_count") + self.failed,
+            "skipped_count": F("skipped_count") + self.skipped,
+            "updated_at": now,
+        }
+
+
+def check_deferred_now(outermost: bool) -> None:
+    """Run the deferred foreign-key checks of the control commit now rather than at COMMIT,
+    so that the ``control`` stage's time includes them (PostgreSQL). Only in a transaction
+    of our own: inside a caller's, the mode would outlive this commit."""
+    if outermost and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")

@@ -3,8 +3,9 @@
 * ``in_change_set`` and ``keys_of_uuids`` answer the runner's questions during an upsert
   batch (is this self-parent coming in this run? which record already owns this
   destination row?);
-* ``commit_batch`` also keeps, in the same control transaction, the self-references the
-  batch wrote NULL (``AnalysisChange.self_links``), so the second pass survives a crash;
+* an upsert batch's commit (``ControlRunPorts.commit_batch``) also keeps, in the same
+  control transaction, the self-references the batch wrote NULL
+  (``AnalysisChange.self_links``), so the second pass survives a crash;
 * ``read_links`` / ``commit_links`` serve the second pass (``engine.selfref.SelfLinker``):
   a child whose parent did not make it moves from processed to failed, with its reason,
   its quarantine entry and a cleared record-map hash (so the next run tries it again);
@@ -31,7 +32,7 @@ from migrationsapp.engine.outcomes import Phase, RecordAction
 from migrationsapp.engine.ports import BatchResult, FaultHook, LinkBatchResult, PendingLink
 from migrationsapp.engine.runner import EntityRunner
 from migrationsapp.engine.selfref import SelfLinker, self_reference_columns, unlink_before_deletes
-from migrationsapp.engine.stages import StageSeconds, StageTotals, clock
+from migrationsapp.engine.stages import StageTotals, clock
 from migrationsapp.models import (
     AnalysisChange,
     MigrationCheckpoint,
@@ -43,7 +44,12 @@ from migrationsapp.models.choices import AuditAction, CheckpointState, Operation
 from migrationsapp.selectors.stages import TIMING
 from migrationsapp.services.batch_logs import log_failed_records
 from migrationsapp.services.batch_quarantine import write_quarantine
-from migrationsapp.services.batches import CHUNK, UPSERT_KINDS, ControlRunPorts
+from migrationsapp.services.batches import (
+    CHUNK,
+    UPSERT_KINDS,
+    ControlRunPorts,
+    check_deferred_now,
+)
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.record_writes import write_events
 
@@ -80,27 +86,8 @@ class EntityRunPorts(ControlRunPorts):
 
     # -- the upsert batch's commit, with the links it left for the second pass ------------
 
-    def commit_batch(self, result: BatchResult) -> None:
-        began = clock()
-        outermost = not connection.in_atomic_block
-        with transaction.atomic():
-            super().commit_batch(result)
-            if not result.dry_run:
-                self._write_links(result)
-            _check_deferred_now(outermost)
-            seconds = result.close_control(commit_began=began)
-            partition = self.partition_id is not None and result.phase != Phase.DELETE
-            self._add_timing(self.unit if partition else result.phase, result.stages, seconds)
-
-    def _add_timing(self, unit: str, stages: StageSeconds, seconds: float) -> None:
-        """Add one batch to its unit's stage totals. The checkpoint row is this unit's alone
-        and this transaction holds its lease (checked above, compare-and-set), so reading and
-        writing it back here loses no one's write."""
-        checkpoint = MigrationCheckpoint.objects.filter(migration_run_id=self.run_id, unit=unit)
-        data = dict(checkpoint.values_list("checkpoint_data", flat=True).get() or {})
-        totals = StageTotals.from_json(data.get(TIMING))
-        totals.add_batch(stages, seconds)
-        checkpoint.update(checkpoint_data={**data, TIMING: totals.to_json()})
+    def _write_batch_extras(self, result: BatchResult) -> None:
+        self._write_links(result)
 
     def _write_links(self, result: BatchResult) -> None:
         written = (RecordAction.CREATED, RecordAction.UPDATED)  # deletes keep no links
@@ -182,7 +169,7 @@ class EntityRunPorts(ControlRunPorts):
                 unit=Phase.LINK,
                 defaults={"entity_type": self.entity, "state": CheckpointState.ACTIVE},
             )
-            _check_deferred_now(outermost)
+            check_deferred_now(outermost)
             seconds = result.close_control(commit_began=began)
             # Under the lease checked above: this unit's row, read and written back.
             totals = StageTotals.from_json((checkpoint.checkpoint_data or {}).get(TIMING))
@@ -199,15 +186,6 @@ class EntityRunPorts(ControlRunPorts):
                 },
                 updated_at=now,
             )
-
-
-def _check_deferred_now(outermost: bool) -> None:
-    """Run the deferred foreign-key checks of the control commit now rather than at COMMIT,
-    so that the ``control`` stage's time includes them (PostgreSQL). Only in a transaction
-    of our own: inside a caller's, the mode would outlive this commit."""
-    if outermost and connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def checkpoint_position(control: MigrationControl, unit: str) -> int:
