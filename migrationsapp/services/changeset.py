@@ -26,6 +26,21 @@ from migrationsapp.models import AnalysisChange, RecordMap
 
 STAGE = "diffmig_source_keys"
 COLUMNS = "key_text text PRIMARY KEY, key_json text NOT NULL, hash text NOT NULL"
+CHANGES = AnalysisChange._meta.db_table
+
+# The parts the change set's statements share (s: the stage, m: the record map, q: the open
+# quarantine). Parameters: the kind takes (baseline, mapping_version), the join the entity,
+# the condition (baseline, mapping_version).
+_UPSERT_KIND = """CASE
+    WHEN NOT %s AND q.id IS NOT NULL AND q.content_hash = s.hash AND q.mapping_version = %s
+         THEN 'retry'
+    WHEN m.id IS NULL THEN 'new'
+    ELSE 'modified'
+END"""
+_OPEN_QUARANTINE = """LEFT JOIN migration_quarantine q
+       ON q.entity_type = %s AND q.legacy_key_text = s.key_text AND q.resolved_at IS NULL"""
+_UPSERT_WANTED = """(%s OR m.id IS NULL OR m.deleted_at IS NOT NULL
+    OR m.content_hash <> s.hash OR m.mapping_version <> %s OR q.id IS NOT NULL)"""
 
 
 class ControlChangeSetStore:
@@ -39,6 +54,8 @@ class ControlChangeSetStore:
         self.resolve_gone = resolve_gone
         self.resolved_gone = 0
         self.vendor = connection.vendor
+        # The rows staged so far: the source's count, without a scan of the stage.
+        self.staged = 0
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
             if self.vendor == "postgresql":
@@ -49,6 +66,7 @@ class ControlChangeSetStore:
     def add_source(self, rows: list[tuple[str, str, str]]) -> None:
         if not rows:
             return
+        self.staged += len(rows)
         with connection.cursor() as cursor:
             if self.vendor == "postgresql":
                 import psycopg
@@ -75,64 +93,15 @@ class ControlChangeSetStore:
         records of the map missing from it are deletes (None: no deletes, for timestamp
         detection, which reads only part of the source).
         """
-        changes = AnalysisChange._meta.db_table
-        record_map = RecordMap._meta.db_table
-        json_cast = "::jsonb" if self.vendor == "postgresql" else ""
         analysis = self.analysis_id.hex if self.vendor == "sqlite" else self.analysis_id
+        record_map = RecordMap._meta.db_table
         with connection.cursor() as cursor:
-            # new / modified / retry: source keys that are not in the map as they are now,
-            # and every key with an open quarantine entry, whatever its hash: a record whose
-            # source went back to its last migrated content still failed last time (its
-            # destination row may be stale or missing) and must be tried again, never
-            # counted unchanged.
-            cursor.execute(
-                f"""
-                INSERT INTO {changes} (analysis_id, kind, legacy_key, legacy_key_text, content_hash)
-                SELECT %s,
-                       CASE
-                         WHEN NOT %s AND q.id IS NOT NULL AND q.content_hash = s.hash
-                              AND q.mapping_version = %s THEN 'retry'
-                         WHEN m.id IS NULL THEN 'new'
-                         ELSE 'modified'
-                       END,
-                       s.key_json{json_cast}, s.key_text, s.hash
-                FROM {STAGE} s
-                LEFT JOIN {record_map} m
-                       ON m.entity_type = %s AND m.legacy_key_text = s.key_text
-                LEFT JOIN migration_quarantine q
-                       ON q.entity_type = %s AND q.legacy_key_text = s.key_text
-                      AND q.resolved_at IS NULL
-                WHERE %s OR m.id IS NULL OR m.deleted_at IS NOT NULL
-                   OR m.content_hash <> s.hash OR m.mapping_version <> %s
-                   OR q.id IS NOT NULL
-                ORDER BY s.key_text
-                """,
-                [
-                    analysis,
-                    baseline,
-                    mapping_version,
-                    self.entity,
-                    self.entity,
-                    baseline,
-                    mapping_version,
-                ],
-            )
-            # deleted: records in the map (not already deleted) that the source no longer has.
-            if present_keys is not None:
-                cursor.execute(
-                    f"""
-                    INSERT INTO {changes}
-                           (analysis_id, kind, legacy_key, legacy_key_text, content_hash)
-                    SELECT %s, 'deleted', m.legacy_key, m.legacy_key_text, m.content_hash
-                    FROM {record_map} m
-                    WHERE m.entity_type = %s AND m.deleted_at IS NULL
-                      AND NOT EXISTS (
-                          SELECT 1 FROM {present_keys} s WHERE s.key_text = m.legacy_key_text
-                      )
-                    ORDER BY m.legacy_key_text
-                    """,
-                    [analysis, self.entity],
-                )
+            if self.vendor == "postgresql" and present_keys == STAGE:
+                self._write_changes_in_one_pass(cursor, analysis, baseline, mapping_version)
+            else:
+                self._write_upserts(cursor, analysis, baseline, mapping_version)
+                if present_keys is not None:
+                    self._write_deletes(cursor, analysis, present_keys)
             if self.resolve_gone:
                 cursor.execute(
                     f"""
@@ -148,10 +117,9 @@ class ControlChangeSetStore:
                     [timezone.now(), self.entity],
                 )
                 self.resolved_gone = cursor.rowcount
-            cursor.execute(f"SELECT count(*) FROM {STAGE}")
-            source_count = cursor.fetchone()[0]
+            source_count = self.staged
             cursor.execute(
-                f"SELECT kind, count(*) FROM {changes} WHERE analysis_id = %s GROUP BY kind",
+                f"SELECT kind, count(*) FROM {CHANGES} WHERE analysis_id = %s GROUP BY kind",
                 [analysis],
             )
             by_kind = dict(cursor.fetchall())
@@ -172,6 +140,86 @@ class ControlChangeSetStore:
         )
         counts.unchanged = source_count - counts.new - counts.modified - counts.retry
         return counts
+
+    def _write_upserts(self, cursor, analysis: Any, baseline: bool, mapping_version: int) -> None:
+        """new / modified / retry: source keys that are not in the map as they are now, and
+        every key with an open quarantine entry, whatever its hash: a record whose source went
+        back to its last migrated content still failed last time (its destination row may be
+        stale or missing) and must be tried again, never counted unchanged."""
+        json_cast = "::jsonb" if self.vendor == "postgresql" else ""
+        cursor.execute(
+            f"""
+            INSERT INTO {CHANGES} (analysis_id, kind, legacy_key, legacy_key_text, content_hash)
+            SELECT %s, {_UPSERT_KIND}, s.key_json{json_cast}, s.key_text, s.hash
+            FROM {STAGE} s
+            LEFT JOIN {RecordMap._meta.db_table} m
+                   ON m.entity_type = %s AND m.legacy_key_text = s.key_text
+            {_OPEN_QUARANTINE}
+            WHERE {_UPSERT_WANTED}
+            ORDER BY s.key_text
+            """,
+            [
+                analysis,
+                baseline,
+                mapping_version,
+                self.entity,
+                self.entity,
+                baseline,
+                mapping_version,
+            ],
+        )
+
+    def _write_deletes(self, cursor, analysis: Any, present_keys: str) -> None:
+        """deleted: records in the map (not already deleted) that the source no longer has."""
+        cursor.execute(
+            f"""
+            INSERT INTO {CHANGES} (analysis_id, kind, legacy_key, legacy_key_text, content_hash)
+            SELECT %s, 'deleted', m.legacy_key, m.legacy_key_text, m.content_hash
+            FROM {RecordMap._meta.db_table} m
+            WHERE m.entity_type = %s AND m.deleted_at IS NULL
+              AND NOT EXISTS (
+                  SELECT 1 FROM {present_keys} s WHERE s.key_text = m.legacy_key_text
+              )
+            ORDER BY m.legacy_key_text
+            """,
+            [analysis, self.entity],
+        )
+
+    def _write_changes_in_one_pass(
+        self, cursor, analysis: Any, baseline: bool, mapping_version: int
+    ) -> None:
+        """``_write_upserts`` then ``_write_deletes`` as one statement: the stage and the
+        entity's record map are read once, by one full join (PostgreSQL; hash detection, whose
+        stage holds every key of the source). The same rows, kinds and id order: the upserts
+        by key first, then the deletes by key."""
+        cursor.execute(
+            f"""
+            INSERT INTO {CHANGES} (analysis_id, kind, legacy_key, legacy_key_text, content_hash)
+            SELECT %s,
+                   CASE WHEN s.key_text IS NULL THEN 'deleted' ELSE {_UPSERT_KIND} END,
+                   CASE WHEN s.key_text IS NULL THEN m.legacy_key ELSE s.key_json::jsonb END,
+                   COALESCE(s.key_text, m.legacy_key_text),
+                   COALESCE(s.hash, m.content_hash)
+            FROM {STAGE} s
+            FULL JOIN (
+                SELECT id, legacy_key, legacy_key_text, content_hash, mapping_version, deleted_at
+                FROM {RecordMap._meta.db_table} WHERE entity_type = %s
+            ) m ON m.legacy_key_text = s.key_text
+            {_OPEN_QUARANTINE}
+            WHERE CASE WHEN s.key_text IS NULL THEN m.deleted_at IS NULL
+                       ELSE {_UPSERT_WANTED} END
+            ORDER BY s.key_text IS NULL, COALESCE(s.key_text, m.legacy_key_text)
+            """,
+            [
+                analysis,
+                baseline,
+                mapping_version,
+                self.entity,
+                self.entity,
+                baseline,
+                mapping_version,
+            ],
+        )
 
 
 ChangeRow = tuple[int, str, list[Any], str, str]  # id, kind, key, key text, content hash

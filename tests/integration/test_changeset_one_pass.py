@@ -1,0 +1,123 @@
+"""Hash detection's change set on PostgreSQL is written by one statement (a full join of the
+stage and the record map); every other analysis by two (upserts, then deletes). Both write
+the same changes, kinds and id order, on random record maps, quarantines and sources."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from migrationsapp.models import AnalysisChange, QuarantinedRecord, RecordMap
+from migrationsapp.services.changeset import STAGE, ControlChangeSetStore
+from tests.factories import (
+    DifferentialAnalysisResultFactory,
+    QuarantinedRecordFactory,
+    RecordMapFactory,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.services]
+
+ENTITY = "item"
+# Keys whose text order is not their numeric order, and text beyond ASCII.
+KEYS = ["1", "2", "9", "10", "a", "B", "é", "a b"]
+HASHES = st.sampled_from(["h1", "h2"])
+VERSIONS = st.sampled_from([1, 2])
+
+
+@st.composite
+def scenarios(draw):
+    rows = []
+    for key in KEYS:
+        rows.append(
+            {
+                "key": key,
+                "source": draw(st.none() | HASHES),
+                "map": draw(st.none() | st.tuples(HASHES, VERSIONS, st.booleans())),
+                "quarantine": draw(st.none() | st.tuples(HASHES, VERSIONS)),
+            }
+        )
+    return rows, draw(st.booleans())
+
+
+def _prepare(rows) -> list[tuple[str, str, str]]:
+    RecordMap.objects.filter(entity_type=ENTITY).delete()
+    QuarantinedRecord.objects.filter(entity_type=ENTITY).delete()
+    for row in rows:
+        if row["map"]:
+            content_hash, version, deleted = row["map"]
+            RecordMapFactory(
+                entity_type=ENTITY,
+                legacy_key=[row["key"]],
+                content_hash=content_hash,
+                mapping_version=version,
+                deleted_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC) if deleted else None,
+            )
+        if row["quarantine"]:
+            content_hash, version = row["quarantine"]
+            QuarantinedRecordFactory(
+                entity_type=ENTITY,
+                legacy_key=[row["key"]],
+                content_hash=content_hash,
+                mapping_version=version,
+            )
+    return [(r["key"], f'["{r["key"]}"]', r["source"]) for r in rows if r["source"]]
+
+
+def _change_set(staged, write) -> tuple[list[tuple], dict[str, int] | None]:
+    result = DifferentialAnalysisResultFactory(entity_type=ENTITY)
+    store = ControlChangeSetStore(analysis_id=result.id, entity=ENTITY)
+    store.add_source(staged)
+    counts = write(store, result.id)
+    changes = list(
+        AnalysisChange.objects.filter(analysis=result)
+        .order_by("id")
+        .values_list("kind", "legacy_key", "legacy_key_text", "content_hash")
+    )
+    return changes, counts
+
+
+@pytest.fixture
+def postgresql_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement change set is PostgreSQL's")
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(scenario=scenarios())
+def test_one_statement_writes_what_the_two_statements_write(postgresql_only, scenario):
+    rows, baseline = scenario
+    staged = _prepare(rows)
+
+    def classify(store, _analysis_id):
+        # The rule's one-statement side: hash detection (the stage holds every source key).
+        return store.classify(baseline=baseline, mapping_version=1).as_dict()
+
+    def two_statements(store, analysis_id):
+        with connection.cursor() as cursor:
+            store._write_upserts(cursor, analysis_id, baseline, 1)
+            store._write_deletes(cursor, analysis_id, STAGE)
+
+    one, counts = _change_set(staged, classify)
+    two, _ = _change_set(staged, two_statements)
+    assert one == two
+    kinds = [kind for kind, *_ in one]
+    # The upserts by key first, then the deletes by key: the id order partitions cut.
+    assert kinds == sorted(kinds, key=lambda kind: kind == "deleted")
+    assert {k: kinds.count(k) for k in ("new", "modified", "deleted", "retry")} == {
+        k: counts[k] for k in ("new", "modified", "deleted", "retry")
+    }
+
+
+def test_a_source_row_count_is_what_was_staged(postgresql_only):
+    staged = _prepare([{"key": k, "source": "h1", "map": None, "quarantine": None} for k in KEYS])
+    _, counts = _change_set(
+        staged,
+        lambda store, _id: store.classify(baseline=False, mapping_version=1),
+    )
+    assert (counts.source_count, counts.new, counts.unchanged) == (len(KEYS), len(KEYS), 0)
