@@ -37,8 +37,9 @@ from migrationsapp.services.databases import open_named
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.mappings import load_active_mapping
 
-# PostgreSQL's detail of a duplicate staged key: 'Key (key_text)=(A-1) already exists.'
-_REPEATED_KEY = re.compile(r"Key \(key_text\)=\((.*)\) already exists")
+# PostgreSQL's detail of a duplicate staged key: 'Key (key_text)=(A-1) is duplicated.' from
+# the stage's unique index, 'already exists' from a primary key.
+_REPEATED_KEY = re.compile(r"Key \(key_text\)=\((.*)\) (?:is duplicated|already exists)")
 
 
 @dataclass

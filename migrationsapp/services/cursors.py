@@ -135,6 +135,7 @@ class WindowControlStore(ControlChangeSetStore):
     def classify_window(
         self, *, baseline: bool, mapping_version: int, detect_deletes: bool
     ) -> AnalysisCounts:
+        self.index_stage()
         present = None
         if detect_deletes:
             self._ensure_keys_stage()
