@@ -14,6 +14,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import psycopg
 from django.db import IntegrityError, connection, transaction
@@ -100,10 +101,11 @@ class BatchScope:
 
 
 def key_json(keys: list[list[object]]) -> list[str]:
-    """Typed legacy keys as the JSON the record map stores. A one-column integer key, the
-    common case, is written without a trip through ``json.dumps`` per record."""
-    if all(len(k) == 1 and type(k[0]) is int for k in keys):
-        return [f"[{k[0]}]" for k in keys]
+    """Typed legacy keys as the JSON the record map stores. Keys of integers only, the
+    common case (one column or several), are written by ``repr``, which for a list of
+    ints is its JSON text, without a trip through ``json.dumps`` per record."""
+    if set(map(type, chain.from_iterable(keys))) == {int}:
+        return list(map(repr, keys))
     return [json.dumps(k) for k in keys]
 
 
