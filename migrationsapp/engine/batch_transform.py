@@ -42,7 +42,9 @@ class BatchField:
 
     ``keeps`` are the Python types the last steps return as they are (set when they are the
     conversion alone, or a reference: no default, no ``required``); ``source`` the column a
-    plain field copies; ``reference`` makes a reference's value from the parent's key text.
+    plain field copies; ``reference`` makes a reference's value from the parent's key text;
+    ``convert`` converts a whole column when the last steps are the conversion alone
+    (convert.column_conversion), or says None.
     """
 
     destination: str
@@ -51,6 +53,7 @@ class BatchField:
     source: str | None = None
     keeps: frozenset[type] | None = None
     reference: Callable[[str], Any] | None = None
+    convert: Callable[[list[Any]], list[Any] | None] | None = None
 
 
 def transform_rows(
@@ -150,9 +153,10 @@ def _finished(
 
 def _kept(field: BatchField, values: list[Any]) -> list[Any] | None:
     """The values as the last steps leave them when every one is of a type they keep (the
-    references made), or None: then each value goes through the last steps."""
+    references made) or the whole column converts at once, or None: then each value goes
+    through the last steps."""
     if field.keeps is None or not set(map(type, values)) <= field.keeps:
-        return None
+        return field.convert(values) if field.convert is not None else None
     if field.reference is not None:
         make = field.reference
         return [None if value is None else make(value_key_text(value)) for value in values]

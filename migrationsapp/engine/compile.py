@@ -36,7 +36,7 @@ from typing import Any
 from migrationsapp.engine.batch_transform import NONE_TYPE, BatchField, transform_rows
 from migrationsapp.engine.columnar import ROW_WINS, ColumnarEntity, FieldTrees
 from migrationsapp.engine.connectors import ColumnInfo, TableInfo
-from migrationsapp.engine.convert import convert_value
+from migrationsapp.engine.convert import column_conversion, convert_value
 from migrationsapp.engine.errors import ExpressionError, MappingError, MappingProblem, RowError
 from migrationsapp.engine.expressions import parse_expression
 from migrationsapp.engine.ids import encode_key
@@ -254,7 +254,12 @@ def _step(
 
 
 def _batch_field(
-    field: FieldSpec, column: ColumnInfo, parent: str | None, step: Step, tail: Callable
+    field: FieldSpec,
+    column: ColumnInfo,
+    parent: str | None,
+    step: Step,
+    tail: Callable,
+    tz: dt.tzinfo,
 ) -> BatchField:
     """The field as a batch computes it (engine.batch_transform): what its last steps keep as
     it is, when they are the conversion alone or a reference, and the column a plain field
@@ -269,7 +274,8 @@ def _batch_field(
         return BatchField(field.destination, step, tail, plain, frozenset({int, str, *empty}), make)
     ready = _READY_TYPES.get(column.kind) if column.scale is None else None
     keeps = frozenset({ready, *empty}) if ready is not None else None
-    return BatchField(field.destination, step, tail, plain, keeps)
+    convert = column_conversion(column.kind, tz=tz, scale=column.scale, nullable=column.nullable)
+    return BatchField(field.destination, step, tail, plain, keeps, convert=convert)
 
 
 def _trees(field: FieldSpec, library: FunctionLibrary) -> FieldTrees:
@@ -327,7 +333,7 @@ def compile_entity(
         step, tail = _step(field, expression, transform, _finisher(field, column, parent, timezone))
         steps.append((field.destination, step))
         tails.append(tail)
-        batch_fields.append(_batch_field(field, column, parent, step, tail))
+        batch_fields.append(_batch_field(field, column, parent, step, tail, timezone))
 
     hashed = hashed_columns(spec, library)
     read = list(hashed)

@@ -44,7 +44,7 @@ from .ports import (
     StopRequest,
 )
 from .stages import StageSeconds, clock
-from .validation import CompiledRule, batch_unique_violations, unique_rules, validate_row
+from .validation import CompiledRule, batch_unique_violations, unique_rules, validate_batch
 
 __all__ = [
     "DELETE",
@@ -196,9 +196,17 @@ class EntityRunner:
         self, candidates: list[Candidate], outcomes: dict[str, RecordOutcome], check: Check
     ) -> list[Candidate]:
         """The candidates that pass ``check``; each other one fails with its reason."""
+        return self._passing(candidates, [check(c) for c in candidates], outcomes)
+
+    def _passing(
+        self,
+        candidates: list[Candidate],
+        errors: Sequence[RowError | None],
+        outcomes: dict[str, RecordOutcome],
+    ) -> list[Candidate]:
+        """The candidates without an error; each other one fails with its error."""
         kept = []
-        for candidate in candidates:
-            error = check(candidate)
+        for candidate, error in zip(candidates, errors, strict=True):
             if error:
                 change, record_uuid, _ = candidate
                 self._fail(outcomes, change, record_uuid, error)
@@ -212,9 +220,8 @@ class EntityRunner:
         """The rules of each row (all but `unique`, which needs the whole batch)."""
         if not self.rules:
             return candidates
-        return self._keep(
-            candidates, outcomes, lambda c: validate_row(self.rules, c[2], today=self.today)
-        )
+        errors = validate_batch(self.rules, [c[2] for c in candidates], today=self.today)
+        return self._passing(candidates, errors, outcomes)
 
     def _resolve_references(
         self,

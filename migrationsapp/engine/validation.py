@@ -3,7 +3,8 @@
 Rules come from an entity's ``validation:`` list and apply to the destination row after
 transforms and type conversion. ``compile_rules`` refuses a bad rule list at import, naming
 every problem at once; ``validate_row`` returns the first rule a row breaks as a ``RowError``
-(the row is quarantined). ``unique`` is checked across rows: ``batch_unique_violations``
+(the row is quarantined), and ``validate_batch`` the same for each row of a batch, a rule at
+a time over its field's column. ``unique`` is checked across rows: ``batch_unique_violations``
 within one source batch here, against the destination by the writer.
 """
 
@@ -14,6 +15,7 @@ import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import repeat
 from types import MappingProxyType
 from typing import Any
 
@@ -246,6 +248,34 @@ def validate_row(
         if reason is not None:
             return RowError(reason, field=rule.field, rule=rule.rule, value=value)
     return None
+
+
+def validate_batch(
+    rules: Sequence[CompiledRule], rows: Sequence[Mapping[str, Any]], *, today: dt.date
+) -> list[RowError | None]:
+    """``validate_row`` of each row, a rule at a time over its field's values."""
+    errors: list[RowError | None] = [None] * len(rows)
+    for rule in rules:
+        if rule.rule == "unique":
+            continue
+        values = [row.get(rule.field) for row in rows]
+        if rule.rule == "required":
+            # The rule's own check only where it fails: None, or text of only whitespace.
+            breaking = [
+                index
+                for index, value in enumerate(values)
+                if value is None or (isinstance(value, str) and not value.strip())
+            ]
+        else:
+            reasons = map(rule.check, values, repeat(today))
+            breaking = [index for index, reason in enumerate(reasons) if reason is not None]
+        for index in breaking:
+            if errors[index] is None:
+                value = values[index]
+                reason = rule.check(value, today)
+                assert reason is not None  # the same check, the same value
+                errors[index] = RowError(reason, field=rule.field, rule=rule.rule, value=value)
+    return errors
 
 
 def unique_rules(rules: Sequence[CompiledRule]) -> list[CompiledRule]:

@@ -12,11 +12,11 @@ from migrationsapp.engine.connectors import ColumnInfo, TableInfo
 from migrationsapp.engine.errors import RowError
 from migrationsapp.engine.mapping import EntitySpec, FieldSpec
 
-# text, text, int, int, bool, mixed, dates (with datetimes and text)
-SOURCE_COLUMNS = ("id", "s", "t", "n", "m", "f", "x", "d")
+# text, text, int, int, bool, mixed, dates (with datetimes and text), decimals
+SOURCE_COLUMNS = ("id", "s", "t", "n", "m", "f", "x", "d", "p")
 
 
-def _column(name: str, kind: str, *, nullable: bool = True) -> ColumnInfo:
+def _column(name: str, kind: str, *, nullable: bool = True, scale: int | None = None) -> ColumnInfo:
     return ColumnInfo(
         name=name,
         kind=kind,
@@ -24,7 +24,7 @@ def _column(name: str, kind: str, *, nullable: bool = True) -> ColumnInfo:
         nullable=nullable,
         has_default=False,
         primary_key=name == "id",
-        scale=None,
+        scale=scale,
     )
 
 
@@ -36,6 +36,7 @@ def build_entity(
     every_field: bool = True,
     not_null: frozenset[str] = frozenset(),
     depends_on: tuple[str, ...] = (),
+    scales: Mapping[str, int] | None = None,
 ) -> CompiledEntity:
     """An entity over SOURCE_COLUMNS; each destination column of kind ``other`` (values kept
     as they are) unless ``kinds`` says otherwise, nullable unless named in ``not_null``.
@@ -62,6 +63,7 @@ def build_entity(
             f.destination,
             kinds.get(f.destination, "other"),
             nullable=f.destination not in not_null,
+            scale=(scales or {}).get(f.destination),
         )
         for f in fields
     ]

@@ -12,7 +12,10 @@ bad and impossible dates, integers past 64 bits and text past the length limits.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -53,18 +56,37 @@ INT = st.one_of(
     st.integers(-(2**63), 2**63 - 1),
 )
 MIXED = st.one_of(TEXT, INT, st.booleans())
-DATES = st.one_of(
+DATETIMES = st.one_of(
     st.none(),
-    st.dates(),
     st.datetimes(),
+    st.datetimes(timezones=st.sampled_from([dt.UTC, ZoneInfo("America/New_York")])),
+)
+DATES = st.one_of(
+    DATETIMES,
+    st.dates(),
     st.sampled_from(["2021-03-07", " 2024-02-29 ", "2023-02-29", "bad", ""]),
 )
+DECIMALS = st.one_of(
+    st.none(),
+    st.decimals(
+        allow_nan=False, allow_infinity=False, places=2, min_value=-(10**6), max_value=10**6
+    ),
+    st.decimals(places=4),
+    st.decimals(allow_nan=False, allow_infinity=False),
+    st.sampled_from([Decimal("1E+1200"), Decimal("0.005"), Decimal("-0.015"), Decimal("7")]),
+    st.integers(-5, 5),
+)
+FINITE_DECIMALS = st.one_of(st.none(), st.decimals(allow_nan=False, allow_infinity=False))
 
 
 @st.composite
 def batches(draw, *, surrogates: bool = False) -> list[dict]:
     """1 to 12 rows; one batch in a few has a mixed column, or text polars cannot hold."""
     size = draw(st.integers(1, 12))
+    # Half the batches have a column of datetimes only, or of finite decimals only: the
+    # columns a batch converts at once.
+    dates = draw(st.sampled_from([DATES, DATETIMES]))
+    decimals = draw(st.sampled_from([DECIMALS, FINITE_DECIMALS]))
     texts = st.one_of(TEXT, st.just("bad \ud800")) if surrogates else TEXT
     texts = st.one_of(texts, st.text(st.characters(codec="utf-8", exclude_characters="\x00")))
     return [
@@ -76,7 +98,8 @@ def batches(draw, *, surrogates: bool = False) -> list[dict]:
             "m": draw(INT),
             "f": draw(st.one_of(st.none(), st.booleans())),
             "x": draw(MIXED),
-            "d": draw(DATES),
+            "d": draw(dates),
+            "p": draw(decimals),
         }
         for index in range(size)
     ]
@@ -204,8 +227,10 @@ PLAIN_FIELDS = [
     ("text_s", "s", "text"), ("text_x", "x", "text"), ("int_n", "n", "integer"),
     ("int_x", "x", "integer"), ("bool_f", "f", "boolean"), ("bool_x", "x", "boolean"),
     ("date_d", "d", "date"), ("uuid_s", "s", "uuid"), ("float_n", "n", "float"),
-    ("other_x", "x", "other"),
+    ("other_x", "x", "other"), ("stamp_d", "d", "datetime"), ("stamp_tz_d", "d", "datetime_tz"),
+    ("num_p", "p", "numeric"), ("num2_p", "p", "numeric"), ("float_p", "p", "float"),
 ]  # fmt: skip
+SCALES = {"num2_p": 2}
 REFERENCES = [("ref_n", "n"), ("ref_s", "s"), ("ref_x", "x"), ("ref_f", "f")]
 
 
@@ -214,7 +239,12 @@ def plain_entity(not_null: frozenset[str]):
     fields += [FieldSpec(destination=d, source=s, reference="parent") for d, s in REFERENCES]
     kinds = {d: kind for d, _, kind in PLAIN_FIELDS} | {d: "uuid" for d, _ in REFERENCES}
     return build_entity(
-        fields, kinds=kinds, not_null=not_null, every_field=False, depends_on=("parent",)
+        fields,
+        kinds=kinds,
+        not_null=not_null,
+        every_field=False,
+        depends_on=("parent",),
+        scales=SCALES,
     )
 
 
