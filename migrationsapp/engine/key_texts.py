@@ -1,8 +1,8 @@
 """Key texts and destination UUIDs for a whole batch, as ``engine.ids`` gives them one by one.
 
 A batch names every record by its key's text (``ids.encode_key``) and gives each new record
-the ``uuid5`` of its entity and that text (``ids.destination_uuid``). Most keys are one
-integer or one text without ``/`` or ``\\``, whose text needs no escaping: those take a
+the ``uuid5`` of its entity and that text (``ids.destination_uuid``). Most keys are made
+of integers and of text without ``/`` or ``\\``, whose text needs no escaping: those take a
 shortcut here, every other key goes through ``encode_key`` itself. A batch's UUIDs hash the
 part of the name every record shares (namespace, entity) once. The results are
 ``engine.ids``'s exactly (tests/unit/test_key_texts.py compares them on random keys).
@@ -32,7 +32,16 @@ def key_text(values: Sequence[Any]) -> str:
     """``encode_key(values)``."""
     if len(values) == 1:
         return value_key_text(values[0])
-    return encode_key(values)
+    parts = []
+    for value in values:
+        kind = value.__class__
+        if kind is int:
+            parts.append(str(value))
+        elif kind is str and KEY_SEPARATOR not in value and ESCAPE not in value:
+            parts.append(value)
+        else:
+            return encode_key(values)  # a value to escape or to write out; no values at all
+    return KEY_SEPARATOR.join(parts) if parts else encode_key(values)
 
 
 def key_texts(keys: Iterable[Sequence[Any]]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,10 @@ VALUES = st.one_of(
     st.binary(max_size=4),
     st.floats(allow_nan=False),
 )
-KEYS = st.lists(VALUES, min_size=1, max_size=3).map(tuple)
+PLAIN = st.one_of(st.integers(), st.text(alphabet="ab/\\1 "))
+KEYS = st.one_of(
+    st.lists(VALUES, min_size=1, max_size=3), st.lists(PLAIN, min_size=1, max_size=3)
+).map(tuple)
 
 
 @settings(max_examples=300, deadline=None)
@@ -44,6 +48,11 @@ def test_destination_uuids_are_uuid5_of_the_entity_and_key(entity, texts):
     assert [uuids(text) for text in texts] == [destination_uuid(entity, text) for text in texts]
 
 
+def test_a_key_without_values_is_refused_as_encode_key_refuses_it():
+    with pytest.raises(ValueError, match="at least one value"):
+        key_text(())
+
+
 def test_keys_that_need_escaping_or_have_no_plain_text_take_encode_key():
     assert key_texts([(True,), ("a/b",), (Decimal("12.50"),), (dt.date(2024, 2, 29), 3)]) == [
         "1",
@@ -51,3 +60,5 @@ def test_keys_that_need_escaping_or_have_no_plain_text_take_encode_key():
         "12.50",
         "2024-02-29/3",
     ]
+    texts = key_texts([(1007, 3), ("NEW/ 1,2", 4), (5, "a\\b")])
+    assert texts == ["1007/3", "NEW\\/ 1,2/4", "5/a\\\\b"]
