@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import IntegrityError, connection
+from django.db import connection
 from django.utils import timezone
 
 from migrationsapp.engine.diff import AnalysisCounts
@@ -71,21 +71,18 @@ class ControlChangeSetStore:
             return
         self.staged += len(rows)
         with connection.cursor() as cursor:
-            if self.vendor == "postgresql":
-                import psycopg
-
-                try:
-                    with cursor.cursor.copy(
-                        f"COPY {STAGE} (key_text, key_json, hash) FROM STDIN"
-                    ) as copy:
-                        for row in rows:
-                            copy.write_row(row)
-                except psycopg.IntegrityError as exc:
-                    raise IntegrityError(str(exc)) from exc
-            else:
+            if self.vendor != "postgresql":
                 cursor.executemany(
                     f"INSERT INTO {STAGE} (key_text, key_json, hash) VALUES (%s, %s, %s)", rows
                 )
+                return
+            with cursor.cursor.copy(f"COPY {STAGE} (key_text, key_json, hash) FROM STDIN") as copy:
+                block = copy_text(rows)
+                if block is None:
+                    for row in rows:
+                        copy.write_row(row)
+                else:
+                    copy.write(block)
 
     def index_stage(self) -> None:
         """The stage's unique key index, once every source row is staged. A key on two rows
@@ -233,6 +230,23 @@ class ControlChangeSetStore:
                 mapping_version,
             ],
         )
+
+
+def copy_text(rows: Sequence[tuple[str, str, str]]) -> str | None:
+    """``rows`` in COPY's text format as one block, or None when a value holds a character
+    that format escapes (tab, newline, carriage return, backslash), for ``write_row``.
+
+    Integer keys, ASCII text keys and hex hashes hold none: a batch is one string built by
+    one f-string a row, not a ``write_row`` call a row.
+    """
+    block = "".join([f"{text}\t{typed}\t{content_hash}\n" for text, typed, content_hash in rows])
+    plain = (
+        block.count("\t") == 2 * len(rows)
+        and block.count("\n") == len(rows)
+        and "\r" not in block
+        and "\\" not in block
+    )
+    return block if plain else None
 
 
 ChangeRow = tuple[int, str, list[Any], str, str]  # id, kind, key, key text, content hash

@@ -1,6 +1,10 @@
-"""Hash detection's change set on PostgreSQL is written by one statement (a full join of the
-stage and the record map); every other analysis by two (upserts, then deletes). Both write
-the same changes, kinds and id order, on random record maps, quarantines and sources."""
+"""The change-set store on PostgreSQL.
+
+Hash detection's change set is written by one statement (a full join of the stage and the
+record map); every other analysis by two (upserts, then deletes). Both write the same
+changes, kinds and id order, on random record maps, quarantines and sources. A batch of
+source keys is staged as one block of COPY text when nothing in it needs escaping, else row
+by row: both stage the same values."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from migrationsapp.models import AnalysisChange, QuarantinedRecord, RecordMap
-from migrationsapp.services.changeset import STAGE, ControlChangeSetStore
+from migrationsapp.services.changeset import STAGE, ControlChangeSetStore, copy_text
 from tests.factories import (
     DifferentialAnalysisResultFactory,
     QuarantinedRecordFactory,
@@ -121,3 +125,33 @@ def test_a_source_row_count_is_what_was_staged(postgresql_only):
         lambda store, _id: store.classify(baseline=False, mapping_version=1),
     )
     assert (counts.source_count, counts.new, counts.unchanged) == (len(KEYS), len(KEYS), 0)
+
+
+PLAIN = [("42", "[42]", "a" * 32), ("1007/3", "[1007, 3]", "b" * 32), ("A-1", '["A-1"]', "c" * 32)]
+# Each needs COPY's escapes: a backslash (JSON's \\u escape of text beyond ASCII, the key's
+# own escape), a tab, a newline, a carriage return.
+ESCAPED = [
+    ("Köln", '["K\\u00f6ln"]', "1" * 32),
+    ("NEW\\/ 1", '["NEW/ 1"]', "d" * 32),
+    ("tab\there", '["tab\\there"]', "e" * 32),
+    ("line\nbreak", '["line\\nbreak"]', "f" * 32),
+    ("cr\rhere", '["cr\\rhere"]', "0" * 32),
+]
+
+
+def test_only_a_batch_without_characters_to_escape_is_one_block():
+    assert copy_text(PLAIN) == "".join(f"{a}\t{b}\t{c}\n" for a, b, c in PLAIN)
+    for row in ESCAPED:
+        assert copy_text([*PLAIN, row]) is None
+
+
+@pytest.mark.parametrize("rows", [PLAIN, PLAIN + ESCAPED], ids=["block", "row by row"])
+def test_a_batch_is_staged_as_given_whichever_way_it_is_written(postgresql_only, rows):
+    result = DifferentialAnalysisResultFactory(entity_type=ENTITY)
+    store = ControlChangeSetStore(analysis_id=result.id, entity=ENTITY)
+    store.add_source(rows)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT key_text, key_json, hash FROM {STAGE}")
+        staged = sorted(cursor.fetchall())
+    assert staged == sorted(rows)
+    assert store.staged == len(rows)
