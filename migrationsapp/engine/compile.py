@@ -25,6 +25,7 @@ values need no conversion.
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import functools
 import operator
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrationsapp.engine.batch_transform import NONE_TYPE, BatchField, transform_rows
+from migrationsapp.engine.builtin_functions import BUILTIN_FUNCTIONS
 from migrationsapp.engine.columnar import ROW_WINS, ColumnarEntity, FieldTrees
 from migrationsapp.engine.connectors import ColumnInfo, TableInfo
 from migrationsapp.engine.convert import column_conversion, convert_value
@@ -260,22 +262,49 @@ def _batch_field(
     step: Step,
     tail: Callable,
     tz: dt.tzinfo,
+    library: FunctionLibrary,
 ) -> BatchField:
     """The field as a batch computes it (engine.batch_transform): what its last steps keep as
     it is, when they are the conversion alone or a reference, and the column a plain field
-    copies."""
+    or a lone text transform reads."""
+    apply = _lone_text_function(field, library)
+    plain = field.source if field.transform is None or apply is not None else None
     if field.has_default or field.required:
-        return BatchField(field.destination, step, tail)
-    plain = field.source if field.transform is None else None
+        return BatchField(field.destination, step, tail, plain, apply=apply)
     empty = {NONE_TYPE} if column.nullable else set()
     if parent is not None:
         # A key of one integer or one text: its text is made without encode_key's general path.
         make = functools.partial(ReferenceValue, parent)
-        return BatchField(field.destination, step, tail, plain, frozenset({int, str, *empty}), make)
+        refs = frozenset({int, str, *empty})
+        return BatchField(field.destination, step, tail, plain, refs, make, apply=apply)
     ready = _READY_TYPES.get(column.kind) if column.scale is None else None
     keeps = frozenset({ready, *empty}) if ready is not None else None
     convert = column_conversion(column.kind, tz=tz, scale=column.scale, nullable=column.nullable)
-    return BatchField(field.destination, step, tail, plain, keeps, convert=convert)
+    return BatchField(field.destination, step, tail, plain, keeps, convert=convert, apply=apply)
+
+
+def _lone_text_function(field: FieldSpec, library: FunctionLibrary) -> Callable | None:
+    """The library's own function when the field's transform is one lone call of a text
+    function the row path keeps (``transform: trim`` or ``trim(value)``, on a source column),
+    None otherwise."""
+    if field.source is None or field.transform is None:
+        return None
+    tree = parse_expression(transform_source(field.transform, library), label="transform")
+    if not (
+        isinstance(tree, ast.Call)
+        and isinstance(tree.func, ast.Name)
+        and tree.func.id in ROW_WINS
+        and not tree.keywords
+        and len(tree.args) == 1
+        and isinstance(tree.args[0], ast.Name)
+        and tree.args[0].id == "value"
+    ):
+        return None
+    name = tree.func.id
+    # Not a named function of the mapping's: the library's builtin, text in, text out.
+    if library.body(name) is not None or library.function(name) is not BUILTIN_FUNCTIONS[name]:
+        return None
+    return library.function(name)
 
 
 def _trees(field: FieldSpec, library: FunctionLibrary) -> FieldTrees:
@@ -333,7 +362,7 @@ def compile_entity(
         step, tail = _step(field, expression, transform, _finisher(field, column, parent, timezone))
         steps.append((field.destination, step))
         tails.append(tail)
-        batch_fields.append(_batch_field(field, column, parent, step, tail, timezone))
+        batch_fields.append(_batch_field(field, column, parent, step, tail, timezone, library))
 
     hashed = hashed_columns(spec, library)
     read = list(hashed)

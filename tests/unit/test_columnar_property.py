@@ -232,12 +232,23 @@ PLAIN_FIELDS = [
 ]  # fmt: skip
 SCALES = {"num2_p": 2}
 REFERENCES = [("ref_n", "n"), ("ref_s", "s"), ("ref_x", "x"), ("ref_f", "f")]
+# Lone text transforms, called on the source values directly: onto text, with a default or
+# required, on text and on a mixed column.
+LONE = [
+    FieldSpec(destination="trim_s", source="s", transform="trim"),
+    FieldSpec(destination="title_s", source="s", transform="title(value)"),
+    FieldSpec(destination="upper_x", source="x", transform="upper"),
+    FieldSpec(destination="lower_t", source="t", transform="lower", required=True),
+    FieldSpec(destination="trim_t", source="t", transform="trim", default="-"),
+]
 
 
 def plain_entity(not_null: frozenset[str]):
     fields = [FieldSpec(destination=d, source=s) for d, s, _ in PLAIN_FIELDS]
     fields += [FieldSpec(destination=d, source=s, reference="parent") for d, s in REFERENCES]
+    fields += LONE
     kinds = {d: kind for d, _, kind in PLAIN_FIELDS} | {d: "uuid" for d, _ in REFERENCES}
+    kinds |= {field.destination: "text" for field in LONE}
     return build_entity(
         fields,
         kinds=kinds,
@@ -248,7 +259,7 @@ def plain_entity(not_null: frozenset[str]):
     )
 
 
-NAMES = [d for d, _, _ in PLAIN_FIELDS] + [d for d, _ in REFERENCES]
+NAMES = [d for d, _, _ in PLAIN_FIELDS] + [d for d, _ in REFERENCES] + [f.destination for f in LONE]
 
 
 def test_plain_columns_and_references_give_the_row_paths_values_and_errors():
@@ -265,7 +276,7 @@ def test_plain_columns_and_references_give_the_row_paths_values_and_errors():
     compare()
     record(
         "dirty data",
-        "plain columns and references copied for a whole batch vs the row path",
+        "plain columns, references and lone text transforms for a whole batch vs the row path",
         tried=tried,
         held=tried,
         outcome="identical values and errors",
