@@ -49,7 +49,7 @@ class BatchField:
     conversion alone, or a reference: no default, no ``required``); ``source`` the column a
     plain field copies; ``reference`` makes a reference's value from the parent's key text;
     ``convert`` converts a whole column when the last steps are the conversion alone
-    (convert.column_conversion), or says None; ``apply`` is the library function a lone
+    (convert_columns.column_conversion), or says None; ``apply`` is the library function a lone
     text transform calls on the source value.
     """
 

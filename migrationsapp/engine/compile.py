@@ -38,7 +38,8 @@ from migrationsapp.engine.batch_transform import NONE_TYPE, BatchField, transfor
 from migrationsapp.engine.builtin_functions import BUILTIN_FUNCTIONS
 from migrationsapp.engine.columnar import ROW_WINS, ColumnarEntity, FieldTrees
 from migrationsapp.engine.connectors import ColumnInfo, TableInfo
-from migrationsapp.engine.convert import column_conversion, convert_value
+from migrationsapp.engine.convert import convert_value
+from migrationsapp.engine.convert_columns import column_conversion
 from migrationsapp.engine.errors import ExpressionError, MappingError, MappingProblem, RowError
 from migrationsapp.engine.expressions import parse_expression
 from migrationsapp.engine.ids import encode_key

@@ -9,10 +9,6 @@ the destination would otherwise refuse the row only when it is written.
 
 The lenient parsers here (``as_text``, ``as_int``, ``as_decimal``, ``as_bool``) are shared
 with the function library, so ``str(v)`` and a text column agree on how a value reads.
-
-``column_conversion`` converts a whole batch's column at once for the values a source
-commonly gives a column kind (naive datetimes, finite decimals), with ``convert_value``'s
-results; a column holding anything else is left to ``convert_value``, value by value.
 """
 
 from __future__ import annotations
@@ -54,7 +50,7 @@ _FALSE_TEXT = frozenset({"0", "n", "no", "false"})
 # would build a billion-character string.
 _MAX_PLAIN_DIGITS = 1000
 # Wide enough to quantize any numeric(p, s) PostgreSQL accepts (p <= 1000) without overflow.
-_QUANTIZE_CONTEXT = Context(prec=1000)
+QUANTIZE_CONTEXT = Context(prec=1000)
 _SHOW_LIMIT = 120
 
 
@@ -216,7 +212,7 @@ def _to_numeric(value: Any, tz: dt.tzinfo, scale: int | None) -> Decimal:
     result = as_decimal(value)
     if scale is not None:
         result = result.quantize(
-            Decimal(1).scaleb(-scale), rounding=ROUND_HALF_EVEN, context=_QUANTIZE_CONTEXT
+            Decimal(1).scaleb(-scale), rounding=ROUND_HALF_EVEN, context=QUANTIZE_CONTEXT
         )
     return result
 
@@ -368,52 +364,3 @@ def convert_value(
             rule="type",
             value=value,
         ) from exc
-
-
-_NONE = type(None)
-
-
-def column_conversion(
-    kind: str, *, tz: dt.tzinfo, scale: int | None, nullable: bool
-) -> Callable[[list[Any]], list[Any] | None] | None:
-    """For a few kinds, a function converting a whole column as ``convert_value`` converts
-    each value, or returning None when a value is not of the common form (then each value
-    goes through ``convert_value``); None for the other kinds. A NULL is only common where
-    the column takes one (``nullable``)."""
-    if kind in ("datetime", "datetime_tz"):
-        times = frozenset({dt.datetime, _NONE} if nullable else {dt.datetime})
-        zone = tz if kind == "datetime_tz" else None
-
-        def datetimes(values: list[Any]) -> list[Any] | None:
-            if not set(map(type, values)) <= times:
-                return None
-            if any(value.tzinfo is not None for value in values if value is not None):
-                return None  # an aware value is moved to the zone: value by value
-            if zone is None:
-                return values  # a naive value stays as it is
-            return [None if value is None else value.replace(tzinfo=zone) for value in values]
-
-        return datetimes
-    if kind == "numeric":
-        decimals = frozenset({Decimal, _NONE} if nullable else {Decimal})
-        step = Decimal(1).scaleb(-scale) if scale is not None else None
-
-        def numbers(values: list[Any]) -> list[Any] | None:
-            if not set(map(type, values)) <= decimals:
-                return None
-            if not all(value.is_finite() for value in values if value is not None):
-                return None  # refused, naming the value: value by value
-            if step is None:
-                return values
-            try:
-                return [
-                    None
-                    if value is None
-                    else value.quantize(step, rounding=ROUND_HALF_EVEN, context=_QUANTIZE_CONTEXT)
-                    for value in values
-                ]
-            except ArithmeticError:  # past the widest numeric: value by value says which
-                return None
-
-        return numbers
-    return None
