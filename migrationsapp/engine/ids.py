@@ -91,12 +91,23 @@ def storage_values(values: Iterable[Any]) -> list[Any]:
 _json_string = json.encoder.encode_basestring_ascii
 
 
+def plain_key_text(value: Any) -> str | None:
+    """One key value's text when it needs no escaping (an integer, or text without ``/``
+    and ``\\``): what ``encode_key`` writes for it; None for any other value."""
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is str and KEY_SEPARATOR not in value and ESCAPE not in value:
+        return value
+    return None
+
+
 def key_forms(key: Sequence[Any]) -> tuple[str, str]:
     """A key's text and typed form at once: ``(encode_key(key), json.dumps(storage_values(key)))``.
 
-    An analysis takes both for every source row. A key whose values are all integers or
-    text with nothing to escape (no ``/``, no ``\\``) is written out directly; any other
-    value sends the whole key through ``encode_key`` and ``storage_values``.
+    An analysis takes both for every source row. A key whose values all have a
+    ``plain_key_text`` is written out directly; any other value sends the whole key through
+    ``encode_key`` and ``storage_values``.
     """
     if len(key) == 1:
         value = key[0]
@@ -106,16 +117,11 @@ def key_forms(key: Sequence[Any]) -> tuple[str, str]:
     texts: list[str] = []
     typed: list[str] = []
     for value in key:
-        kind = type(value)
-        if kind is int:
-            text = str(value)
-            texts.append(text)
-            typed.append(text)
-        elif kind is str and KEY_SEPARATOR not in value and ESCAPE not in value:
-            texts.append(value)
-            typed.append(_json_string(value))
-        else:
+        text = plain_key_text(value)
+        if text is None:
             return encode_key(key), json.dumps(storage_values(key))
+        texts.append(text)
+        typed.append(text if type(value) is int else _json_string(value))
     if not texts:
         raise ValueError("a key has at least one value")
     return KEY_SEPARATOR.join(texts), "[" + ", ".join(typed) + "]"

@@ -3,9 +3,10 @@
 A batch names every record by its key's text (``ids.encode_key``) and gives each new record
 the ``uuid5`` of its entity and that text (``ids.destination_uuid``). Most keys are made
 of integers and of text without ``/`` or ``\\``, whose text needs no escaping: those take a
-shortcut here, every other key goes through ``encode_key`` itself. A batch's UUIDs hash the
-part of the name every record shares (namespace, entity) once. The results are
-``engine.ids``'s exactly (tests/unit/test_key_texts.py compares them on random keys).
+shortcut here (``ids.plain_key_text``), every other key goes through ``encode_key`` itself.
+A batch's UUIDs hash the part of the name every record shares (namespace, entity) once.
+The results are ``engine.ids``'s exactly (tests/unit/test_key_texts.py compares them on
+random keys).
 """
 
 from __future__ import annotations
@@ -15,17 +16,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from migrationsapp.engine.ids import ESCAPE, KEY_SEPARATOR, UUID_NAMESPACE, encode_key
+from migrationsapp.engine.ids import KEY_SEPARATOR, UUID_NAMESPACE, encode_key, plain_key_text
 
 
 def value_key_text(value: Any) -> str:
     """``encode_key([value])``: the text of a one-value key."""
-    kind = value.__class__
-    if kind is int:
-        return str(value)
-    if kind is str and KEY_SEPARATOR not in value and ESCAPE not in value:
-        return value
-    return encode_key((value,))
+    text = plain_key_text(value)
+    return text if text is not None else encode_key((value,))
 
 
 def key_text(values: Sequence[Any]) -> str:
@@ -34,13 +31,10 @@ def key_text(values: Sequence[Any]) -> str:
         return value_key_text(values[0])
     parts = []
     for value in values:
-        kind = value.__class__
-        if kind is int:
-            parts.append(str(value))
-        elif kind is str and KEY_SEPARATOR not in value and ESCAPE not in value:
-            parts.append(value)
-        else:
-            return encode_key(values)  # a value to escape or to write out; no values at all
+        text = plain_key_text(value)
+        if text is None:
+            return encode_key(values)  # a value to escape or to write out
+        parts.append(text)
     return KEY_SEPARATOR.join(parts) if parts else encode_key(values)
 
 
