@@ -20,11 +20,8 @@ from .ports import FaultHook
 from .stages import StageSeconds, clock
 
 
-class CommittedBatch(Protocol):
-    """What the loop reads of a batch's result once it is committed."""
-
-    @property
-    def last_change_id(self) -> int: ...
+class BatchCounts(Protocol):
+    """A batch's outcomes counted (``BatchResult`` counts them; the control commit once)."""
 
     @property
     def processed(self) -> int: ...
@@ -34,6 +31,13 @@ class CommittedBatch(Protocol):
 
     @property
     def skipped(self) -> int: ...
+
+
+class CommittedBatch(BatchCounts, Protocol):
+    """What the loop reads of a batch's result once it is committed."""
+
+    @property
+    def last_change_id(self) -> int: ...
 
 
 @dataclass

@@ -5,28 +5,14 @@ failed record (``record.failed``) and one DEBUG line for the batch itself
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
+from migrationsapp.engine.batch_loop import BatchCounts
 from migrationsapp.engine.outcomes import Phase, RecordAction
 from migrationsapp.engine.ports import BatchResult, RecordOutcome
 from migrationsapp.models.choices import AuditAction, LogLevel, OperationType
 from migrationsapp.services.batch_quarantine import stored_value
 from migrationsapp.services.logs import bulk_log, log_event, record_entry
 from migrationsapp.services.record_writes import BatchScope
-
-
-class Counts(Protocol):
-    """A batch's outcomes counted (``BatchResult`` counts them; ``services.batches`` once)."""
-
-    @property
-    def processed(self) -> int: ...
-
-    @property
-    def failed(self) -> int: ...
-
-    @property
-    def skipped(self) -> int: ...
-
 
 # The rules whose failures are the mapping's validation (the others: the migration's).
 VALIDATION_RULES = frozenset({"required", "unique", "format", "range"})
@@ -61,7 +47,7 @@ def log_failed_records(scope: BatchScope, outcomes: Sequence[RecordOutcome]) -> 
     bulk_log(entries)
 
 
-def log_batch(scope: BatchScope, result: BatchResult, counts: Counts | None = None) -> None:
+def log_batch(scope: BatchScope, result: BatchResult, counts: BatchCounts | None = None) -> None:
     """The batch's failed records, then its own line (``counts``: the batch's, when the
     caller has counted them already)."""
     counts = counts or result

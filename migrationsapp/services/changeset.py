@@ -151,6 +151,19 @@ class ControlChangeSetStore:
         counts.unchanged = source_count - counts.new - counts.modified - counts.retry
         return counts
 
+    def _classify_params(self, analysis: Any, baseline: bool, mapping_version: int) -> list:
+        """The bound values of the upsert classification (``_UPSERT_WANTED`` and the
+        quarantine join), in the order its statements name them."""
+        return [
+            analysis,
+            baseline,
+            mapping_version,
+            self.entity,
+            self.entity,
+            baseline,
+            mapping_version,
+        ]
+
     def _write_upserts(self, cursor, analysis: Any, baseline: bool, mapping_version: int) -> None:
         """new / modified / retry: source keys that are not in the map as they are now, and
         every key with an open quarantine entry, whatever its hash: a record whose source went
@@ -168,15 +181,7 @@ class ControlChangeSetStore:
             WHERE {_UPSERT_WANTED}
             ORDER BY s.key_text
             """,
-            [
-                analysis,
-                baseline,
-                mapping_version,
-                self.entity,
-                self.entity,
-                baseline,
-                mapping_version,
-            ],
+            self._classify_params(analysis, baseline, mapping_version),
         )
 
     def _write_deletes(self, cursor, analysis: Any, present_keys: str) -> None:
@@ -220,15 +225,7 @@ class ControlChangeSetStore:
                        ELSE {_UPSERT_WANTED} END
             ORDER BY s.key_text IS NULL, COALESCE(s.key_text, m.legacy_key_text)
             """,
-            [
-                analysis,
-                baseline,
-                mapping_version,
-                self.entity,
-                self.entity,
-                baseline,
-                mapping_version,
-            ],
+            self._classify_params(analysis, baseline, mapping_version),
         )
 
 
