@@ -49,7 +49,10 @@ class DestinationUUIDs:
     __slots__ = ("_start",)
 
     def __init__(self, entity: str) -> None:
-        self._start = hashlib.sha1(UUID_NAMESPACE.bytes + f"{entity}\x00".encode())  # noqa: S324  # nosec B324: uuid5 is SHA-1 by definition
+        # uuid5 is SHA-1 by definition (RFC 9562): a name's digest, not a secret's.
+        self._start = hashlib.sha1(
+            UUID_NAMESPACE.bytes + f"{entity}\x00".encode(), usedforsecurity=False
+        )
 
     def __call__(self, key_text: str) -> uuid.UUID:
         digest = self._start.copy()
