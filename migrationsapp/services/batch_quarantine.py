@@ -17,6 +17,7 @@ from migrationsapp.engine.outcomes import WRITTEN_ACTIONS, RecordAction
 from migrationsapp.engine.ports import RecordOutcome
 from migrationsapp.models import QuarantinedRecord
 from migrationsapp.services.bulk import copy_available
+from migrationsapp.services.key_probes import probe_ids
 from migrationsapp.services.record_writes import CHUNK, BatchScope
 
 # The columns an open entry takes from its latest failure.
@@ -97,14 +98,19 @@ def resolve_quarantine(entity: str, key_texts: list[str], now: dt.datetime) -> N
         # so no need to look each of the batch's keys up.
         return
     if copy_available():
-        # One statement with an array parameter, rather than an IN list of 1000 keys per
-        # chunk that the ORM compiles and psycopg binds client-side: the same rows.
+        # One statement with an array parameter and one index probe per key (key_probes),
+        # rather than an IN list of 1000 keys per chunk that the ORM compiles.
+        table = QuarantinedRecord._meta.db_table
+        picked = probe_ids(
+            table,
+            scope_column="entity_type",
+            key_column="legacy_key_text",
+            key_type="text",
+            where="AND resolved_at IS NULL",
+        )
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {QuarantinedRecord._meta.db_table} SET resolved_at = %s "
-                "WHERE entity_type = %s AND legacy_key_text = ANY(%s) "
-                "AND resolved_at IS NULL",
-                [now, entity, key_texts],
+                f"UPDATE {table} SET resolved_at = %s WHERE {picked}", [now, key_texts, entity]
             )
         return
     for start in range(0, len(key_texts), CHUNK):

@@ -39,6 +39,7 @@ from migrationsapp.services.batch_logs import log_batch
 from migrationsapp.services.batch_quarantine import write_quarantine
 from migrationsapp.services.bulk import copy_available
 from migrationsapp.services.changeset import read_change_rows
+from migrationsapp.services.key_probes import probe_select
 from migrationsapp.services.record_writes import CHUNK, BatchScope, write_events, write_record_map
 
 __all__ = ["CHUNK", "UPSERT_KINDS", "BatchCounts", "ControlRunPorts", "check_deferred_now"]
@@ -95,14 +96,18 @@ class ControlRunPorts:
         found: dict[str, uuid.UUID] = {}
         texts = list(key_texts)
         if copy_available():
-            # One statement with an array parameter: far cheaper than IN lists of 1000.
-            deleted = "" if include_deleted else " AND deleted_at IS NULL"
+            # One statement with an array parameter, one index probe per key (key_probes).
+            sql = probe_select(
+                RecordMap._meta.db_table,
+                "t.legacy_key_text, t.destination_uuid",
+                scope_column="entity_type",
+                key_column="legacy_key_text",
+                key_type="text",
+                where="" if include_deleted else "AND deleted_at IS NULL",
+                unique=True,
+            )
             with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT legacy_key_text, destination_uuid FROM migration_mappings "
-                    f"WHERE entity_type = %s AND legacy_key_text = ANY(%s){deleted}",
-                    [entity, texts],
-                )
+                cursor.execute(sql, [texts, entity])
                 return dict(cursor.fetchall())
         for start in range(0, len(texts), CHUNK):
             query = RecordMap.objects.filter(

@@ -16,7 +16,8 @@ import math
 import uuid
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 
 from migrationsapp.engine.outcomes import Phase
 from migrationsapp.models import AnalysisChange, MigrationCheckpoint
@@ -53,19 +54,16 @@ def create(*, run_id: uuid.UUID, analysis_id: uuid.UUID, entity: str) -> int:
     ``DIFFMIG_PARTITION_ROWS``; how many (0: one unit, as before). Called in the transaction
     that points the entity run at its change set."""
     size = settings.DIFFMIG_PARTITION_ROWS
-    ids = (
-        AnalysisChange.objects.filter(analysis_id=analysis_id, kind__in=UPSERT_KINDS)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
-    total = ids.count()
+    upserts = AnalysisChange.objects.filter(analysis_id=analysis_id, kind__in=UPSERT_KINDS)
+    total = upserts.count()
     if size < 1 or total <= size:
         return 0
     count = math.ceil(total / size)
+    bounds = _boundaries(upserts, size, total)
     rows = []
     for index in range(count):
-        lo = ids[index * size]
-        hi = ids[min((index + 1) * size, total) - 1]
+        lo = bounds[index * size + 1]
+        hi = bounds[min((index + 1) * size, total)]
         rows.append(
             MigrationCheckpoint(
                 entity_type=entity,
@@ -84,6 +82,16 @@ def create(*, run_id: uuid.UUID, analysis_id: uuid.UUID, entity: str) -> int:
         )
     MigrationCheckpoint.objects.bulk_create(rows, ignore_conflicts=True)
     return count
+
+
+def _boundaries(upserts: QuerySet, size: int, total: int) -> dict[int, int]:
+    """The ids at the first and last positions (1-based) of every partition, in one pass
+    over the change set (an OFFSET per boundary would read the change set again for each
+    of them: quadratic in its size)."""
+    numbered = upserts.annotate(position=Window(RowNumber(), order_by=F("id").asc()))
+    numbered = numbered.annotate(rest=F("position") % size)
+    edges = numbered.filter(Q(rest=1) | Q(rest=0) | Q(position=total))
+    return {position: change_id for change_id, position in edges.values_list("id", "position")}
 
 
 def complete(*, checkpoint_id: uuid.UUID, owner: str) -> bool:

@@ -24,6 +24,7 @@ from migrationsapp.engine.ports import RecordOutcome
 from migrationsapp.models import RecordEvent, RecordMap
 from migrationsapp.services.bulk import Same, copy_available, copy_upsert
 from migrationsapp.services.control_copy import copy_binary
+from migrationsapp.services.key_probes import probe_ids
 
 CHUNK = 1000
 
@@ -123,11 +124,17 @@ def write_record_map(
             _upsert_map_entries(scope, updated, now)
         if deleted:
             with connection.cursor() as cursor:
+                table = RecordMap._meta.db_table
+                picked = probe_ids(
+                    table,
+                    scope_column="entity_type",
+                    key_column="legacy_key_text",
+                    key_type="text",
+                )
                 cursor.execute(
-                    f"UPDATE {RecordMap._meta.db_table} SET deleted_at = %s, "
-                    "last_session_id = %s, last_migrated_at = %s "
-                    "WHERE entity_type = %s AND legacy_key_text = ANY(%s)",
-                    [now, scope.session_id, now, scope.entity, deleted],
+                    f"UPDATE {table} SET deleted_at = %s, last_session_id = %s, "
+                    f"last_migrated_at = %s WHERE {picked}",
+                    [now, scope.session_id, now, deleted, scope.entity],
                 )
         return
     written = [o for o in outcomes if o.action in (RecordAction.CREATED, RecordAction.UPDATED)]

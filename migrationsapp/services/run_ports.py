@@ -50,6 +50,7 @@ from migrationsapp.services.batches import (
     ControlRunPorts,
     check_deferred_now,
 )
+from migrationsapp.services.key_probes import probe_select
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.record_writes import write_events
 
@@ -65,6 +66,18 @@ class EntityRunPorts(ControlRunPorts):
     # -- questions of an upsert batch ------------------------------------------------------
 
     def in_change_set(self, key_texts: Collection[str]) -> set[str]:
+        if connection.vendor == "postgresql":
+            kinds = ", ".join(f"'{k}'" for k in UPSERT_KINDS)  # the enum's own values
+            rows = self._probe(
+                AnalysisChange._meta.db_table,
+                "t.legacy_key_text",
+                list(key_texts),
+                scope_column="analysis_id",
+                scope=self.analysis_id,
+                key_column="legacy_key_text",
+                where=f"AND kind IN ({kinds})",
+            )
+            return {text for (text,) in rows}
         found: set[str] = set()
         for chunk in _chunks(list(key_texts)):
             found.update(
@@ -75,6 +88,16 @@ class EntityRunPorts(ControlRunPorts):
         return found
 
     def keys_of_uuids(self, entity: str, uuids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+        if connection.vendor == "postgresql":
+            rows = self._probe(
+                RecordMap._meta.db_table,
+                "t.destination_uuid, t.legacy_key_text",
+                list(uuids),
+                scope_column="entity_type",
+                scope=entity,
+                key_column="destination_uuid",
+            )
+            return dict(rows)
         found: dict[uuid.UUID, str] = {}
         for chunk in _chunks(list(uuids)):
             found.update(
@@ -83,6 +106,31 @@ class EntityRunPorts(ControlRunPorts):
                 ).values_list("destination_uuid", "legacy_key_text")
             )
         return found
+
+    @staticmethod
+    def _probe(
+        table: str,
+        columns: str,
+        keys: list,
+        *,
+        scope_column: str,
+        scope: object,
+        key_column: str,
+        where: str = "",
+    ) -> list[tuple]:
+        """One index probe per key (services.key_probes)."""
+        key_type = "uuid" if key_column == "destination_uuid" else "text"
+        sql = probe_select(
+            table,
+            columns,
+            scope_column=scope_column,
+            key_column=key_column,
+            key_type=key_type,
+            where=where,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [keys, scope])
+            return cursor.fetchall()
 
     # -- the upsert batch's commit, with the links it left for the second pass ------------
 

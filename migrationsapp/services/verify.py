@@ -20,6 +20,7 @@ from migrationsapp.engine.verify_report import DEFAULT_CAP, EntityVerification, 
 from migrationsapp.models import QuarantinedRecord, RecordMap
 from migrationsapp.models.choices import AuditAction, LogLevel, OperationType
 from migrationsapp.services.databases import open_named
+from migrationsapp.services.key_probes import probe_select
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.mappings import load_active_mapping
 
@@ -55,26 +56,48 @@ class ControlVerifyPorts:
         self._map = RecordMap._meta.db_table
         self._quarantine = QuarantinedRecord._meta.db_table
 
-    def _select(self, sql: str, entity: str, column: str, values: list) -> list[tuple]:
-        """The rows of ``sql`` (which ends ``WHERE entity_type = %s AND``) where ``column``
-        is one of ``values``."""
+    def _select(
+        self,
+        table: str,
+        columns: str,
+        entity: str,
+        column: str,
+        values: list,
+        *,
+        where: str = "",
+        unique: bool = False,
+    ) -> list[tuple]:
+        """``columns`` of the entity's rows of ``table`` whose ``column`` is one of
+        ``values`` (and that meet ``where``, which starts with ``AND``)."""
         rows: list[tuple] = []
         with connection.cursor() as cursor:
             if self._postgresql:
-                cursor.execute(f"{sql} {column} = ANY(%s)", [entity, values])
+                key_type = "uuid" if column == "destination_uuid" else "text"
+                sql = probe_select(
+                    table,
+                    columns,
+                    scope_column="entity_type",
+                    key_column=column,
+                    key_type=key_type,
+                    where=where,
+                    unique=unique,
+                )
+                cursor.execute(sql, [values, entity])
                 return cursor.fetchall()
+            sql = f"SELECT {columns} FROM {table} WHERE entity_type = %s {where} AND {column}"
             for start in range(0, len(values), SQLITE_CHUNK):
                 chunk = values[start : start + SQLITE_CHUNK]
                 marks = ", ".join(["%s"] * len(chunk))
-                cursor.execute(f"{sql} {column} IN ({marks})", [entity, *chunk])
+                cursor.execute(f"{sql} IN ({marks})", [entity, *chunk])
                 rows += cursor.fetchall()
         return rows
 
     def entries_by_key(self, entity: str, key_texts: Collection[str]) -> dict[str, MapEntry]:
         if not key_texts:
             return {}
-        sql = f"SELECT {self._entries} FROM {self._map} WHERE entity_type = %s AND"
-        rows = self._select(sql, entity, "legacy_key_text", list(key_texts))
+        rows = self._select(
+            self._map, self._entries, entity, "legacy_key_text", list(key_texts), unique=True
+        )
         return {row[0]: _entry(row) for row in rows}
 
     def entries_by_uuid(
@@ -83,9 +106,8 @@ class ControlVerifyPorts:
         if not uuids:
             return {}
         wanted = list(uuids) if self._postgresql else [u.hex for u in uuids]
-        sql = f"SELECT {self._entries} FROM {self._map} WHERE entity_type = %s AND"
         found: dict[uuid.UUID, MapEntry] = {}
-        for row in self._select(sql, entity, "destination_uuid", wanted):
+        for row in self._select(self._map, self._entries, entity, "destination_uuid", wanted):
             entry = _entry(row)
             # Should one UUID ever be mapped twice, a live entry speaks for the row.
             if entry.uuid not in found or not entry.deleted:
@@ -95,11 +117,15 @@ class ControlVerifyPorts:
     def live_uuids(self, entity: str, key_texts: Collection[str]) -> dict[str, uuid.UUID]:
         if not key_texts:
             return {}
-        sql = (
-            f"SELECT legacy_key_text, destination_uuid FROM {self._map} "
-            "WHERE deleted_at IS NULL AND entity_type = %s AND"
+        rows = self._select(
+            self._map,
+            "legacy_key_text, destination_uuid",
+            entity,
+            "legacy_key_text",
+            list(key_texts),
+            where="AND deleted_at IS NULL",
+            unique=True,
         )
-        rows = self._select(sql, entity, "legacy_key_text", list(key_texts))
         if self._postgresql:
             return dict(rows)
         return {text: uuid.UUID(str(value)) for text, value in rows}
@@ -107,11 +133,15 @@ class ControlVerifyPorts:
     def quarantined(self, entity: str, key_texts: Collection[str]) -> dict[str, str]:
         if not key_texts:
             return {}
-        sql = (
-            f"SELECT legacy_key_text, reason FROM {self._quarantine} "
-            "WHERE resolved_at IS NULL AND entity_type = %s AND"
+        rows = self._select(
+            self._quarantine,
+            "legacy_key_text, reason",
+            entity,
+            "legacy_key_text",
+            list(key_texts),
+            where="AND resolved_at IS NULL",
         )
-        return dict(self._select(sql, entity, "legacy_key_text", list(key_texts)))
+        return dict(rows)
 
     def live_uuids_unique(self, entity: str) -> bool:
         with connection.cursor() as cursor:
