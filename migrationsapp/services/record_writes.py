@@ -14,10 +14,11 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, repeat
+from typing import TypeVar
 
 import psycopg
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 
 from migrationsapp.engine.outcomes import RecordAction
 from migrationsapp.engine.ports import RecordOutcome
@@ -27,6 +28,7 @@ from migrationsapp.services.control_copy import copy_binary
 from migrationsapp.services.key_probes import probe_ids
 
 CHUNK = 1000
+M = TypeVar("M", bound=models.Model)
 
 # Column lists of the COPY paths (services.bulk); they follow the models' db columns.
 MAP_COLUMNS = (
@@ -140,22 +142,12 @@ def write_record_map(
     written = [o for o in outcomes if o.action in (RecordAction.CREATED, RecordAction.UPDATED)]
     if written:
         RecordMap.objects.bulk_create(
-            [
-                RecordMap(
-                    entity_type=scope.entity,
-                    legacy_key=o.key,
-                    legacy_key_text=o.key_text,
-                    destination_uuid=o.uuid,
-                    content_hash=o.content_hash,
-                    mapping_version=scope.mapping_version,
-                    first_session_id=scope.session_id,
-                    last_session_id=scope.session_id,
-                    first_migrated_at=now,
-                    last_migrated_at=now,
-                    deleted_at=None,
-                )
-                for o in written
-            ],
+            _as_models(
+                RecordMap,
+                MAP_COLUMNS,
+                _map_columns(scope, written, now, keys=[o.key for o in written]),
+                count=len(written),
+            ),
             update_conflicts=True,
             unique_fields=["entity_type", "legacy_key_text"],
             update_fields=[
@@ -174,11 +166,15 @@ def write_record_map(
         ).update(deleted_at=now, last_session_id=scope.session_id, last_migrated_at=now)
 
 
-def _map_columns(scope: BatchScope, outcomes: list[RecordOutcome], now: dt.datetime) -> list:
-    """The record map's columns (``MAP_COLUMNS``) for these outcomes, a column at a time."""
+def _map_columns(
+    scope: BatchScope, outcomes: list[RecordOutcome], now: dt.datetime, *, keys: list
+) -> list:
+    """The record map's columns (``MAP_COLUMNS``) for these outcomes, a column at a time:
+    what COPY writes and what the ORM's path makes its rows of. ``keys`` are the typed legacy
+    keys as the path takes them (JSON text for COPY, lists for the ORM)."""
     return [
         Same(scope.entity),
-        key_json([o.key for o in outcomes]),
+        keys,
         [o.key_text for o in outcomes],
         [o.uuid for o in outcomes],
         [o.content_hash for o in outcomes],
@@ -190,6 +186,31 @@ def _map_columns(scope: BatchScope, outcomes: list[RecordOutcome], now: dt.datet
     ]
 
 
+def _event_columns(scope: BatchScope, outcomes: Sequence[RecordOutcome], now: dt.datetime) -> list:
+    """The record events' columns (``EVENT_COLUMNS``) for these outcomes, a column at a time."""
+    return [
+        Same(scope.entity),
+        [o.key_text for o in outcomes],
+        Same(scope.session_id),
+        [str(o.action) for o in outcomes],
+        [o.uuid for o in outcomes],
+        [o.content_hash for o in outcomes],
+        Same(scope.mapping_version),
+        [o.reason for o in outcomes],
+        Same(now),
+        [o.changes for o in outcomes],
+    ]
+
+
+def _as_models(model: type[M], columns: Sequence[str], values: list, *, count: int) -> list[M]:
+    """``count`` unsaved ``model`` rows of ``values`` (a sequence or a ``Same`` per column of
+    ``columns``, the table's column names): the ORM's path writes the rows COPY writes."""
+    names = {field.column: field.attname for field in model._meta.concrete_fields}
+    attnames = [names[column] for column in columns]
+    spread = [repeat(v.value, count) if isinstance(v, Same) else v for v in values]
+    return [model(**dict(zip(attnames, row, strict=True))) for row in zip(*spread, strict=True)]
+
+
 def _copy_new_map_entries(
     scope: BatchScope, created: list[RecordOutcome], now: dt.datetime
 ) -> None:
@@ -197,7 +218,7 @@ def _copy_new_map_entries(
     conflict check per row. "Created" means the map had no entry when the batch looked
     (and the unit's lease keeps other writers of the entity away); should one be there
     all the same, the savepoint takes the COPY back and the entries are merged instead."""
-    columns = _map_columns(scope, created, now)
+    columns = _map_columns(scope, created, now, keys=key_json([o.key for o in created]))
     try:
         with transaction.atomic():
             copy_binary(
@@ -212,7 +233,7 @@ def _upsert_map_entries(scope: BatchScope, outcomes: list[RecordOutcome], now: d
         RecordMap._meta.db_table,
         MAP_COLUMNS,
         MAP_COLUMN_TYPES,
-        _map_columns(scope, outcomes, now),
+        _map_columns(scope, outcomes, now, keys=key_json([o.key for o in outcomes])),
         count=len(outcomes),
         conflict=("entity_type", "legacy_key_text"),
         assignments=MAP_UPDATES,
@@ -222,41 +243,16 @@ def _upsert_map_entries(scope: BatchScope, outcomes: list[RecordOutcome], now: d
 
 def write_events(scope: BatchScope, outcomes: Sequence[RecordOutcome], now: dt.datetime) -> None:
     """One record event per outcome: its action, reason and changed fields."""
+    columns = _event_columns(scope, outcomes, now)
     if copy_available():
         copy_binary(
             RecordEvent._meta.db_table,
             EVENT_COLUMNS,
             EVENT_COPY_TYPES,
-            [
-                Same(scope.entity),
-                [o.key_text for o in outcomes],
-                Same(scope.session_id),
-                [str(o.action) for o in outcomes],
-                [o.uuid for o in outcomes],
-                [o.content_hash for o in outcomes],
-                Same(scope.mapping_version),
-                [o.reason for o in outcomes],
-                Same(now),
-                [o.changes for o in outcomes],
-            ],
+            columns,
             count=len(outcomes),
         )
         return
     RecordEvent.objects.bulk_create(
-        [
-            RecordEvent(
-                entity_type=scope.entity,
-                legacy_key_text=o.key_text,
-                session_id=scope.session_id,
-                action=o.action,
-                destination_uuid=o.uuid,
-                content_hash=o.content_hash,
-                mapping_version=scope.mapping_version,
-                reason=o.reason,
-                occurred_at=now,
-                changes=o.changes,
-            )
-            for o in outcomes
-        ],
-        batch_size=CHUNK,
+        _as_models(RecordEvent, EVENT_COLUMNS, columns, count=len(outcomes)), batch_size=CHUNK
     )
