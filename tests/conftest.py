@@ -1,4 +1,5 @@
-"""Shared fixtures: one persona per role, and a logged-in client for each.
+"""Shared fixtures: one persona per role, and a logged-in client for each; the ``people``
+pair of SQLite databases.
 
 Personas are staff users in the groups the data migration creates (``migrationsapp.roles``),
 so a test sees exactly what that role sees. ``admin_client`` (a superuser) is pytest-django's.
@@ -6,12 +7,18 @@ so a test sees exactly what that role sees. ``admin_client`` (a superuser) is py
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 import pytest
 from django.test import Client
 
 from migrationsapp.roles import AUDITORS, MAPPING_EDITORS, OPERATORS
 from tests.factories import UserFactory
 from tests.support.roles import role_group
+
+if TYPE_CHECKING:
+    from tests.support.people import People
 
 
 @pytest.fixture(autouse=True)
@@ -66,3 +73,18 @@ def operator_client(operator):
 @pytest.fixture
 def auditor_client(auditor):
     return _logged_in(auditor)
+
+
+@pytest.fixture
+def people(tmp_path, settings) -> Iterator[People]:
+    """The ``people`` → ``person`` pair (``tests.support.people``) under the test's own
+    ``DIFFMIG_SQLITE_ROOT``, its mapping imported."""
+    # Imported here: the services it loads are not for every test session's start-up.
+    from tests.support.people import create_people
+
+    root = tmp_path.resolve()
+    settings.DIFFMIG_SQLITE_ROOT = root
+    databases = create_people(root)
+    databases.import_mapping()
+    yield databases
+    databases.dispose()

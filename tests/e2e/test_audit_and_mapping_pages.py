@@ -11,19 +11,9 @@ from playwright.sync_api import expect
 
 from migrationsapp.models import RecordMap, SchemaMappingDefinition
 from migrationsapp.services.mapping_versions import clone_definition
-from tests.support.people import ENTITY, create_people, run
+from tests.support.people import ENTITY, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
-
-
-@pytest.fixture
-def people(tmp_path, settings):
-    root = tmp_path.resolve()
-    settings.DIFFMIG_SQLITE_ROOT = root
-    databases = create_people(root)
-    databases.import_mapping()
-    yield databases
-    databases.dispose()
 
 
 def test_editor_edits_a_field_mapping_previews_it_and_sees_the_failing_row(

@@ -16,19 +16,9 @@ from migrationsapp.models import MigrationExecutionLog, SchemaMappingDefinition
 from migrationsapp.models.choices import AuditAction, OperationType
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.mapping_versions import activate_definition, clone_definition
-from tests.support.people import ENTITY, create_people, run
+from tests.support.people import ENTITY, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
-
-
-@pytest.fixture
-def people(tmp_path, settings):
-    root = tmp_path.resolve()
-    settings.DIFFMIG_SQLITE_ROOT = root
-    databases = create_people(root)
-    databases.import_mapping()
-    yield databases
-    databases.dispose()
 
 
 def test_auditor_filters_the_log_by_action_and_sees_the_actor(

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from migrationsapp.models import MigrationStatus, SchemaMappingDefinition
 from migrationsapp.services.mapping_versions import clone_definition
-from tests.support.people import ENTITY, create_people, run
+from tests.support.people import ENTITY, run
 from tests.support.reliability import record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
@@ -29,16 +29,6 @@ document.addEventListener("securitypolicyviolation", (e) => {
     + `at ${e.sourceFile || location.pathname}:${e.lineNumber}`);
 });
 """
-
-
-@pytest.fixture
-def people(tmp_path, settings):
-    root = tmp_path.resolve()
-    settings.DIFFMIG_SQLITE_ROOT = root
-    databases = create_people(root)
-    databases.import_mapping()
-    yield databases
-    databases.dispose()
 
 
 @pytest.fixture

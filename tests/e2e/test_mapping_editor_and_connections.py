@@ -14,19 +14,9 @@ from playwright.sync_api import expect
 from migrationsapp.models import FieldMapping, SchemaMappingDefinition
 from migrationsapp.services.mapping_versions import clone_definition
 from tests.factories import USER_PASSWORD
-from tests.support.people import ENTITY, create_people
+from tests.support.people import ENTITY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
-
-
-@pytest.fixture
-def people(tmp_path, settings):
-    root = tmp_path.resolve()
-    settings.DIFFMIG_SQLITE_ROOT = root
-    databases = create_people(root)
-    databases.import_mapping()
-    yield databases
-    databases.dispose()
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ from tests.factories import (
     SchemaMappingDefinitionFactory,
     UserFactory,
 )
-from tests.support.people import ENTITY, create_people, run
+from tests.support.people import ENTITY, run
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
@@ -834,16 +834,6 @@ def test_unknown_entry_is_404(operator_client):
 
 
 # --------------------------------------------------------------------------- retry, for real
-
-
-@pytest.fixture
-def people(tmp_path, settings):
-    root = tmp_path.resolve()
-    settings.DIFFMIG_SQLITE_ROOT = root
-    databases = create_people(root)
-    databases.import_mapping()
-    yield databases
-    databases.dispose()
 
 
 def analysis_counts() -> dict[str, int]:

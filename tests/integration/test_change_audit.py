@@ -18,21 +18,11 @@ from migrationsapp.models import FieldMapping, MigrationExecutionLog, SchemaMapp
 from migrationsapp.services.mapping_versions import clone_definition
 from tests.factories import ConnectionFactory
 from tests.integration.conftest import cli
-from tests.support.people import ENTITY, create_people
+from tests.support.people import ENTITY
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 SECRET = "Hunter2-!pw"
-
-
-@pytest.fixture
-def people(tmp_path, settings):
-    root = tmp_path.resolve()
-    settings.DIFFMIG_SQLITE_ROOT = root
-    databases = create_people(root)
-    databases.import_mapping()
-    yield databases
-    databases.dispose()
 
 
 @pytest.fixture

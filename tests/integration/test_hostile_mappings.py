@@ -16,7 +16,7 @@ from migrationsapp.models import FieldMapping, SchemaMappingDefinition, Validati
 from migrationsapp.services.mapping_versions import clone_definition
 from migrationsapp.services.mappings import export_mapping_text
 from tests.integration.conftest import cli
-from tests.support.people import ENTITY, create_people
+from tests.support.people import ENTITY
 from tests.support.reliability import record
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
@@ -87,16 +87,6 @@ HOSTILE_FILES = [
         "its own steps at every call); the limit is 5000",
     ),
 ]
-
-
-@pytest.fixture
-def people(tmp_path, settings):
-    root = tmp_path.resolve()
-    settings.DIFFMIG_SQLITE_ROOT = root
-    databases = create_people(root)
-    databases.import_mapping()
-    yield databases
-    databases.dispose()
 
 
 def test_import_refuses_each_hostile_file_with_exit_2_and_one_line_naming_it(people, tmp_path):

@@ -22,22 +22,12 @@ from migrationsapp.services.mapping_versions import clone_definition
 from tests.factories import RecordMapFactory
 from tests.integration.conftest import cli
 from tests.integration.test_mapping_views import edit_post_data, form_index
-from tests.support.people import ENTITY, MAPPING, create_people
+from tests.support.people import ENTITY, MAPPING
 from tests.support.reliability import record
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "mapping.md"
-
-
-@pytest.fixture
-def people(tmp_path, settings):
-    root = tmp_path.resolve()
-    settings.DIFFMIG_SQLITE_ROOT = root
-    databases = create_people(root)
-    databases.import_mapping()
-    yield databases
-    databases.dispose()
 
 
 @pytest.fixture

@@ -19,19 +19,9 @@ from migrationsapp.models import FieldMapping, SchemaMappingDefinition, Validati
 from migrationsapp.services.mapping_versions import clone_definition
 from migrationsapp.services.mappings import export_mapping_text
 from tests.factories import ConnectionFactory, FieldMappingFactory, SchemaMappingDefinitionFactory
-from tests.support.people import ENTITY, create_people
+from tests.support.people import ENTITY
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
-
-
-@pytest.fixture
-def people(tmp_path, settings):
-    root = tmp_path.resolve()
-    settings.DIFFMIG_SQLITE_ROOT = root
-    databases = create_people(root)
-    databases.import_mapping()
-    yield databases
-    databases.dispose()
 
 
 @pytest.fixture
