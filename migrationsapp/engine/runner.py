@@ -1,4 +1,4 @@
-"""The batch loop of one entity: read → transform → validate → write → checkpoint.
+"""The batch loop of one entity: read → row pipeline → write → checkpoint.
 
 The runner knows nothing of Django, RQ or the web: it is handed its ports
 (``engine.ports``: the source reader, the destination writer, the change set, the record
@@ -8,7 +8,9 @@ database in one transaction. A crash between the two replays the batch, which wr
 same rows (same UUIDs), so nothing is duplicated.
 
 The loop itself (stop requests, slices, the commit, the fault points) is
-``engine.batch_loop``'s, shared with the second pass of ``reference: self``; this module
+``engine.batch_loop``'s, shared with the second pass of ``reference: self``; the checks of
+a batch's rows (transform, validate, references, adoption, unique) are
+``engine.row_pipeline``'s, shared with verify and the mapping preview; this module reads and
 writes one batch. Every batch measures its stages (``engine.stages``): read, transform,
 validate and write here, the control commit in the checkpoint store, which records the five
 with the batch.
@@ -18,14 +20,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .adopt import adopt_existing
+from .adopt import Adoption, adopt_existing
 from .batch_loop import UnitOutcome, run_batches
 from .changes import RawChanges, field_changes
-from .compile import CompiledEntity, ReferenceValue
+from .compile import CompiledEntity
 from .errors import RowError
 from .key_texts import DestinationUUIDs, key_texts
 from .outcomes import Phase, RecordAction
@@ -43,8 +45,9 @@ from .ports import (
     SourceReader,
     StopRequest,
 )
+from .row_pipeline import Adopter, PipelineRow, References, RowPipeline
 from .stages import StageSeconds, clock
-from .validation import CompiledRule, batch_unique_violations, unique_rules, validate_batch
+from .validation import CompiledRule
 
 __all__ = [
     "DELETE",
@@ -58,10 +61,6 @@ __all__ = [
     "StopRequest",
     "UnitOutcome",
 ]
-
-Candidate = tuple[Change, uuid.UUID, dict[str, Any]]
-# The reason a candidate fails a check, or None when it passes.
-Check = Callable[[Candidate], RowError | None]
 
 
 @dataclass
@@ -132,9 +131,8 @@ class EntityRunner:
                 self.entity, [c.key_text for c in changes], include_deleted=True
             )
         outcomes: dict[str, RecordOutcome] = {}
-        transformed: list[Candidate] = []
+        present: list[tuple[Change, uuid.UUID]] = []
         with stages.measure("transform"):
-            present: list[tuple[Change, uuid.UUID]] = []
             new_uuid = DestinationUUIDs(self.entity)
             for change in changes:
                 record_uuid = known.get(change.key_text) or new_uuid(change.key_text)
@@ -148,23 +146,19 @@ class EntityRunner:
                     )
                     continue
                 present.append((change, record_uuid))
-            # The whole batch at once: fields with a column form run vectorized (compile.py).
-            results = self.compiled.transform_batch([rows_by_text[c.key_text] for c, _ in present])
-            for (change, record_uuid), values in zip(present, results, strict=True):
-                if isinstance(values, RowError):
-                    self._fail(outcomes, change, record_uuid, values)
-                else:
-                    transformed.append((change, record_uuid, values))
+        # Transform, validate, references, adoption, unique: the pipeline times its stages.
+        checked = self._pipeline(known).run(
+            [(c.key_text, u, rows_by_text[c.key_text]) for c, u in present], stages=stages
+        )
+        candidates: list[tuple[Change, PipelineRow]] = []
+        for (change, _), row in zip(present, checked, strict=True):
+            if row.error is not None:
+                self._fail(outcomes, change, row.uuid, row.error)
+            else:
+                candidates.append((change, row))
 
-        links: dict[str, dict[str, str]] = {}
-        with stages.measure("validate"):
-            candidates = self._validate(transformed, outcomes)
-            candidates = self._resolve_references(candidates, outcomes, links)
-            # Adoption before the unique check: an adopted row's values are its own, not a clash.
-            candidates, adopted = self._adopt(candidates, known, outcomes)
-            candidates = self._check_unique(candidates, outcomes)
-
-        rows = [{self.compiled.spec.destination_key: u, **values} for _, u, values in candidates]
+        key_column = self.compiled.spec.destination_key
+        rows = [{key_column: row.uuid, **row.values} for _, row in candidates]
         refused: dict[uuid.UUID, RowError] = {}
         changed: dict[uuid.UUID, RawChanges] = {}
         if not self.dry_run:
@@ -172,160 +166,58 @@ class EntityRunner:
                 refused = self.writer.upsert(
                     rows, self.compiled.destination_columns, changes=changed
                 )
-        for change, record_uuid, _ in candidates:
-            if record_uuid in refused:
+        for change, row in candidates:
+            if row.uuid in refused:
                 # The database's reason, and its column when named.
-                self._fail(outcomes, change, record_uuid, refused[record_uuid])
+                self._fail(outcomes, change, row.uuid, refused[row.uuid])
                 continue
-            note = adopted.get(change.key_text, "")
-            updated = change.key_text in known or bool(note)
+            updated = change.key_text in known or bool(row.note)
             action = RecordAction.UPDATED if updated else RecordAction.CREATED
-            outcome = self._outcome(change, action, record_uuid)
-            outcome.note = note
-            outcome.links = links.get(change.key_text)
-            if updated and record_uuid in changed:
+            outcome = self._outcome(change, action, row.uuid)
+            outcome.note = row.note
+            outcome.links = row.links
+            if updated and row.uuid in changed:
                 # A `reference: self` column held back for the second pass was written
                 # NULL for now: its value before is not what this run changes it to.
-                held = outcome.links or {}
-                found = changed[record_uuid]
+                held = row.links or {}
+                found = changed[row.uuid]
                 outcome.changes = field_changes({c: v for c, v in found.items() if c not in held})
             outcomes[change.key_text] = outcome
         return [outcomes[c.key_text] for c in changes]
 
-    def _keep(
-        self, candidates: list[Candidate], outcomes: dict[str, RecordOutcome], check: Check
-    ) -> list[Candidate]:
-        """The candidates that pass ``check``; each other one fails with its reason."""
-        return self._passing(candidates, [check(c) for c in candidates], outcomes)
-
-    def _passing(
-        self,
-        candidates: list[Candidate],
-        errors: Sequence[RowError | None],
-        outcomes: dict[str, RecordOutcome],
-    ) -> list[Candidate]:
-        """The candidates without an error; each other one fails with its error."""
-        kept = []
-        for candidate, error in zip(candidates, errors, strict=True):
-            if error:
-                change, record_uuid, _ = candidate
-                self._fail(outcomes, change, record_uuid, error)
-            else:
-                kept.append(candidate)
-        return kept
-
-    def _validate(
-        self, candidates: list[Candidate], outcomes: dict[str, RecordOutcome]
-    ) -> list[Candidate]:
-        """The rules of each row (all but `unique`, which needs the whole batch)."""
-        if not self.rules:
-            return candidates
-        errors = validate_batch(self.rules, [c[2] for c in candidates], today=self.today)
-        return self._passing(candidates, errors, outcomes)
-
-    def _resolve_references(
-        self,
-        candidates: list[Candidate],
-        outcomes: dict[str, RecordOutcome],
-        links: dict[str, dict[str, str]],
-    ) -> list[Candidate]:
-        """Parents' legacy keys -> their UUIDs; `reference: self` parents that this run has
-        yet to write are left NULL and kept in ``links`` for the second pass (selfref.py)."""
-        if not self.compiled.reference_fields:
-            return candidates
-        wanted: dict[str, set[str]] = {}
-        for _, _, values in candidates:
-            for column in self.compiled.reference_fields:
-                ref = values.get(column)
-                if isinstance(ref, ReferenceValue):
-                    wanted.setdefault(ref.entity, set()).add(ref.key_text)
-        resolved = {
-            parent: self.ports.lookup_uuids(parent, keys, include_deleted=False)
-            for parent, keys in wanted.items()
-        }
-        # reference: self — a parent not migrated yet but coming in this run (in this batch,
-        # a later one, or a cycle) is linked after all upserts; any other fails the row.
-        unresolved = wanted.get(self.entity, set()) - set(resolved.get(self.entity, {}))
-        coming = self.ports.in_change_set(unresolved) if unresolved else set()
-
-        def resolve(candidate: Candidate) -> RowError | None:
-            change, _, values = candidate
-            for column, parent in self.compiled.reference_fields.items():
-                ref = values.get(column)
-                if not isinstance(ref, ReferenceValue):
-                    continue
-                parent_uuid = resolved.get(ref.entity, {}).get(ref.key_text)
-                if parent_uuid is None and ref.entity == self.entity and ref.key_text in coming:
-                    links.setdefault(change.key_text, {})[column] = ref.key_text
-                    values[column] = None
-                    continue
-                if parent_uuid is None:
-                    return RowError(
-                        f"missing parent: {parent} {ref.key_text!r} has not been migrated",
-                        field=column,
-                        rule="reference",
-                        value=ref.key_text,
-                    )
-                values[column] = parent_uuid
-            return None
-
-        return self._keep(candidates, outcomes, resolve)
-
-    def _adopt(
-        self,
-        candidates: list[Candidate],
-        known: Collection[str],
-        outcomes: dict[str, RecordOutcome],
-    ) -> tuple[list[Candidate], dict[str, str]]:
-        """New records take the UUID of a destination row that matches on ``match_on``."""
-        match_on = self.compiled.spec.match_on
-        fresh = [(c.key_text, u, v) for c, u, v in candidates if c.key_text not in known]
-        if not match_on or not fresh:
-            return candidates, {}
-        adoption = adopt_existing(
-            entity=self.entity,
-            match_on=match_on,
-            writer=self.writer,
-            ports=self.ports,
-            candidates=fresh,
+    def _pipeline(self, known: Collection[str]) -> RowPipeline:
+        """The batch's checks: references through the record map (`reference: self` parents
+        still to come are linked by the second pass), adoption of new records by
+        ``match_on``, uniqueness against this writer's table."""
+        return RowPipeline(
+            self.compiled,
+            self.rules,
+            self.today,
+            references=References.for_run(
+                lambda parent, keys: self.ports.lookup_uuids(parent, keys, include_deleted=False),
+                self.ports.in_change_set,
+            ),
+            owners=self.writer,
+            adopt=self._adopter(known) if self.compiled.spec.match_on else None,
         )
-        kept = self._keep(candidates, outcomes, lambda c: adoption.errors.get(c[0].key_text))
-        return [(c, adoption.uuids.get(c.key_text, u), v) for c, u, v in kept], adoption.notes
 
-    def _check_unique(
-        self,
-        candidates: list[Candidate],
-        outcomes: dict[str, RecordOutcome],
-    ) -> list[Candidate]:
-        rules = unique_rules(self.rules)
-        if not rules:
-            return candidates
-        in_batch = batch_unique_violations(rules, [(c.key_text, v) for c, _, v in candidates])
-        owners = {
-            rule.field: self.writer.owners_of_values(
-                rule.field, [v.get(rule.field) for _, _, v in candidates]
+    def _adopter(self, known: Collection[str]) -> Adopter:
+        """New records (no record-map entry) take the UUID of a destination row that
+        matches on ``match_on``."""
+
+        def adopt(rows: Sequence[tuple[str, uuid.UUID, Mapping[str, Any]]]) -> Adoption:
+            fresh = [row for row in rows if row[0] not in known]
+            if not fresh:
+                return Adoption()
+            return adopt_existing(
+                entity=self.entity,
+                match_on=self.compiled.spec.match_on,
+                writer=self.writer,
+                ports=self.ports,
+                candidates=fresh,
             )
-            for rule in rules
-        }
 
-        def unique(candidate: Candidate) -> RowError | None:
-            change, record_uuid, values = candidate
-            error = in_batch.get(change.key_text)
-            if error is not None:
-                return error
-            for rule in rules:
-                value = values.get(rule.field)
-                owner = owners[rule.field].get(value)
-                if value is not None and owner is not None and owner != record_uuid:
-                    return RowError(
-                        f"unique: {value!r} is already used by another destination record",
-                        field=rule.field,
-                        rule="unique",
-                        value=value,
-                    )
-            return None
-
-        return self._keep(candidates, outcomes, unique)
+        return adopt
 
     # -- deletes -----------------------------------------------------------------------------
 

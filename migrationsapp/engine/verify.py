@@ -7,11 +7,11 @@ stays constant in the size of the tables (only the capped report lists grow, to 
 
 1. **Source pass.** The source table is streamed from one snapshot. For each batch, the
    record map entries of its keys and its open quarantine entries are looked up in the
-   control database (one query each), the rows are transformed (one ``transform_batch``
-   call: the columnar path where the mapping has one, with its exact row-wise fallback),
-   references are translated into the parents' UUIDs through the record map, and the
-   destination rows of the batch are fetched by UUID (one query). Each source record then
-   ends up as
+   control database (one query each), the rows go through the row pipeline of a run
+   (``row_pipeline.py``: one ``transform_batch`` call, the columnar path where the mapping
+   has one, with its exact row-wise fallback; references translated into the parents' UUIDs
+   through the record map, an unresolved one marked, never a failure), and the destination
+   rows of the batch are fetched by UUID (one query). Each source record then ends up as
    *quarantined* (open quarantine: reported apart, see below), *missing* (no live record
    map entry, or no destination row) or *compared* field by field, adding one *different*
    per field that does not match; a compared record written under another mapping version
@@ -60,12 +60,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .compile import CompiledEntity, ReferenceValue
+from .compile import CompiledEntity
 from .connectors import ColumnInfo, Database
 from .errors import RowError
 from .ids import encode_key, value_text
 from .ports import DEFAULT_BATCH_SIZE
-from .values import UnresolvedReference, as_uuid
+from .row_pipeline import References, RowPipeline
+from .values import as_uuid
 from .verify_compare import RowComparer
 from .verify_reads import DestinationTable
 from .verify_reads import read_first_rows as read_first_rows
@@ -96,6 +97,7 @@ class EntityVerifier:
     batch_size: int = DEFAULT_BATCH_SIZE
     cap: int = DEFAULT_CAP
     # Set up by run().
+    _rows: RowPipeline = field(init=False, repr=False)
     _table: DestinationTable = field(init=False, repr=False)
     _columns: dict[str, ColumnInfo] = field(init=False, repr=False)
     _soft: str | None = field(init=False, repr=False, default=None)
@@ -115,6 +117,9 @@ class EntityVerifier:
             raise ValueError("batch_size must be at least 1")
         started = time.monotonic()
         spec = self.compiled.spec
+        self._rows = RowPipeline(
+            self.compiled, references=References.for_verify(self.ports.live_uuids)
+        )
         self._table = DestinationTable(
             self.destination, spec.destination_table, spec.destination_key
         )
@@ -178,14 +183,13 @@ class EntityVerifier:
             live.append((text, entry, row))
         if not live:
             return
-        transformed = self.compiled.transform_batch([row for _, _, row in live])
-
-        self._resolve_references([v for v in transformed if isinstance(v, dict)])
+        checked = self._rows.run([(text, entry.uuid, row) for text, entry, row in live])
         fetched = self._table.fetch(
             [entry.uuid for _, entry, _ in live],
             [*self._columns, *([self._soft] if self._soft else [])],
         )
-        for (text, entry, _), values in zip(live, transformed, strict=True):
+        for (text, entry, _), checked_row in zip(live, checked, strict=True):
+            values = checked_row.result
             row = fetched.get(entry.uuid)
             if row is not None:
                 self._rows_met += 1
@@ -254,29 +258,6 @@ class EntityVerifier:
         if differences:
             return QuarantinedState(key_text, Q_DIFFERENT, reason, tuple(differences))
         return QuarantinedState(key_text, Q_EQUAL, reason)
-
-    def _resolve_references(self, transformed: list[dict[str, Any]]) -> None:
-        """Replace each ReferenceValue by the parent's UUID (live entries only)."""
-        references = self.compiled.reference_fields
-        if not references:
-            return
-        found = [
-            (values, column, ref)
-            for values in transformed
-            for column in references
-            if isinstance(ref := values.get(column), ReferenceValue)
-        ]
-        wanted: dict[str, set[str]] = {}
-        for _, _, ref in found:
-            wanted.setdefault(ref.entity, set()).add(ref.key_text)
-        resolved = {parent: self.ports.live_uuids(parent, keys) for parent, keys in wanted.items()}
-        for values, column, ref in found:
-            parent_uuid = resolved.get(ref.entity, {}).get(ref.key_text)
-            values[column] = (
-                parent_uuid
-                if parent_uuid is not None
-                else UnresolvedReference(ref.entity, ref.key_text)
-            )
 
     # -- destination pass --------------------------------------------------------------------
 

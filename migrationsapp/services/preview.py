@@ -1,11 +1,11 @@
 """`diffmig mappings preview`: a few source rows next to what the mapping makes of them.
 
-``preview_entity`` reads the first N source rows by key, transforms and converts each as a
-run would (same compiled entity, same rules, ``today`` fixed once per preview), and says for
-each row whether it would pass or which rule refuses it. It writes nothing anywhere. It
-takes the active mapping of an entity, or a given ``SchemaMappingDefinition`` (a draft not
-yet active), so that the web mapping editor can show the effect of an edit before
-activating it.
+``preview_entity`` reads the first N source rows by key and puts them through a run's row
+pipeline (``engine.row_pipeline``: same compiled entity, same rules and messages, ``today``
+fixed once per preview), and says for each row whether it would pass or which rule refuses
+it. It writes nothing anywhere. It takes the active mapping of an entity, or a given
+``SchemaMappingDefinition`` (a draft not yet active), so that the web mapping editor can
+show the effect of an edit before activating it.
 
 References are shown as the parent's legacy key with its destination UUID from the record
 map, or "not migrated yet". A missing parent fails the row (rule ``reference``, as in a run)
@@ -27,13 +27,8 @@ from migrationsapp.engine.errors import ConfigurationError, RowError
 from migrationsapp.engine.ids import destination_uuid
 from migrationsapp.engine.load import TableWriter
 from migrationsapp.engine.mapping import EntitySpec
-from migrationsapp.engine.validation import (
-    CompiledRule,
-    batch_unique_violations,
-    compile_rules,
-    unique_rules,
-    validate_row,
-)
+from migrationsapp.engine.row_pipeline import PipelineRow, References, RowPipeline
+from migrationsapp.engine.validation import compile_rules
 from migrationsapp.engine.values import describe_reference, json_value
 from migrationsapp.engine.verify import read_first_rows
 from migrationsapp.models import RecordMap, SchemaMappingDefinition
@@ -180,27 +175,10 @@ def _preview(
         destination.require_table(spec.destination_table),
         timezone=source.timezone,
     )
-    rules = compile_rules(spec.name, list(spec.validation), [f.destination for f in spec.fields])
-    today = timezone.localdate()  # one "today" for every row, as in a run
     rows = read_first_rows(
         source, spec.source_table, spec.source_key, compiled.source_columns, limit
     )
-
-    transformed: dict[str, dict[str, Any]] = {}
-    errors: dict[str, PreviewError] = {}
-    for key, row in rows:
-        try:
-            values = compiled.transform(row)
-        except RowError as error:
-            errors[key] = _error(error)
-            continue
-        transformed[key] = values
-        error = validate_row(rules, values, today=today)
-        if error is not None:
-            errors[key] = _error(error)
-
-    _show_references(compiled, transformed, errors)
-    _check_unique(spec, rules, destination, transformed, errors)
+    checked = _check_rows(spec, compiled, destination, rows)
     return PreviewResult(
         entity=spec.name,
         mapping_version=version,
@@ -211,94 +189,56 @@ def _preview(
             PreviewRow(
                 key=key,
                 source={c: row.get(c) for c in compiled.source_columns},
-                destination=transformed.get(key, {}),
-                error=errors.get(key),
+                destination=result.values,
+                error=_error(result.error) if result.error is not None else None,
             )
-            for key, row in rows
+            for (key, row), result in zip(rows, checked, strict=True)
         ],
     )
 
 
+def _check_rows(
+    spec: EntitySpec,
+    compiled: CompiledEntity,
+    destination: Database,
+    rows: list[tuple[str, dict[str, Any]]],
+) -> list[PipelineRow]:
+    """The rows through a run's row pipeline (``engine.row_pipeline``), writing nothing.
+
+    Each row is checked under the UUID a run would write it under (its record map entry's,
+    else the deterministic one), so that its own destination row is no `unique` clash.
+    """
+    rules = compile_rules(spec.name, list(spec.validation), [f.destination for f in spec.fields])
+    ports = ControlVerifyPorts()
+    own = ports.entries_by_key(spec.name, [key for key, _ in rows])
+    pipeline = RowPipeline(
+        compiled,
+        rules,
+        timezone.localdate(),  # one "today" for every row, as in a run
+        references=References.for_preview(spec.name, ports.live_uuids, _migrated, _shown_reference),
+        owners=TableWriter(
+            destination, destination.require_table(spec.destination_table), spec.destination_key
+        ),
+    )
+    return pipeline.run(
+        [
+            (key, own[key].uuid if key in own else destination_uuid(spec.name, key), row)
+            for key, row in rows
+        ]
+    )
+
+
+def _migrated(entity: str) -> bool:
+    """Whether any record of ``entity`` has been migrated (a live record map entry)."""
+    return RecordMap.objects.filter(entity_type=entity, deleted_at__isnull=True).exists()
+
+
+def _shown_reference(ref: ReferenceValue, parent_uuid: uuid.UUID | None) -> PreviewReference:
+    return PreviewReference(ref.entity, ref.key_text, parent_uuid)
+
+
 def _error(error: RowError) -> PreviewError:
     return PreviewError(rule=error.rule, field=error.field, reason=error.reason)
-
-
-def _show_references(
-    compiled: CompiledEntity,
-    transformed: dict[str, dict[str, Any]],
-    errors: dict[str, PreviewError],
-) -> None:
-    """Replace each ReferenceValue by a PreviewReference carrying the parent's UUID.
-
-    A parent that is not in the record map fails the row (as in a run) only once its entity
-    has been migrated at all; before that, it is merely "not migrated yet".
-    """
-    if not compiled.reference_fields:
-        return
-    wanted: dict[str, set[str]] = {}
-    for values in transformed.values():
-        for column in compiled.reference_fields:
-            ref = values.get(column)
-            if isinstance(ref, ReferenceValue):
-                wanted.setdefault(ref.entity, set()).add(ref.key_text)
-    ports = ControlVerifyPorts()
-    resolved = {
-        parent: {k: e.uuid for k, e in ports.entries_by_key(parent, keys).items() if not e.deleted}
-        for parent, keys in wanted.items()
-    }
-    migrated = {
-        parent
-        for parent in wanted
-        if parent != compiled.spec.name  # a self-reference may point into the same batch
-        and RecordMap.objects.filter(entity_type=parent, deleted_at__isnull=True).exists()
-    }
-    for key, values in transformed.items():
-        for column in compiled.reference_fields:
-            ref = values.get(column)
-            if not isinstance(ref, ReferenceValue):
-                continue
-            parent_uuid = resolved.get(ref.entity, {}).get(ref.key_text)
-            values[column] = PreviewReference(ref.entity, ref.key_text, parent_uuid)
-            if parent_uuid is None and ref.entity in migrated and key not in errors:
-                errors[key] = PreviewError(
-                    rule="reference",
-                    field=column,
-                    reason=f"missing parent: {ref.entity} {ref.key_text!r} has not been migrated",
-                )
-
-
-def _check_unique(
-    spec: EntitySpec,
-    rules: list[CompiledRule],
-    destination: Database,
-    transformed: dict[str, dict[str, Any]],
-    errors: dict[str, PreviewError],
-) -> None:
-    """`unique` as a run checks it: within the previewed rows, then against the destination."""
-    unique = unique_rules(rules)
-    passing = [(k, v) for k, v in transformed.items() if k not in errors]
-    if not unique or not passing:
-        return
-    for key, error in batch_unique_violations(unique, passing).items():
-        errors[key] = _error(error)
-    passing = [(k, v) for k, v in passing if k not in errors]
-    writer = TableWriter(
-        destination, destination.require_table(spec.destination_table), spec.destination_key
-    )
-    own = ControlVerifyPorts().entries_by_key(spec.name, [k for k, _ in passing])
-    for rule in unique:
-        owners = writer.owners_of_values(rule.field, [v.get(rule.field) for _, v in passing])
-        for key, values in passing:
-            value = values.get(rule.field)
-            owner = owners.get(value) if value is not None else None
-            entry = own.get(key)
-            record_uuid = entry.uuid if entry else destination_uuid(spec.name, key)
-            if owner is not None and owner != record_uuid and key not in errors:
-                errors[key] = PreviewError(
-                    rule="unique",
-                    field=rule.field,
-                    reason=f"unique: {value!r} is already used by another destination record",
-                )
 
 
 __all__ = [

@@ -256,6 +256,11 @@ class MemoryControl:
         wanted = set(uuids)
         return {e.uuid: k for k, e in self.record_map.get(entity, {}).items() if e.uuid in wanted}
 
+    def live_uuids(self, entity: str, key_texts: Collection[str]) -> dict[str, uuid.UUID]:
+        """As ``VerifyPorts.live_uuids`` (verify and the mapping preview resolve references
+        with it): the live entries only."""
+        return self.lookup_uuids(entity, key_texts, include_deleted=False)
+
     # -- ControlSignal ---------------------------------------------------------------------
 
     def stop_requested(self) -> StopRequest:

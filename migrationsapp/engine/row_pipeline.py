@@ -1,0 +1,279 @@
+"""One row pipeline for a batch: transform → validate → resolve references → uniqueness.
+
+A run (``runner.py``), ``verify`` (``verify.py``) and the mapping preview
+(``services/preview.py``) put a batch of source rows through these same steps, so that a row
+fails the same way, with the same rule, field and message, wherever it is looked at:
+
+1. **transform**: ``CompiledEntity.transform_batch`` (columns where the mapping has a column
+   form, the exact row-wise fallback elsewhere); a row whose transform or conversion fails
+   keeps that ``RowError``;
+2. **validate**: every rule but ``unique`` (``validate_batch``); the first rule broken fails
+   the row;
+3. **references**: each ``ReferenceValue`` becomes its parent's UUID, looked up in the
+   record map (one lookup per parent entity and batch). What a parent with no live entry
+   does is the caller's ``References``: it fails the row (rule ``reference``) in a run,
+   unless it is a `reference: self` parent the run has yet to write (held for the second
+   pass, ``selfref.py``); in a preview it fails the row only once the parent entity has been
+   migrated at all; verify marks it and fails nothing;
+4. **adoption** (a run's ``match_on``, ``adopt.py``): a hook that may give a new record the
+   UUID of an existing destination row; before the unique check, since an adopted row's
+   values are its own;
+5. **unique**: within the batch (the first row with a value keeps it), then against the
+   destination: a value held by another row is a clash, by the record's own row is not.
+
+Each step looks at the rows still passing, so a row keeps its first error. References are
+resolved on every row the transform produced, a failing one too (a preview shows them), but
+only a passing row fails on one. No Django here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .adopt import Adoption
+from .compile import CompiledEntity, ReferenceValue
+from .errors import RowError
+from .stages import StageSeconds
+from .validation import CompiledRule, batch_unique_violations, unique_rules, validate_batch
+from .values import UnresolvedReference
+
+ParentLookup = Callable[[str, Collection[str]], Mapping[str, uuid.UUID]]
+"""The UUIDs of a parent entity's legacy keys that have a live record-map entry."""
+
+ShowReference = Callable[[ReferenceValue, uuid.UUID | None], Any]
+"""What a reference becomes in the values, given its parent's UUID (None: not found)."""
+
+Adopter = Callable[[Sequence[tuple[str, uuid.UUID, Mapping[str, Any]]]], Adoption]
+"""``match_on``: what adoption decides for the passing rows, (key text, UUID, values)."""
+
+SourceRow = tuple[str, uuid.UUID, Mapping[str, Any]]
+"""One row in: its key text, the UUID it is (or would be) written under, its source values."""
+
+
+class ValueOwners(Protocol):
+    def owners_of_values(self, column: str, values: Iterable[Any]) -> dict[Any, uuid.UUID]:
+        """Which destination row holds each value now (``DestinationWriter``'s)."""
+
+
+def uuid_or_unresolved(ref: ReferenceValue, parent_uuid: uuid.UUID | None) -> Any:
+    """The parent's UUID, or an ``UnresolvedReference`` that equals no destination value."""
+    return parent_uuid if parent_uuid is not None else UnresolvedReference(ref.entity, ref.key_text)
+
+
+def _every_parent(parent: str) -> bool:
+    return True
+
+
+def _no_parent(parent: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class References:
+    """How a batch's references are resolved, and what an unresolved one does."""
+
+    lookup: ParentLookup
+    # Whether a missing parent of this entity fails the row (asked once per parent entity).
+    required: Callable[[str], bool] = _every_parent
+    # `reference: self`: which of these unresolved parent keys this run will still write
+    # (``ChangeSetReader.in_change_set``); those are written NULL and kept as links.
+    coming: Callable[[set[str]], Collection[str]] | None = None
+    show: ShowReference = uuid_or_unresolved
+
+    @classmethod
+    def for_run(
+        cls, lookup: ParentLookup, coming: Callable[[set[str]], Collection[str]]
+    ) -> References:
+        """A run: a missing parent fails the row, but for a `reference: self` parent that
+        this run writes later (in this batch, a later one, or a cycle): linked after all
+        upserts."""
+        return cls(lookup=lookup, coming=coming)
+
+    @classmethod
+    def for_preview(
+        cls,
+        entity: str,
+        lookup: ParentLookup,
+        migrated: Callable[[str], bool],
+        show: ShowReference,
+    ) -> References:
+        """A preview: every reference shown (``show``); a missing parent fails the row only
+        once its entity has been ``migrated`` at all (a run migrates parents first, so before
+        the first run every child would look refused), and a self-reference never (its
+        parent may be in the same batch)."""
+        return cls(
+            lookup=lookup,
+            required=lambda parent: parent != entity and migrated(parent),
+            show=show,
+        )
+
+    @classmethod
+    def for_verify(cls, lookup: ParentLookup) -> References:
+        """Verify: an unresolved reference is marked (it equals nothing), never a failure."""
+        return cls(lookup=lookup, required=_no_parent)
+
+
+@dataclass(slots=True)
+class PipelineRow:
+    """One row out: its destination values, or the error that fails it."""
+
+    key_text: str
+    # The UUID the row is written under (adoption may have changed it).
+    uuid: uuid.UUID
+    # Empty when the transform failed; kept on a row failing a later step (a preview shows it).
+    values: dict[str, Any]
+    error: RowError | None = None
+    # `reference: self` columns written NULL: column -> the parent's legacy key text.
+    links: dict[str, str] | None = None
+    # Why the row is written the way it is (adopted by ``match_on``), for its record event.
+    note: str = ""
+
+    @property
+    def result(self) -> dict[str, Any] | RowError:
+        """The destination values, or the RowError."""
+        return self.error if self.error is not None else self.values
+
+
+@dataclass
+class RowPipeline:
+    """The checks of one entity's batches; see the module docstring for the steps."""
+
+    compiled: CompiledEntity
+    rules: Sequence[CompiledRule] = ()
+    today: dt.date = field(default_factory=dt.date.today)
+    # Required when the entity has reference fields.
+    references: References | None = None
+    # The destination, for `unique` (required when a rule is `unique`).
+    owners: ValueOwners | None = None
+    adopt: Adopter | None = None
+    _unique: list[CompiledRule] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._unique = unique_rules(self.rules)
+        if self._unique and self.owners is None:
+            raise ValueError("a `unique` rule needs the destination's owners_of_values")
+        if self.compiled.reference_fields and self.references is None:
+            raise ValueError(f"entity {self.compiled.spec.name!r} has references to resolve")
+
+    def run(
+        self, rows: Sequence[SourceRow], *, stages: StageSeconds | None = None
+    ) -> list[PipelineRow]:
+        """Each row's values or error, in the order of ``rows``; ``stages`` (when given)
+        counts the transform and the checks (``validate``)."""
+        stages = stages if stages is not None else StageSeconds()
+        with stages.measure("transform"):
+            results = self.compiled.transform_batch([source for _, _, source in rows])
+            batch = [
+                PipelineRow(key, record_uuid, {}, result)
+                if isinstance(result, RowError)
+                else PipelineRow(key, record_uuid, result)
+                for (key, record_uuid, _), result in zip(rows, results, strict=True)
+            ]
+        with stages.measure("validate"):
+            self._validate(batch)
+            self._resolve_references(batch)
+            self._adopt(batch)
+            self._check_unique(batch)
+        return batch
+
+    def _validate(self, batch: list[PipelineRow]) -> None:
+        """The rules of each row (all but `unique`, which needs the whole batch)."""
+        if not self.rules:
+            return
+        passing = _passing(batch)
+        errors = validate_batch(self.rules, [row.values for row in passing], today=self.today)
+        for row, error in zip(passing, errors, strict=True):
+            row.error = error
+
+    def _resolve_references(self, batch: list[PipelineRow]) -> None:
+        fields = self.compiled.reference_fields
+        if not fields or self.references is None:
+            return
+        references = self.references
+        wanted: dict[str, set[str]] = {}
+        for row in batch:
+            for column in fields:
+                ref = row.values.get(column)
+                if isinstance(ref, ReferenceValue):
+                    wanted.setdefault(ref.entity, set()).add(ref.key_text)
+        resolved = {parent: references.lookup(parent, keys) for parent, keys in wanted.items()}
+        entity = self.compiled.spec.name
+        coming: Collection[str] = ()
+        if references.coming is not None:
+            unresolved = wanted.get(entity, set()) - set(resolved.get(entity, {}))
+            coming = references.coming(unresolved) if unresolved else ()
+        required: dict[str, bool] = {}
+        for row in batch:
+            values = row.values
+            for column, parent in fields.items():
+                ref = values.get(column)
+                if not isinstance(ref, ReferenceValue):
+                    continue
+                parent_uuid = resolved.get(ref.entity, {}).get(ref.key_text)
+                if parent_uuid is None and ref.entity == entity and ref.key_text in coming:
+                    # Written NULL now, set by the second pass once every upsert is done.
+                    row.links = {**(row.links or {}), column: ref.key_text}
+                    values[column] = None
+                    continue
+                values[column] = references.show(ref, parent_uuid)
+                if parent_uuid is None and row.error is None:
+                    if parent not in required:
+                        required[parent] = references.required(parent)
+                    if required[parent]:
+                        row.error = RowError(
+                            f"missing parent: {parent} {ref.key_text!r} has not been migrated",
+                            field=column,
+                            rule="reference",
+                            value=ref.key_text,
+                        )
+
+    def _adopt(self, batch: list[PipelineRow]) -> None:
+        passing = _passing(batch)
+        if self.adopt is None or not passing:
+            return
+        adoption = self.adopt([(row.key_text, row.uuid, row.values) for row in passing])
+        for row in passing:
+            error = adoption.errors.get(row.key_text)
+            if error is not None:
+                row.error = error
+                continue
+            row.uuid = adoption.uuids.get(row.key_text, row.uuid)
+            row.note = adoption.notes.get(row.key_text, "")
+
+    def _check_unique(self, batch: list[PipelineRow]) -> None:
+        """Within the batch first, then against the rows the destination holds."""
+        rules = self._unique
+        passing = _passing(batch)
+        if not rules or not passing:
+            return
+        in_batch = batch_unique_violations(rules, [(r.key_text, r.values) for r in passing])
+        for row in passing:
+            row.error = in_batch.get(row.key_text)
+        passing = _passing(passing)
+        assert self.owners is not None  # __post_init__
+        owners = {
+            rule.field: self.owners.owners_of_values(
+                rule.field, [row.values.get(rule.field) for row in passing]
+            )
+            for rule in rules
+        }
+        for row in passing:
+            for rule in rules:
+                value = row.values.get(rule.field)
+                owner = owners[rule.field].get(value) if value is not None else None
+                if owner is not None and owner != row.uuid:
+                    row.error = RowError(
+                        f"unique: {value!r} is already used by another destination record",
+                        field=rule.field,
+                        rule="unique",
+                        value=value,
+                    )
+                    break
+
+
+def _passing(rows: Iterable[PipelineRow]) -> list[PipelineRow]:
+    return [row for row in rows if row.error is None]
