@@ -17,55 +17,21 @@ from migrationsapp.engine.connectors import Database
 from migrationsapp.models import AnalysisChange
 from migrationsapp.services.analysis import EntityAnalysis, analyze_into_result
 from migrationsapp.services.databases import open_named
-from migrationsapp.services.mappings import import_mapping_text, load_active_mapping
+from migrationsapp.services.mappings import load_active_mapping
+from tests.support.items_pair import ExtraColumn, items_pair
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 SMALL, LARGE = 20_000, 200_000
-MAPPING = """
-version: 1
-connections:
-  legacy: {url: "${DIFFMIG_LEGACY_URL}", timezone: UTC}
-  target: {url: "${DIFFMIG_TARGET_URL}"}
-source: legacy
-destination: target
-entities:
-  - name: item
-    source_table: items
-    source_key: [code]
-    destination_table: item
-    destination_key: id
-    fields:
-      - {source: code, destination: code}
-      - {source: label, destination: label, transform: trim}
-      - {source: amount, destination: amount}
-"""
 
 
 @pytest.fixture
 def source(mysql_to_pg) -> Iterator[tuple[sa.Engine, Database]]:
-    legacy_url, target_url = mysql_to_pg
-    legacy = sa.create_engine(
-        sa.make_url(legacy_url).set(drivername="mysql+pymysql", query={"charset": "utf8mb4"})
-    )
-    target = sa.create_engine(sa.make_url(target_url).set(drivername="postgresql+psycopg"))
-    with legacy.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE items (code VARCHAR(40) NOT NULL PRIMARY KEY, "
-            "label VARCHAR(60) NOT NULL, amount INT NULL, notes TEXT NULL) "
-            "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
-        )
-    with target.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE item (id UUID PRIMARY KEY, code TEXT NOT NULL, label TEXT NOT NULL, "
-            "amount INTEGER)"
-        )
-    target.dispose()
-    import_mapping_text(text=MAPPING)
-    database = open_named(load_active_mapping().mapping.source)
-    yield legacy, database
-    database.close()
-    legacy.dispose()
+    # notes is not mapped: the content hash reads the mapped columns only.
+    with items_pair(mysql_to_pg, ExtraColumn("notes", "TEXT NULL")) as (legacy, _):
+        database = open_named(load_active_mapping().mapping.source)
+        yield legacy, database
+        database.close()
 
 
 def _fill(legacy: sa.Engine, first: int, last: int) -> None:

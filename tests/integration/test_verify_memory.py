@@ -16,57 +16,22 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from migrationsapp.services.mappings import import_mapping_text
 from migrationsapp.services.verify import VerifyReport, verify_entities
 from tests.integration.conftest import cli
+from tests.support.items_pair import ExtraColumn, items_pair
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 SMALL, LARGE = 8_000, 48_000
 BATCH = 2_000
-MAPPING = """
-version: 1
-connections:
-  legacy: {url: "${DIFFMIG_LEGACY_URL}", timezone: UTC}
-  target: {url: "${DIFFMIG_TARGET_URL}"}
-source: legacy
-destination: target
-entities:
-  - name: item
-    source_table: items
-    source_key: [code]
-    destination_table: item
-    destination_key: id
-    fields:
-      - {source: code, destination: code}
-      - {source: label, destination: label, transform: trim}
-      - {source: amount, destination: amount}
-      - {source: price, destination: price}
-"""
 
 
 @pytest.fixture
 def engines(mysql_to_pg) -> Iterator[tuple[sa.Engine, sa.Engine]]:
-    legacy_url, target_url = mysql_to_pg
-    legacy = sa.create_engine(
-        sa.make_url(legacy_url).set(drivername="mysql+pymysql", query={"charset": "utf8mb4"})
-    )
-    target = sa.create_engine(sa.make_url(target_url).set(drivername="postgresql+psycopg"))
-    with legacy.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE items (code VARCHAR(40) NOT NULL PRIMARY KEY, "
-            "label VARCHAR(60) NOT NULL, amount INT NULL, price DECIMAL(10,2) NULL) "
-            "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
-        )
-    with target.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE item (id UUID PRIMARY KEY, code TEXT NOT NULL, label TEXT NOT NULL, "
-            "amount INTEGER, price NUMERIC(10,2))"
-        )
-    import_mapping_text(text=MAPPING)
-    yield legacy, target
-    legacy.dispose()
-    target.dispose()
+    with items_pair(
+        mysql_to_pg, ExtraColumn("price", "DECIMAL(10,2) NULL", "NUMERIC(10,2)")
+    ) as pair:
+        yield pair
 
 
 def _fill_and_migrate(legacy: sa.Engine, first: int, last: int) -> None:
