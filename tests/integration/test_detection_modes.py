@@ -23,20 +23,14 @@ from migrationsapp.services import runs
 from migrationsapp.services.cursors import stored_cursor
 from tests.databases import engine_for
 from tests.integration.conftest import cli
+from tests.support.scratch_pair import create_tables, import_mapping_file
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 T0 = dt.datetime(2024, 3, 1, 9, 0, 0)
 SILENT = "silent updates (changes that do not touch the timestamp)"
 
-MAPPING = """
-version: 1
-connections:
-  legacy: {{url: "${{DIFFMIG_LEGACY_URL}}"}}
-  target: {{url: "${{DIFFMIG_TARGET_URL}}"}}
-source: legacy
-destination: target
-entities:
+ENTITIES = """\
   - name: item
     source_table: items
     source_key: [id]
@@ -79,21 +73,18 @@ def setup(mysql_to_pg, tmp_path):
     """Tables on both sides and a loader of the mapping file in a given detection mode."""
     legacy_url, target_url = mysql_to_pg
     legacy, target = engine_for(legacy_url), engine_for(target_url)
-    with legacy.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(50), price INT, "
-            "updated_at DATETIME NULL, note VARCHAR(50))"
-        )
-    with target.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE item (id uuid PRIMARY KEY, legacy_id integer, name text, price integer)"
-        )
+    create_tables(
+        legacy,
+        "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(50), price INT, "
+        "updated_at DATETIME NULL, note VARCHAR(50))",
+    )
+    create_tables(
+        target,
+        "CREATE TABLE item (id uuid PRIMARY KEY, legacy_id integer, name text, price integer)",
+    )
 
     def load(detection: str) -> None:
-        path = tmp_path / f"{detection}.yaml"
-        path.write_text(MAPPING.format(detection=detection), encoding="utf-8")
-        result = cli("mappings", "import", str(path))
-        assert result.code == 0, result.out + result.err
+        import_mapping_file(tmp_path / f"{detection}.yaml", ENTITIES.format(detection=detection))
 
     yield Legacy(legacy), target, load
     legacy.dispose()

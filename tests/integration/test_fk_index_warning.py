@@ -20,15 +20,9 @@ from migrationsapp.models import DifferentialAnalysisResult, MigrationExecutionL
 from migrationsapp.models.choices import LogLevel
 from tests.databases import engine_for
 from tests.integration.conftest import cli
+from tests.support.scratch_pair import create_tables, import_mapping_file
 
-MAPPING = """
-version: 1
-connections:
-  legacy: {{url: "${{DIFFMIG_LEGACY_URL}}"}}
-  target: {{url: "${{DIFFMIG_TARGET_URL}}"}}
-source: legacy
-destination: target
-entities:
+ENTITIES = """\
   - name: patient
     source_table: patients
     source_key: [id]
@@ -50,53 +44,42 @@ entities:
 
 
 def create_destination(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE patient (id uuid PRIMARY KEY, legacy_id integer, "
-            "deleted_at timestamptz, code text, UNIQUE (code, legacy_id))"
-        )
-        conn.exec_driver_sql("CREATE TABLE ward (id uuid PRIMARY KEY, legacy_id integer)")
+    create_tables(
+        engine,
+        "CREATE TABLE patient (id uuid PRIMARY KEY, legacy_id integer, "
+        "deleted_at timestamptz, code text, UNIQUE (code, legacy_id))",
+        "CREATE TABLE ward (id uuid PRIMARY KEY, legacy_id integer)",
         # Unindexed: the one that slows deletes down.
-        conn.exec_driver_sql(
-            'CREATE TABLE "Appointment" (id uuid PRIMARY KEY, patient_id uuid '
-            "REFERENCES patient (id), ward_id uuid REFERENCES ward (id))"
-        )
+        'CREATE TABLE "Appointment" (id uuid PRIMARY KEY, patient_id uuid '
+        "REFERENCES patient (id), ward_id uuid REFERENCES ward (id))",
         # Indexed, by an index that leads with the column.
-        conn.exec_driver_sql(
-            "CREATE TABLE visit (id uuid PRIMARY KEY, patient_id uuid REFERENCES patient (id))"
-        )
-        conn.exec_driver_sql("CREATE INDEX visit_patient ON visit (patient_id, id)")
+        "CREATE TABLE visit (id uuid PRIMARY KEY, patient_id uuid REFERENCES patient (id))",
+        "CREATE INDEX visit_patient ON visit (patient_id, id)",
         # A two-column key, indexed in the other order: that index serves it.
-        conn.exec_driver_sql(
-            "CREATE TABLE badge (id uuid PRIMARY KEY, code text, legacy_id integer, "
-            "FOREIGN KEY (code, legacy_id) REFERENCES patient (code, legacy_id))"
-        )
-        conn.exec_driver_sql("CREATE INDEX badge_key ON badge (legacy_id, code)")
+        "CREATE TABLE badge (id uuid PRIMARY KEY, code text, legacy_id integer, "
+        "FOREIGN KEY (code, legacy_id) REFERENCES patient (code, legacy_id))",
+        "CREATE INDEX badge_key ON badge (legacy_id, code)",
         # A partial index does not serve the key's checks.
-        conn.exec_driver_sql(
-            "CREATE TABLE note (id uuid PRIMARY KEY, patient_id uuid REFERENCES patient (id))"
-        )
-        conn.exec_driver_sql(
-            "CREATE INDEX note_some ON note (patient_id) WHERE patient_id IS NOT NULL"
-        )
+        "CREATE TABLE note (id uuid PRIMARY KEY, patient_id uuid REFERENCES patient (id))",
+        "CREATE INDEX note_some ON note (patient_id) WHERE patient_id IS NOT NULL",
+    )
 
 
 @pytest.fixture
 def clinic(mysql_to_pg, tmp_path):
     legacy_url, target_url = mysql_to_pg
     legacy, target = engine_for(legacy_url), engine_for(target_url)
-    with legacy.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE patients (id INT PRIMARY KEY)")
-        conn.exec_driver_sql("CREATE TABLE wards (id INT PRIMARY KEY)")
-        conn.exec_driver_sql("INSERT INTO patients VALUES (1), (2), (3)")
-        conn.exec_driver_sql("INSERT INTO wards VALUES (1)")
+    create_tables(
+        legacy,
+        "CREATE TABLE patients (id INT PRIMARY KEY)",
+        "CREATE TABLE wards (id INT PRIMARY KEY)",
+        "INSERT INTO patients VALUES (1), (2), (3)",
+        "INSERT INTO wards VALUES (1)",
+    )
     create_destination(target)
 
     def use(deletes: str) -> None:
-        path = tmp_path / f"{deletes}.yaml"
-        path.write_text(MAPPING.format(deletes=deletes), encoding="utf-8")
-        imported = cli("mappings", "import", str(path))
-        assert imported.code == 0, imported.err
+        import_mapping_file(tmp_path / f"{deletes}.yaml", ENTITIES.format(deletes=deletes))
 
     yield target, use
     legacy.dispose()

@@ -19,17 +19,11 @@ from migrationsapp.models import RecordEvent
 from tests.databases import engine_for
 from tests.integration.conftest import cli
 from tests.support.reliability import record
+from tests.support.scratch_pair import create_tables, import_mapping_file
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-MAPPING = """
-version: 1
-connections:
-  legacy: {{url: "${{DIFFMIG_LEGACY_URL}}"}}
-  target: {{url: "${{DIFFMIG_TARGET_URL}}"}}
-source: legacy
-destination: target
-entities:
+ENTITIES = """\
   - name: item
     source_table: items
     source_key: [id]
@@ -60,18 +54,15 @@ def prepare(legacy: sa.Engine, target: sa.Engine, *, decimal: str, money: str) -
                 sa.text("INSERT INTO items VALUES (:i, :n, :p, :o)"),
                 dict(zip("inpo", row, strict=True)),
             )
-    with target.begin() as conn:
-        conn.exec_driver_sql(
-            f"CREATE TABLE item (id uuid PRIMARY KEY, legacy_id integer, name text, "
-            f"price {money}, note text)"
-        )
+    create_tables(
+        target,
+        f"CREATE TABLE item (id uuid PRIMARY KEY, legacy_id integer, name text, "
+        f"price {money}, note text)",
+    )
 
 
 def import_mapping(tmp_path, extra: str = "") -> None:
-    path = tmp_path / f"mapping{len(extra)}.yaml"
-    path.write_text(MAPPING.format(extra=extra), encoding="utf-8")
-    result = cli("mappings", "import", str(path))
-    assert result.code == 0, result.out + result.err
+    import_mapping_file(tmp_path / f"mapping{len(extra)}.yaml", ENTITIES.format(extra=extra))
 
 
 def run() -> dict:
