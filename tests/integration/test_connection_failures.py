@@ -25,18 +25,12 @@ from migrationsapp.services.runs import RunOptions, start_run
 from tests.databases import engine_for
 from tests.integration.conftest import cli
 from tests.support.reliability import record
+from tests.support.scratch_pair import import_mapping_file
 from tests.support.workers import jobs_on_redis, wait_until, workers
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
-MAPPING = """
-version: 1
-connections:
-  legacy: {url: "${DIFFMIG_LEGACY_URL}"}
-  target: {url: "${DIFFMIG_TARGET_URL}"}
-source: legacy
-destination: target
-entities:
+ENTITIES = """\
   - name: office
     source_table: offices
     source_key: [id]
@@ -106,10 +100,7 @@ def offices(mysql_to_pg, tmp_path) -> Iterator[tuple[str, str]]:
         )
     legacy.dispose()
     target.dispose()
-    path = tmp_path / "offices.yaml"
-    path.write_text(MAPPING, encoding="utf-8")
-    imported = cli("mappings", "import", str(path))
-    assert imported.code == 0, imported.err
+    import_mapping_file(tmp_path / "offices.yaml", ENTITIES)
     yield legacy_url, target_url
 
 

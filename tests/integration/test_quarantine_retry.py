@@ -22,17 +22,11 @@ from migrationsapp.models import QuarantinedRecord, RecordMap
 from tests.databases import engine_for
 from tests.integration.conftest import cli
 from tests.support.reliability import record
+from tests.support.scratch_pair import import_mapping_file
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
-MAPPING = """
-version: 1
-connections:
-  legacy: {url: "${DIFFMIG_LEGACY_URL}"}
-  target: {url: "${DIFFMIG_TARGET_URL}"}
-source: legacy
-destination: target
-entities:
+ENTITIES = """\
   - name: person
     source_table: people
     source_key: [id]
@@ -69,9 +63,7 @@ def people(mysql_to_pg, tmp_path) -> Iterator[People]:
     found.legacy_sql("CREATE TABLE people (id INT PRIMARY KEY, name VARCHAR(40))")
     found.legacy_sql("INSERT INTO people VALUES (1, 'Ann'), (2, 'Bob'), (3, 'Cy')")
     found.target_sql("CREATE TABLE person (id uuid PRIMARY KEY, legacy_id integer, name text)")
-    path = tmp_path / "people.yaml"
-    path.write_text(MAPPING, encoding="utf-8")
-    assert cli("mappings", "import", str(path)).code == 0
+    import_mapping_file(tmp_path / "people.yaml", ENTITIES)
     yield found
     found.legacy.dispose()
     found.target.dispose()
