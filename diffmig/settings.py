@@ -199,6 +199,9 @@ DIFFMIG_PARTITION_ROWS = env_int("DIFFMIG_PARTITION_ROWS", 50_000)
 # Workers lost (lease expired) on one entity run before the watchdog fails the entity.
 DIFFMIG_MAX_ATTEMPTS = env_int("DIFFMIG_MAX_ATTEMPTS", 3)
 DIFFMIG_WATCHDOG_INTERVAL = env_int("DIFFMIG_WATCHDOG_INTERVAL", 10)
+# Without REDIS_URL, processes that run an entity's partitions at once: the executor and
+# this many less one helpers (services.runs.local_processes; a PostgreSQL control database).
+DIFFMIG_LOCAL_PROCESSES = env_int("DIFFMIG_LOCAL_PROCESSES", 1)
 
 # Mail (Django's own settings), used by the alerts: a session that fails or completes with
 # failed records, a schedule skipped twice in a row (services.alerts).

@@ -8,6 +8,8 @@ A step returns a ``UnitResult`` when the entity stopped short of its end (``slic
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -25,6 +27,7 @@ from migrationsapp.services.analysis import analyze_into_result
 from migrationsapp.services.cursors import announce_cursor, overlap_from_seconds
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.run_ports import checkpoint_position, run_link_phase, unlink_for_deletes
+from migrationsapp.services.runs import local_processes
 from migrationsapp.services.runs.context import RunContext
 from migrationsapp.services.runs.entity_runner import announce, entity_runner
 from migrationsapp.services.runs.failures import fail_entity, stop_on_error
@@ -174,12 +177,36 @@ def run_entity_upserts(
 
 
 def run_partitions(ctx: RunContext, control: MigrationControl) -> UnitResult | None:
-    """Every partition still to do, one after another, each under its own lease (taken with
-    the entity's owner token): ``done``, or how it stopped (None: the entity failed)."""
+    """Every partition still to do, each under its own lease (taken with the entity's
+    owner token), shared with helper processes when ``DIFFMIG_LOCAL_PROCESSES`` allows
+    (``local_processes``): ``done``, or how it stopped (None: the entity failed)."""
+    count = local_processes.helper_count(len(partitions.pending(control.run_id)))
+    if not count:
+        return take_free_partitions(ctx, control)
+    helpers = local_processes.start(ctx.session.migration_session_id, control, count)
+    try:
+        # The observer hears of every process's batches from the control database.
+        with local_processes.progress_from_control(ctx, control):
+            how = take_free_partitions(replace(ctx, observer=None), control)
+    finally:
+        local_processes.wait(helpers)
+    if how == UnitResult.DONE and not partitions.all_done(control.run_id):
+        # What a helper left (it stopped, or died): here, now that none runs.
+        how = take_free_partitions(ctx, control)
+    if how != UnitResult.DONE or partitions.all_done(control.run_id):
+        return how
+    control.refresh_from_db()
+    return None if control.state != EntityState.RUNNING else UnitResult.LOST
+
+
+def take_free_partitions(ctx: RunContext, control: MigrationControl) -> UnitResult | None:
+    """Each partition still to do that nobody holds, one after another, under its own
+    lease: ``done`` when none is left free, or how it stopped (None: the entity failed)."""
     for partition in partitions.pending(control.run_id):
         if not leases.acquire_partition(checkpoint_id=partition.pk, owner=ctx.owner):
-            return UnitResult.LOST
+            continue  # done meanwhile, or another process of this run holds it
         try:
+            partition.refresh_from_db()  # its checkpoint, as its last holder left it
             how = run_partition_step(ctx, control, partition)
         finally:
             leases.release(holder_id=partition.pk, owner=ctx.owner, model=MigrationCheckpoint)
