@@ -32,6 +32,8 @@ class Diffmig:
     root: Path = ROOT
     # Settings only the RQ workers' runs get (partitions small enough to share).
     worker_settings: dict[str, str] = field(default_factory=dict)
+    # Processes of the command line's runs (DIFFMIG_LOCAL_PROCESSES: partitions shared).
+    local_processes: int = 1
 
     @property
     def manage(self) -> str:
@@ -50,6 +52,7 @@ class Diffmig:
             PYTHONUNBUFFERED="1",
         )
         env.setdefault("DEBUG", "1")
+        env["DIFFMIG_LOCAL_PROCESSES"] = str(self.local_processes)
         if workers and self.redis_url:
             env["REDIS_URL"] = self.redis_url
             env.update(self.worker_settings)

@@ -77,6 +77,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="cProfile one more baseline")
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     parser.add_argument(
+        "--local-processes",
+        type=int,
+        default=2,
+        help="DIFFMIG_LOCAL_PROCESSES of the command line's runs (1: one core)",
+    )
+    parser.add_argument(
         "--diffmig-root", type=Path, default=ROOT, help="the diffmig tree to measure (manage.py)"
     )
     parser.add_argument("--machine-note", default="", help="e.g. 'shared with other work'")
@@ -106,7 +112,17 @@ def run_bench(args: argparse.Namespace, dbs: BenchDatabases) -> int:
         sizes={t.name: sizes.of(t.name) for t in TABLES} | {"total": sizes.total},
     )
     summary: dict = {"scale": args.scale, "seed": args.seed}
-    diffmig = Diffmig(dbs, args.batch_size, args.redis_url, root=args.diffmig_root.resolve())
+    diffmig = Diffmig(
+        dbs,
+        args.batch_size,
+        args.redis_url,
+        root=args.diffmig_root.resolve(),
+        local_processes=args.local_processes,
+    )
+    section.notes.append(
+        f"diffmig's command-line runs with DIFFMIG_LOCAL_PROCESSES={args.local_processes} "
+        "(a large entity's partitions shared by that many processes; the RQ figures use workers)"
+    )
 
     say(f"generating the clinic: {sizes.total:,} rows")
     t = time.perf_counter()
