@@ -196,6 +196,9 @@ DIFFMIG_JOB_TIMEOUT = env_int("DIFFMIG_JOB_TIMEOUT", 600)
 # An entity with more upserts than this is split into key ranges (partitions) that several
 # workers run at once, each with its own checkpoint and lease.
 DIFFMIG_PARTITION_ROWS = env_int("DIFFMIG_PARTITION_ROWS", 50_000)
+# A hash analysis reads its source in key slices of this many rows, each committed with its
+# checkpoint: a killed analysis resumes after its last slice (0: the whole table in one).
+DIFFMIG_ANALYSIS_SLICE_ROWS = env_int("DIFFMIG_ANALYSIS_SLICE_ROWS", 1_000_000)
 # Workers lost (lease expired) on one entity run before the watchdog fails the entity.
 DIFFMIG_MAX_ATTEMPTS = env_int("DIFFMIG_MAX_ATTEMPTS", 3)
 DIFFMIG_WATCHDOG_INTERVAL = env_int("DIFFMIG_WATCHDOG_INTERVAL", 10)

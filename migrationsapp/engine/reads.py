@@ -4,6 +4,8 @@
   one consistent snapshot; ``stream_key_hashes_by_timestamp`` does the same for the rows of
   a timestamp window.
 * ``stream_rows`` streams chosen columns from one snapshot.
+* ``reads_slices.key_hash_slice`` reads the same keys and hashes as ``stream_key_hashes``
+  one key range at a time, each from a snapshot of its own (an analysis's slices).
 * ``fetch_rows`` and ``fetch_key_hashes`` read rows by key and keep only exact (binary) key
   matches, whatever the source's collation thinks is equal (``reads_keys.py``).
 
@@ -69,7 +71,7 @@ def _columns(db: SourceHandle, info: TableInfo, names: Sequence[str]) -> list[Co
     return [info.columns[n] for n in names]
 
 
-def _keyed_table(
+def keyed_table(
     db: SourceHandle, table: str, key_columns: Sequence[str], *, batch_size: int = 1
 ) -> tuple[TableInfo, list[ColumnInfo]]:
     """The table and its key columns, checked now: a bad table or column fails the call
@@ -81,13 +83,13 @@ def _keyed_table(
     return info, _columns(db, info, key_columns)
 
 
-def _table_clause(info: TableInfo, names: Sequence[str]) -> sa.TableClause:
+def table_clause(info: TableInfo, names: Sequence[str]) -> sa.TableClause:
     # Untyped columns: SQLAlchemy quotes the (introspected) names but adds no result
     # processing, so values arrive exactly as the driver reads them.
     return sa.table(info.name, *(sa.column(n) for n in dict.fromkeys(names)), schema=info.schema)
 
 
-def _digest(
+def table_digest(
     db: SourceHandle, info: TableInfo, t: sa.TableClause, table: str, hashed: Sequence[str]
 ) -> Digest:
     return digest(
@@ -107,44 +109,52 @@ def _check_batch_size(batch_size: int) -> None:
 
 
 def _stream(
-    db: SourceHandle, table: str, stmt: sa.Select, batch_size: int
+    db: SourceHandle,
+    table: str,
+    stmt: sa.Select,
+    batch_size: int,
+    conn: sa.Connection | None = None,
 ) -> Iterator[Sequence[sa.Row[Any]]]:
     """Batches of ``stmt``'s rows from one snapshot, through a server-side cursor.
 
     The rows are counted first, in the same snapshot, and a stream that ends with fewer
     raises ReadEndedEarlyError: whoever reads it (an analysis) would otherwise take every
-    row it did not see as deleted.
+    row it did not see as deleted. ``conn``: a snapshot the caller holds open (a key slice
+    reads its bounds in it first), else one of the stream's own.
     """
-    with db.snapshot() as conn:
-        expected = conn.execute(_count_of(stmt)).scalar_one()
-        result = conn.execution_options(yield_per=batch_size).execute(stmt)
-        finished = False
-        read = 0
-        try:
-            for batch in result.partitions(batch_size):
-                read += len(batch)
-                yield batch
-            finished = True
-        finally:
-            if not finished and db.dialect == "mysql":
-                abandon_stream(getattr(result, "cursor", None))
-                # The connection was given up on purpose: its error on close says nothing.
-                with contextlib.suppress(sa.exc.DBAPIError):
-                    result.close()
-                if not conn.invalidated:
-                    conn.invalidate()
-            else:
+    if conn is None:
+        with db.snapshot() as own:
+            yield from _stream(db, table, stmt, batch_size, own)
+        return
+    expected = conn.execute(_count_of(stmt)).scalar_one()
+    result = conn.execution_options(yield_per=batch_size).execute(stmt)
+    finished = False
+    read = 0
+    try:
+        for batch in result.partitions(batch_size):
+            read += len(batch)
+            yield batch
+        finished = True
+    finally:
+        if not finished and db.dialect == "mysql":
+            abandon_stream(getattr(result, "cursor", None))
+            # The connection was given up on purpose: its error on close says nothing.
+            with contextlib.suppress(sa.exc.DBAPIError):
                 result.close()
-        # Fewer is what loses keys; more (a source without snapshots, e.g. MyISAM, taking
-        # inserts during the read) loses none.
-        if read < expected:
-            raise ReadEndedEarlyError(
-                f"reading table {table!r} of database {db.name!r} ended early: {read} of its "
-                f"{expected} rows arrived, without an error from the server; the rows not read "
-                "are not taken as deleted",
-                hint="Look for a row limit on the source server or a proxy in between (e.g. "
-                "MySQL's sql_select_limit) or a connection that was cut, then run again.",
-            )
+            if not conn.invalidated:
+                conn.invalidate()
+        else:
+            result.close()
+    # Fewer is what loses keys; more (a source without snapshots, e.g. MyISAM, taking
+    # inserts during the read) loses none.
+    if read < expected:
+        raise ReadEndedEarlyError(
+            f"reading table {table!r} of database {db.name!r} ended early: {read} of its "
+            f"{expected} rows arrived, without an error from the server; the rows not read "
+            "are not taken as deleted",
+            hint="Look for a row limit on the source server or a proxy in between (e.g. "
+            "MySQL's sql_select_limit) or a connection that was cut, then run again.",
+        )
 
 
 def _count_of(stmt: sa.Select) -> sa.Select:
@@ -153,7 +163,7 @@ def _count_of(stmt: sa.Select) -> sa.Select:
     return stmt.with_only_columns(sa.func.count(), maintain_column_froms=True).order_by(None)
 
 
-def _hashed_batches(
+def hashed_batches(
     db: SourceHandle,
     table: str,
     stmt: sa.Select,
@@ -161,10 +171,12 @@ def _hashed_batches(
     convert_key: Callable[[Sequence], tuple],
     n_keys: int,
     row_digest: Digest,
+    conn: sa.Connection | None = None,
 ) -> Iterator[list[tuple[tuple, str]]]:
-    """``(typed key, hash)`` batches of ``stmt``, which selects the key and the digest."""
+    """``(typed key, hash)`` batches of ``stmt``, which selects the key and the digest (in
+    ``conn``'s snapshot when given, see ``_stream``)."""
     if row_digest.in_python:
-        for batch in _stream(db, table, stmt, batch_size):
+        for batch in _stream(db, table, stmt, batch_size, conn):
             out = []
             for row in batch:
                 key = convert_key(row[:n_keys])
@@ -173,7 +185,7 @@ def _hashed_batches(
         return
     # The server's hash is one column after the key: a batch is two list comprehensions,
     # not a call per row (an analysis reads every row of the table).
-    for batch in _stream(db, table, stmt, batch_size):
+    for batch in _stream(db, table, stmt, batch_size, conn):
         keys = [convert_key(row[:n_keys]) for row in batch]
         hashes = [row[n_keys] for row in batch]
         if None in hashes:
@@ -195,12 +207,12 @@ def stream_key_hashes(
     data and differs when any of those columns' values changes (case, trailing spaces,
     NULL vs empty included).
     """
-    info, key_infos = _keyed_table(db, table, key_columns, batch_size=batch_size)
-    t = _table_clause(info, [*key_columns, *hashed_columns])
-    row_digest = _digest(db, info, t, table, hashed_columns)
+    info, key_infos = keyed_table(db, table, key_columns, batch_size=batch_size)
+    t = table_clause(info, [*key_columns, *hashed_columns])
+    row_digest = table_digest(db, info, t, table, hashed_columns)
     stmt = sa.select(*(t.c[n] for n in key_columns), *row_digest.columns)
     convert_key = row_converter(db.dialect, key_infos)
-    return _hashed_batches(db, table, stmt, batch_size, convert_key, len(key_columns), row_digest)
+    return hashed_batches(db, table, stmt, batch_size, convert_key, len(key_columns), row_digest)
 
 
 def stream_rows(
@@ -210,7 +222,7 @@ def stream_rows(
     _check_batch_size(batch_size)
     info = db.require_table(table)
     convert = row_converter(db.dialect, _columns(db, info, columns))
-    t = _table_clause(info, columns)
+    t = table_clause(info, columns)
     stmt = sa.select(*(t.c[n] for n in columns))
     names = list(columns)
 
@@ -254,12 +266,12 @@ def stream_key_hashes_by_timestamp(
     order (its collation for text keys), which is the order the next window is cut in.
     ``since`` and ``after_key`` may be typed or in their stored text form (ISO dates).
     """
-    info, key_infos = _keyed_table(db, table, key_columns, batch_size=batch_size)
+    info, key_infos = keyed_table(db, table, key_columns, batch_size=batch_size)
     ts_info = _columns(db, info, [timestamp_column])[0]
-    t = _table_clause(info, [*key_columns, *hashed_columns, timestamp_column])
+    t = table_clause(info, [*key_columns, *hashed_columns, timestamp_column])
     keys = [t.c[n] for n in key_columns]
     ts = t.c[timestamp_column]
-    row_digest = _digest(db, info, t, table, hashed_columns)
+    row_digest = table_digest(db, info, t, table, hashed_columns)
     stmt = sa.select(*keys, ts, *row_digest.columns)
     if since is not None:
         bound = _bind_cursor_value(db, ts_info, since)
@@ -324,12 +336,12 @@ def fetch_rows(
     collations would also return 'ABC' for 'abc' and 'a' for 'a ', and those rows are
     left out. Keys may be given typed or in their stored text form ("12.50", ISO dates).
     """
-    info, key_infos = _keyed_table(db, table, key_columns)
+    info, key_infos = keyed_table(db, table, key_columns)
     infos = _columns(db, info, columns)
     wanted, bound = bound_keys(db.dialect, key_infos, keys)
 
     selected = list(dict.fromkeys([*key_columns, *columns]))
-    t = _table_clause(info, selected)
+    t = table_clause(info, selected)
     by_name = {c.name: c for c in [*key_infos, *infos]}
     convert = row_converter(db.dialect, [by_name[n] for n in selected])
     key_at = [selected.index(n) for n in key_columns]
@@ -357,11 +369,11 @@ def fetch_key_hashes(
     Exact (binary) key matches only, as in ``fetch_rows``; keys may be typed or in their
     stored text form.
     """
-    info, key_infos = _keyed_table(db, table, key_columns)
+    info, key_infos = keyed_table(db, table, key_columns)
     wanted, bound = bound_keys(db.dialect, key_infos, keys)
-    t = _table_clause(info, [*key_columns, *hashed_columns])
+    t = table_clause(info, [*key_columns, *hashed_columns])
     key_cols = [t.c[n] for n in key_columns]
-    row_digest = _digest(db, info, t, table, hashed_columns)
+    row_digest = table_digest(db, info, t, table, hashed_columns)
     convert_key = row_converter(db.dialect, key_infos)
     n_keys = len(key_cols)
     found: dict[tuple, str] = {}

@@ -174,3 +174,19 @@ def key_after(keys: Sequence[sa.ColumnClause], values: Sequence[Any]) -> sa.Colu
     if len(keys) == 1:
         return first > value
     return sa.or_(first > value, sa.and_(first == value, key_after(keys[1:], values[1:])))
+
+
+def key_at_or_after(keys: Sequence[sa.ColumnClause], values: Sequence[Any]) -> sa.ColumnElement:
+    """``(k1, k2, …) >= (v1, v2, …)``, with the first column's range first for the index."""
+    first, value = keys[0], values[0]
+    if len(keys) == 1:
+        return first >= value
+    return sa.and_(first >= value, sa.or_(first > value, key_at_or_after(keys[1:], values[1:])))
+
+
+def key_before(keys: Sequence[sa.ColumnClause], values: Sequence[Any]) -> sa.ColumnElement:
+    """``(k1, k2, …) < (v1, v2, …)``, with the first column's range first for the index."""
+    first, value = keys[0], values[0]
+    if len(keys) == 1:
+        return first < value
+    return sa.and_(first <= value, sa.or_(first < value, key_before(keys[1:], values[1:])))

@@ -6,6 +6,11 @@ table ``differential_analysis_changes``, one row per key, which the executor rea
 batches. Seed rules dropped on purpose: "< 1M changes" (the child table has no such limit),
 ids "must exist in source" (deleted ones cannot), and
 ``analysis_timestamp > last_migration_timestamp`` at a baseline (there is no previous run).
+
+A hash analysis reads its source in key slices, each committed with its checkpoint
+(``slices_done``, ``rows_seen``, ``slice_checkpoint``) while its ``status`` is ``reading``;
+it becomes ``complete`` in the transaction that writes its change set, and a complete
+analysis never resumes (``services/analysis_slices.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,14 @@ from django.db import models
 from .choices import ChangeKind, Detection, check_in
 
 DISPLAY_CAP = 1000
+
+
+class AnalysisStatus(models.TextChoices):
+    # Its source is being read slice by slice; a copy started again for the same session
+    # and entity resumes after the last committed slice.
+    READING = "reading"
+    # Its change set and counts are written; older analyses are all complete.
+    COMPLETE = "complete"
 
 
 class DifferentialAnalysisResult(models.Model):
@@ -47,6 +60,15 @@ class DifferentialAnalysisResult(models.Model):
     retry_count = models.BigIntegerField(default=0)
     last_migration_timestamp = models.DateTimeField(null=True, blank=True)
     analysis_metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=AnalysisStatus.choices, default=AnalysisStatus.COMPLETE
+    )
+    # The read's checkpoint, committed with each slice: slices staged, source rows read, and
+    # the rest of engine.diff.SliceCheckpoint (where the next slice starts, rows staged, NULL
+    # keys, seconds, what was read).
+    slices_done = models.PositiveIntegerField(default=0)
+    rows_seen = models.BigIntegerField(default=0)
+    slice_checkpoint = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -63,6 +85,16 @@ class DifferentialAnalysisResult(models.Model):
             models.CheckConstraint(
                 condition=check_in("detection", Detection), name="analysis_detection_valid"
             ),
+            models.CheckConstraint(
+                condition=check_in("status", AnalysisStatus), name="analysis_status_valid"
+            ),
+            # One analysis of an entity is read at a time in a session: the one a restarted
+            # copy resumes (an analysis without a session never resumes).
+            models.UniqueConstraint(
+                fields=["session", "entity_type"],
+                condition=models.Q(status=AnalysisStatus.READING),
+                name="analysis_one_reading",
+            ),
             *[
                 models.CheckConstraint(
                     condition=models.Q(**{f"{name}__gte": 0}), name=f"analysis_{name}_nonneg"
@@ -75,6 +107,7 @@ class DifferentialAnalysisResult(models.Model):
                     "deleted_count",
                     "unchanged_count",
                     "retry_count",
+                    "rows_seen",
                 )
             ],
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,12 +14,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from migrationsapp.engine.connectors import Database
-from migrationsapp.engine.diff import AnalysisCounts, analyze_entity
+from migrationsapp.engine.diff import AnalysisCounts, read_counts
 from migrationsapp.engine.errors import DiffmigError, MappingError, MappingProblem
 from migrationsapp.engine.introspect import unindexed_references
 from migrationsapp.engine.mapping import EntitySpec, hashed_columns
+from migrationsapp.engine.ports import FaultHook
 from migrationsapp.models import AnalysisChange, DifferentialAnalysisResult, MigrationControl
-from migrationsapp.models.analysis import DISPLAY_CAP
+from migrationsapp.models.analysis import DISPLAY_CAP, AnalysisStatus
 from migrationsapp.models.choices import (
     AuditAction,
     ChangeKind,
@@ -26,6 +28,7 @@ from migrationsapp.models.choices import (
     LogLevel,
     OperationType,
 )
+from migrationsapp.services.analysis_slices import read_source
 from migrationsapp.services.changeset import ControlChangeSetStore
 from migrationsapp.services.cursors import (
     WindowControlStore,
@@ -87,46 +90,61 @@ def analyze_into_result(
     overlap: dt.timedelta | None = None,
     batch_size: int | None = None,
     destination: Database | None = None,
+    slice_rows: int | None = None,
+    fault: FaultHook | None = None,
 ) -> EntityAnalysis:
     """Analyse one entity and store a DifferentialAnalysisResult with its change set.
 
-    ``overlap`` and ``batch_size`` concern timestamp and hybrid detection only (the window's
-    overlap, default 5 minutes; the rows per read); see ``services.cursors``. With
-    ``destination``, foreign keys that would make the entity's deletes slow are warned of.
+    Hash detection reads the source in key slices (``slice_rows``, default
+    ``DIFFMIG_ANALYSIS_SLICE_ROWS``), each committed unless the caller holds a transaction,
+    and resumes the session's unfinished analysis of the entity (``services.analysis_slices``);
+    its change set, counts and ``complete`` status commit together. ``fault`` is called after
+    each slice's commit (tests crash there). ``overlap`` and ``batch_size`` concern timestamp
+    and hybrid detection only (the window's overlap, default 5 minutes; the rows per read);
+    see ``services.cursors``. With ``destination``, foreign keys that would make the entity's
+    deletes slow are warned of.
     """
     now = timezone.now()
-    previous = (
-        MigrationControl.objects.filter(entity_type=entity.name, state=EntityState.COMPLETED)
-        .order_by("-finished_at")
-        .values_list("finished_at", flat=True)
-        .first()
-    )
+    previous = _last_completed(entity.name)
     columns = hashed_columns(entity)
-    try:
-        with transaction.atomic():
-            result = DifferentialAnalysisResult.objects.create(
-                session_id=session_id,
-                entity_type=entity.name,
-                detection=entity.detection,
+    store: ControlChangeSetStore
+    if entity.detection == "hash":
+        try:
+            sliced, read = read_source(
+                source=source,
+                entity=entity,
+                columns=columns,
                 mapping_version=mapping_version,
+                session_id=session_id,
+                resolve_gone=resolve_gone,
                 analysis_timestamp=now,
                 last_migration_timestamp=previous,
+                progress=progress,
+                slice_rows=slice_rows,
+                fault=fault,
             )
-            if entity.detection == "hash":
-                store = ControlChangeSetStore(
-                    analysis_id=result.id, entity=entity.name, resolve_gone=resolve_gone
-                )
-                counts = analyze_entity(
-                    source=source,
-                    entity=entity,
-                    hashed_columns=columns,
-                    store=store,
+        except IntegrityError as exc:
+            raise _repeated_key_error(entity, exc) from exc
+        store, result, detection = sliced, sliced.result, hash_metadata()
+        started = time.monotonic()
+        with transaction.atomic():
+            counts = read_counts(
+                store.classify(baseline=baseline, mapping_version=mapping_version), read
+            )
+            counts.seconds += time.monotonic() - started
+            result.status = AnalysisStatus.COMPLETE
+            _store_counts(result, counts, baseline, columns, group, detection)
+    else:
+        try:
+            with transaction.atomic():
+                result = DifferentialAnalysisResult.objects.create(
+                    session_id=session_id,
+                    entity_type=entity.name,
+                    detection=entity.detection,
                     mapping_version=mapping_version,
-                    baseline=baseline,
-                    progress=progress,
+                    analysis_timestamp=now,
+                    last_migration_timestamp=previous,
                 )
-                detection = hash_metadata()
-            else:
                 store = WindowControlStore(
                     analysis_id=result.id, entity=entity.name, resolve_gone=resolve_gone
                 )
@@ -141,29 +159,9 @@ def analyze_into_result(
                     batch_size=batch_size,
                     progress=progress,
                 )
-            _store_counts(
-                result,
-                counts,
-                baseline=baseline,
-                columns=columns,
-                group=group,
-                detection=detection,
-            )
-    except IntegrityError as exc:
-        # The staging table's primary key is the key text: a repeated key means the
-        # declared source_key does not identify a row.
-        repeated = _REPEATED_KEY.search(str(exc))
-        example = f" (key {repeated.group(1)!r} is on more than one row)" if repeated else ""
-        raise MappingError(
-            [
-                MappingProblem(
-                    entity=entity.name,
-                    field=None,
-                    reason=f"source_key {list(entity.source_key)} is not unique in table "
-                    f"{entity.source_table!r}{example}; choose columns that identify one row",
-                )
-            ]
-        ) from exc
+                _store_counts(result, counts, baseline, columns, group, detection)
+        except IntegrityError as exc:
+            raise _repeated_key_error(entity, exc) from exc
     log_event(
         session_id=session_id,
         entity=entity.name,
@@ -222,10 +220,65 @@ def analyze_into_result(
     return EntityAnalysis(entity=entity.name, result=result, counts=counts, notes=notes)
 
 
+def read_entity_source(
+    *,
+    source: Database,
+    entity: EntitySpec,
+    mapping_version: int,
+    session_id: uuid.UUID,
+    progress: Callable[[int], None] | None = None,
+    fault: FaultHook | None = None,
+) -> None:
+    """The read of a hash analysis, each slice committed: called outside any transaction, it
+    leaves the session's analysis of the entity read to its end (or resumes it), and
+    ``analyze_into_result``, in the transaction that uses the analysis, only classifies it.
+    Nothing for timestamp and hybrid detection, whose window is read in that transaction."""
+    if entity.detection != "hash":
+        return
+    try:
+        read_source(
+            source=source,
+            entity=entity,
+            columns=hashed_columns(entity),
+            mapping_version=mapping_version,
+            session_id=session_id,
+            last_migration_timestamp=_last_completed(entity.name),
+            progress=progress,
+            fault=fault,
+        )
+    except IntegrityError as exc:
+        raise _repeated_key_error(entity, exc) from exc
+
+
+def _last_completed(entity: str) -> dt.datetime | None:
+    """When the entity's last completed run finished."""
+    return (
+        MigrationControl.objects.filter(entity_type=entity, state=EntityState.COMPLETED)
+        .order_by("-finished_at")
+        .values_list("finished_at", flat=True)
+        .first()
+    )
+
+
+def _repeated_key_error(entity: EntitySpec, exc: IntegrityError) -> MappingError:
+    """The stage's unique key refused a key: the declared source_key does not identify a row."""
+    repeated = _REPEATED_KEY.search(str(exc))
+    example = f" (key {repeated.group(1)!r} is on more than one row)" if repeated else ""
+    return MappingError(
+        [
+            MappingProblem(
+                entity=entity.name,
+                field=None,
+                reason=f"source_key {list(entity.source_key)} is not unique in table "
+                f"{entity.source_table!r}{example}; choose columns that identify one row",
+            )
+        ]
+    )
+
+
 def _store_counts(
     result: DifferentialAnalysisResult,
     counts: AnalysisCounts,
-    *,
     baseline: bool,
     columns: tuple[str, ...],
     group: str,

@@ -1,7 +1,9 @@
 """The change-set store: the source's keys and hashes, compared set-wise in the control database.
 
-The source's ``(key_text, key_json, hash)`` rows go into a temporary table of the control
-database (COPY on PostgreSQL, ``executemany`` on SQLite); one INSERT … SELECT per kind then
+The source's ``(key_text, key_json, hash)`` rows go into a stage in the control database (COPY
+on PostgreSQL, ``executemany`` on SQLite): a temporary table here (timestamp and hybrid
+detection), a table kept per analysis between its slices in ``analysis_stage.py`` (hash
+detection); one INSERT … SELECT per kind then
 joins it with the record map and the open quarantine and writes the analysis's change set:
 every record with an open quarantine entry is in it (``retry`` when unchanged since it
 failed, else ``new`` or ``modified``), so the quarantine never hides a record.
@@ -46,9 +48,22 @@ _UPSERT_WANTED = """(%s OR m.id IS NULL OR m.deleted_at IS NOT NULL
 
 
 class ControlChangeSetStore:
-    """A ``ChangeSetStore`` on the control database; use inside ``transaction.atomic()``."""
+    """A ``ChangeSetStore`` on the control database; use inside ``transaction.atomic()``.
 
-    def __init__(self, *, analysis_id: uuid.UUID, entity: str, resolve_gone: bool = False) -> None:
+    Its stage is the temporary table ``STAGE``; ``analysis_stage.SlicedStageStore`` keeps one
+    of its own per analysis instead (``stage``, ``stage_index``: quoted names; ``staged``:
+    the rows it holds already)."""
+
+    def __init__(
+        self,
+        *,
+        analysis_id: uuid.UUID,
+        entity: str,
+        resolve_gone: bool = False,
+        stage: str = STAGE,
+        stage_index: str = f"{STAGE}_key",
+        staged: int = 0,
+    ) -> None:
         self.analysis_id = analysis_id
         self.entity = entity
         # In a run (not a dry one), quarantined records that left the source are resolved:
@@ -56,9 +71,15 @@ class ControlChangeSetStore:
         self.resolve_gone = resolve_gone
         self.resolved_gone = 0
         self.vendor = connection.vendor
+        self.stage = stage
+        self.stage_index = stage_index
         # The rows staged so far: the source's count, without a scan of the stage.
-        self.staged = 0
+        self.staged = staged
         self._indexed = False
+        self.create_stage()
+
+    def create_stage(self) -> None:
+        """A new, empty temporary stage (PostgreSQL drops it at commit)."""
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
             if self.vendor == "postgresql":
@@ -66,17 +87,24 @@ class ControlChangeSetStore:
             else:
                 cursor.execute(f"CREATE TEMPORARY TABLE {STAGE} ({COLUMNS})")
 
+    def drop_stage(self) -> None:
+        """Once classified (PostgreSQL's temporary stage goes at commit by itself)."""
+        if self.vendor != "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
+
     def add_source(self, rows: list[tuple[str, str, str]]) -> None:
         if not rows:
             return
         self.staged += len(rows)
+        stage = self.stage
         with connection.cursor() as cursor:
             if self.vendor != "postgresql":
                 cursor.executemany(
-                    f"INSERT INTO {STAGE} (key_text, key_json, hash) VALUES (%s, %s, %s)", rows
+                    f"INSERT INTO {stage} (key_text, key_json, hash) VALUES (%s, %s, %s)", rows
                 )
                 return
-            with cursor.cursor.copy(f"COPY {STAGE} (key_text, key_json, hash) FROM STDIN") as copy:
+            with cursor.cursor.copy(f"COPY {stage} (key_text, key_json, hash) FROM STDIN") as copy:
                 block = copy_text(rows)
                 if block is None:
                     for row in rows:
@@ -90,7 +118,7 @@ class ControlChangeSetStore:
         if self._indexed:
             return
         with connection.cursor() as cursor:
-            cursor.execute(f"CREATE UNIQUE INDEX {STAGE}_key ON {STAGE} (key_text)")
+            cursor.execute(f"CREATE UNIQUE INDEX {self.stage_index} ON {self.stage} (key_text)")
         self._indexed = True
 
     def classify(
@@ -98,15 +126,19 @@ class ControlChangeSetStore:
     ) -> AnalysisCounts:
         """Write and count the change set.
 
-        ``present_keys`` names the staged table holding every key the source has: the
-        records of the map missing from it are deletes (None: no deletes, for timestamp
-        detection, which reads only part of the source).
+        ``present_keys`` names the staged table holding every key the source has (``STAGE``,
+        the default, stands for this store's stage): the records of the map missing from it
+        are deletes (None: no deletes, for timestamp detection, which reads only part of the
+        source).
         """
+        if present_keys == STAGE:
+            present_keys = self.stage
         self.index_stage()
         analysis = self.analysis_id.hex if self.vendor == "sqlite" else self.analysis_id
         record_map = RecordMap._meta.db_table
+        stage = self.stage
         with connection.cursor() as cursor:
-            if self.vendor == "postgresql" and present_keys == STAGE:
+            if self.vendor == "postgresql" and present_keys == stage:
                 self._write_changes_in_one_pass(cursor, analysis, baseline, mapping_version)
             else:
                 self._write_upserts(cursor, analysis, baseline, mapping_version)
@@ -117,7 +149,7 @@ class ControlChangeSetStore:
                     f"""
                     UPDATE migration_quarantine SET resolved_at = %s
                     WHERE entity_type = %s AND resolved_at IS NULL
-                      AND NOT EXISTS (SELECT 1 FROM {STAGE} s
+                      AND NOT EXISTS (SELECT 1 FROM {stage} s
                                       WHERE s.key_text = migration_quarantine.legacy_key_text)
                       AND NOT EXISTS (SELECT 1 FROM {record_map} m
                                       WHERE m.entity_type = migration_quarantine.entity_type
@@ -138,8 +170,7 @@ class ControlChangeSetStore:
                 [self.entity],
             )
             mapped = cursor.fetchone()[0]
-            if self.vendor != "postgresql":
-                cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
+        self.drop_stage()
         counts = AnalysisCounts(
             new=by_kind.get("new", 0),
             modified=by_kind.get("modified", 0),
@@ -174,7 +205,7 @@ class ControlChangeSetStore:
             f"""
             INSERT INTO {CHANGES} (analysis_id, kind, legacy_key, legacy_key_text, content_hash)
             SELECT %s, {_UPSERT_KIND}, s.key_json{json_cast}, s.key_text, s.hash
-            FROM {STAGE} s
+            FROM {self.stage} s
             LEFT JOIN {RecordMap._meta.db_table} m
                    ON m.entity_type = %s AND m.legacy_key_text = s.key_text
             {_OPEN_QUARANTINE}
@@ -215,7 +246,7 @@ class ControlChangeSetStore:
                    CASE WHEN s.key_text IS NULL THEN m.legacy_key ELSE s.key_json::jsonb END,
                    COALESCE(s.key_text, m.legacy_key_text),
                    COALESCE(s.hash, m.content_hash)
-            FROM {STAGE} s
+            FROM {self.stage} s
             FULL JOIN (
                 SELECT id, legacy_key, legacy_key_text, content_hash, mapping_version, deleted_at
                 FROM {RecordMap._meta.db_table} WHERE entity_type = %s
