@@ -157,9 +157,9 @@ def read_source(
     return store, read
 
 
-def drop_stale_stages(*, now: dt.datetime | None = None) -> int:
+def drop_stale_stages(*, now: dt.datetime | None = None, dry_run: bool = False) -> int:
     """Drop every stage that no analysis will resume, and those unfinished analyses; the
-    number of analyses dropped."""
+    number of analyses dropped (with ``dry_run``: that would be, dropping nothing)."""
     now = now or timezone.now()
     # The tables first: an analysis's row commits before its stage is created, so every
     # stage listed here has its analysis in the queries below, unless it is gone.
@@ -176,6 +176,8 @@ def drop_stale_stages(*, now: dt.datetime | None = None) -> int:
         reading.filter(pk__in=staged).exclude(pk__in=stale).values_list("pk", flat=True)
     )
     orphans = staged - still_reading - stale
+    if dry_run:
+        return len(stale) + len(orphans)
     for analysis_id in stale:
         abandon(analysis_id)
     for analysis_id in orphans:

@@ -6,6 +6,8 @@
 * analyses with their change sets: 30 days after the analysis, unless a session that is
   not finished (pending, running, paused) still reads its change set;
 * sessions and their entity runs (the status), the record map and the quarantine: kept.
+* the stage of an analysis that stopped half-way and will not resume (its session
+  finished, or none and idle for a day): dropped with that analysis.
 
 Every table is emptied in bounded batches of primary keys (``DELETE … WHERE id IN (…)`` of at
 most ``batch_size`` rows, each in its own short transaction), never by one unbounded DELETE
@@ -31,11 +33,14 @@ from migrationsapp.models import (
     RecordEvent,
 )
 from migrationsapp.models.choices import SessionStatus
+from migrationsapp.services.analysis_slices import drop_stale_stages
 
 LOG_DAYS = 90
 CHECKPOINT_DAYS = 30
 ANALYSIS_DAYS = 30
 BATCH_SIZE = 10_000
+# The report's name for the stage tables of unfinished analyses (one table each) it drops.
+STAGES = "diffmig_stage_*"
 
 FINISHED = (SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED)
 
@@ -102,6 +107,8 @@ def apply_retention(
             report.deleted[table] = queryset.count()
         else:
             report.deleted[table] = delete_in_batches(queryset, batch_size=batch_size)
+    # The stages of sliced analyses that nothing will resume (services.analysis_slices).
+    report.deleted[STAGES] = drop_stale_stages(now=now, dry_run=dry_run)
     return report
 
 

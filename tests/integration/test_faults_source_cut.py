@@ -126,9 +126,11 @@ def test_source_connection_cut_mid_analysis_fails_resumably_and_deletes_nothing(
     assert "database 'legacy'" in item.message
     assert "reading failed" in item.message
     assert "refused" not in session.error_summary  # a lost connection, not a refusal
-    # The read ended early, and nothing came of it: no analysis kept, no row written or
-    # deleted, the record map as it was.
-    assert not DifferentialAnalysisResult.objects.filter(session_id=session_id, entity_type="item")
+    # The read ended early, and nothing came of it: no change set, no row written or
+    # deleted, the record map as it was (only the slices read before, for the resume).
+    assert not DifferentialAnalysisResult.objects.filter(
+        session_id=session_id, entity_type="item", status="complete"
+    )
     assert not RecordEvent.objects.filter(session_id=session_id, entity_type="item").exists()
     assert pair.destination() == (rows_before, uuids_before)
     assert (

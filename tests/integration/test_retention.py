@@ -129,6 +129,7 @@ EXPECTED_COUNTS = {
     "migration_checkpoints": 3,
     "differential_analysis_changes": 5,
     "differential_analysis_results": 2,
+    "diffmig_stage_*": 0,
 }
 KEPT_MODELS = (MigrationStatus, MigrationControl, RecordMap, QuarantinedRecord)
 

@@ -23,7 +23,7 @@ from migrationsapp.engine.runner import EntityRunner
 from migrationsapp.models import MigrationCheckpoint, MigrationControl, MigrationStatus
 from migrationsapp.models.choices import AuditAction, EntityState, OperationType
 from migrationsapp.services import leases, partitions
-from migrationsapp.services.analysis import analyze_into_result
+from migrationsapp.services.analysis import analyze_into_result, read_entity_source
 from migrationsapp.services.cursors import announce_cursor, overlap_from_seconds
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.run_ports import checkpoint_position, run_link_phase, unlink_for_deletes
@@ -64,13 +64,22 @@ def take_lease(ctx: RunContext, control: MigrationControl) -> bool:
 def _analyze(ctx: RunContext, control: MigrationControl, spec: EntitySpec) -> bool:
     """The entity's change set, counts and partitions; False when the delete guard (or the
     deletes confirmed at launch) refused the entity."""
-    # One transaction from the analysis to the entity pointing at it: a worker killed in
-    # between leaves no analysis behind, and the next attempt's is the only one.
+    mapping_version = control.mapping_version or ctx.active.versions[spec.name]
+    # The source first, slice by slice, each slice committed: a worker killed while it reads
+    # leaves the slices read so far, and the next attempt resumes after them.
+    read_entity_source(
+        source=ctx.source,
+        entity=spec,
+        mapping_version=mapping_version,
+        session_id=control.session_id,
+    )
+    # One transaction from the change set to the entity pointing at it: a worker killed in
+    # between leaves no change set behind, and the next attempt's is the only one.
     with transaction.atomic():
         analysis = analyze_into_result(
             source=ctx.source,
             entity=spec,
-            mapping_version=control.mapping_version or ctx.active.versions[spec.name],
+            mapping_version=mapping_version,
             session_id=control.session_id,
             baseline=ctx.options.baseline,
             resolve_gone=not ctx.options.dry_run,
