@@ -160,7 +160,8 @@ def render_stages(rows: list[tuple]) -> list[str]:
     lines = [
         "Per-stage time of the first repetition of each diffmig run (seconds, summed over its "
         "batches; 'outside batches' is the rest of the command's wall time: start-up, analysis, "
-        "the second pass, the session's bookkeeping):",
+        "the second pass, the session's bookkeeping; '—' when the batches ran in several "
+        "processes at once and their seconds add up to more than the wall time):",
         "",
     ]
     if not rows or all(stages is None for _, _, stages, _ in rows):
@@ -171,9 +172,9 @@ def render_stages(rows: list[tuple]) -> list[str]:
     ]
     for label, wall, stages, batches in rows:
         cells = [f"{(stages or {}).get(name, 0.0):.2f}" for name in STAGES]
+        outside = f"{wall - batches:.2f}" if batches <= wall else "—"
         lines.append(
-            f"| {label} | " + " | ".join(cells) + f" | {batches:.2f} | {wall - batches:.2f} | "
-            f"{wall:.2f} |"
+            f"| {label} | " + " | ".join(cells) + f" | {batches:.2f} | {outside} | {wall:.2f} |"
         )
     return lines
 
