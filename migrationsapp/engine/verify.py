@@ -6,17 +6,20 @@ exactly as a run would write it. Two passes, each holding one batch at a time, s
 stays constant in the size of the tables (only the capped report lists grow, to ``cap``):
 
 1. **Source pass.** The source table is streamed from one snapshot. For each batch, the
-   record map entries of its keys and its open quarantine entries are looked up in the
-   control database (one query each), the rows go through the row pipeline of a run
-   (``row_pipeline.py``: one ``transform_batch`` call, the columnar path where the mapping
-   has one, with its exact row-wise fallback; references translated into the parents' UUIDs
-   through the record map, an unresolved one marked, never a failure), and the destination
-   rows of the batch are fetched by UUID (one query). Each source record then ends up as
-   *quarantined* (open quarantine: reported apart, see below), *missing* (no live record
-   map entry, or no destination row) or *compared* field by field, adding one *different*
-   per field that does not match; a compared record written under another mapping version
-   than the active one (an older one; or a newer one after a rollback) is also *stale*.
-   Stale rows are compared all the same: only missing, extra and different are mismatches.
+   keys' texts are made a column at a time (``key_texts.py``), the record map entries of
+   the keys and their open quarantine entries are looked up in the control database (one
+   query each), the rows go through the row pipeline of a run (``row_pipeline.py``: one
+   ``transform_batch`` call, the columnar path where the mapping has one, with its exact
+   row-wise fallback; references translated into the parents' UUIDs through the record
+   map, each parent key asked once (``verify_parents.py``), an unresolved one marked, never
+   a failure) while the destination rows of the batch are fetched by UUID (one query, one
+   index probe per UUID; on PostgreSQL on a thread of its own, so that the query's time in
+   the server overlaps the pipeline's). Each source record then ends up as *quarantined*
+   (open quarantine: reported apart, see below), *missing* (no live record map entry, or no
+   destination row) or *compared* field by field, adding one *different* per field that
+   does not match; a compared record written under another mapping version than the active
+   one (an older one; or a newer one after a rollback) is also *stale*. Stale rows are
+   compared all the same: only missing, extra and different are mismatches.
 
    A quarantined record is counted in ``quarantined`` and listed in ``quarantined_records``
    with its destination state, so that a quarantine never hides a tampered or deleted row:
@@ -43,12 +46,14 @@ The destination pass is skipped when the source pass met every destination row (
 rows met through live records as the table holds, no UUID held by two live entries): each
 row then belongs to a live record whose source row exists, and none can be extra.
 
-Nothing is held across batches but counters and the capped lists: no set of every key or
-UUID, no temporary table. The price is one record-map query per batch and pass.
+Nothing is held across batches but counters, the capped lists and the parents' UUIDs found
+(a bounded number per parent entity): no set of every key or UUID, no temporary table. The
+price is one record-map query per batch and pass.
 
-A record is compared by ``verify_compare.py`` (values that are already the same Python value
-on both sides settle at once, the others take the type-aware way); equality and the values
-shown are ``values.py``'s; the report is ``verify_report.py``'s; the destination reads (and
+A batch is compared by ``verify_compare.py``, a column at a time (values that are already the
+same Python value on both sides settle the column at once); only a record with a field not
+settled that way takes the record's own, type-aware way. Equality and the values shown are
+``values.py``'s; the report is ``verify_report.py``'s; the destination reads (and
 ``read_first_rows``, which serves the mapping preview) are ``verify_reads.py``'s. No Django here.
 """
 
@@ -58,16 +63,19 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from operator import attrgetter, itemgetter
+from typing import Any, cast
 
 from .compile import CompiledEntity
 from .connectors import ColumnInfo, Database
 from .errors import RowError
 from .ids import encode_key, value_text
+from .key_texts import key_texts, value_key_texts
 from .ports import DEFAULT_BATCH_SIZE
 from .row_pipeline import References, RowPipeline
 from .values import as_uuid
 from .verify_compare import RowComparer
+from .verify_parents import ParentUUIDs
 from .verify_reads import DestinationTable
 from .verify_reads import read_first_rows as read_first_rows
 from .verify_report import (
@@ -118,7 +126,7 @@ class EntityVerifier:
         started = time.monotonic()
         spec = self.compiled.spec
         self._rows = RowPipeline(
-            self.compiled, references=References.for_verify(self.ports.live_uuids)
+            self.compiled, references=References.for_verify(ParentUUIDs(self.ports.live_uuids))
         )
         self._table = DestinationTable(
             self.destination, spec.destination_table, spec.destination_key
@@ -138,10 +146,13 @@ class EntityVerifier:
         self._rows_of_live_records = self._rows_of_live_entries = self._rows_met = 0
         report = EntityVerification(self.entity, self.mapping_version, cap=self.cap)
         columns = list(dict.fromkeys([*spec.source_key, *self.compiled.source_columns]))
-        for batch in self.source.stream_rows(
-            spec.source_table, columns, batch_size=self.batch_size
-        ):
-            self._source_batch(batch, report)
+        try:
+            for batch in self.source.stream_rows(
+                spec.source_table, columns, batch_size=self.batch_size
+            ):
+                self._source_batch(batch, report)
+        finally:
+            self._table.close()  # start_fetch's thread
         if self._every_row_met():
             report.seconds = time.monotonic() - started
             return report
@@ -162,68 +173,124 @@ class EntityVerifier:
     # -- source pass -------------------------------------------------------------------------
 
     def _source_batch(self, rows: list[dict[str, Any]], report: EntityVerification) -> None:
-        spec = self.compiled.spec
-        keyed = [(encode_key([row[c] for c in spec.source_key]), row) for row in rows]
-        texts = [text for text, _ in keyed]
+        texts = _key_texts(rows, self.compiled.spec.source_key)
         quarantined = self.ports.quarantined(self.entity, texts)
         entries = self.ports.entries_by_key(self.entity, texts)
-        unchanged = self._at_last_migrated(keyed, quarantined, entries)
+        unchanged = self._at_last_migrated(texts, rows, quarantined, entries)
+        live_texts, live, live_rows = self._live(texts, rows, entries, quarantined, report)
+        if not live:
+            return
+        # Every record with a live entry goes through the pipeline (quarantined ones too:
+        # their destination row is checked as well), the whole batch in one call, while the
+        # destination rows are read.
+        uuids = list(map(_UUID, live))
+        pending = self._table.start_fetch(uuids, self._comparer.row_columns)
+        checked = self._rows.run(list(zip(live_texts, uuids, live_rows, strict=True)))
+        values = [row.result for row in checked]
+        fetched = pending.result()
+        self._count_rows_met(fetched)
 
-        # Transform every record that has a live record map entry (quarantined ones too:
-        # their destination row is checked as well), the whole batch in one call.
-        live: list[tuple[str, MapEntry, dict[str, Any]]] = []
-        for text, row in keyed:
-            entry = entries.get(text)
+        # Each live record is quarantined (reported apart), missing (no destination row) or
+        # compared; the report's lists are filled in the order of the records.
+        compared = list(range(len(live)))
+        if quarantined or None in fetched:
+            compared = []
+            for position, (text, row) in enumerate(zip(live_texts, fetched, strict=True)):
+                if text in quarantined:
+                    reason = quarantined[text]
+                    report.add_quarantined(
+                        self._quarantined_state(text, reason, values[position], row, unchanged)
+                    )
+                elif row is None:
+                    report.missing.add(text)
+                else:
+                    compared.append(position)
+        if compared:
+            self._compare(compared, live_texts, live, values, fetched, report)
+
+    def _live(
+        self,
+        texts: list[str],
+        rows: list[dict[str, Any]],
+        entries: Mapping[str, MapEntry],
+        quarantined: Mapping[str, str],
+        report: EntityVerification,
+    ) -> tuple[list[str], list[MapEntry], list[dict[str, Any]]]:
+        """The records that have a live record map entry: their key texts, entries and rows.
+        The others are reported: missing, or quarantined and never migrated."""
+        found = list(map(entries.get, texts))
+        if None not in found and not any(map(_DELETED, found)):
+            return texts, cast(list[MapEntry], found), rows  # the usual batch: all live
+        live_texts: list[str] = []
+        live: list[MapEntry] = []
+        live_rows: list[dict[str, Any]] = []
+        for text, entry, row in zip(texts, found, rows, strict=True):
             if entry is None or entry.deleted:
                 if text in quarantined:
                     report.add_quarantined(QuarantinedState(text, NOT_MIGRATED, quarantined[text]))
                 else:
                     report.missing.add(text)
                 continue
-            live.append((text, entry, row))
-        if not live:
-            return
-        checked = self._rows.run([(text, entry.uuid, row) for text, entry, row in live])
-        fetched = self._table.fetch(
-            [entry.uuid for _, entry, _ in live],
-            [*self._columns, *([self._soft] if self._soft else [])],
+            live_texts.append(text)
+            live.append(entry)
+            live_rows.append(row)
+        return live_texts, live, live_rows
+
+    def _compare(
+        self,
+        compared: list[int],
+        texts: list[str],
+        live: list[MapEntry],
+        values: list[dict[str, Any] | RowError],
+        fetched: list[tuple[Any, ...] | None],
+        report: EntityVerification,
+    ) -> None:
+        """Counts, marks stale and compares the records at ``compared`` (each has a row)."""
+        report.compared += len(compared)
+        versions = [live[i].mapping_version for i in compared]
+        if versions.count(self.mapping_version) != len(versions):
+            for position, version in zip(compared, versions, strict=True):
+                if version != self.mapping_version:
+                    report.stale.add(texts[position])
+        if len(compared) < len(live):
+            texts = [texts[i] for i in compared]
+            values = [values[i] for i in compared]
+            fetched = [fetched[i] for i in compared]
+        differing = self._comparer.batch_differences(
+            texts, values, cast(list[tuple[Any, ...]], fetched)
         )
-        for (text, entry, _), checked_row in zip(live, checked, strict=True):
-            values = checked_row.result
-            row = fetched.get(entry.uuid)
-            if row is not None:
-                self._rows_met += 1
-                if not self._soft_deleted(row):
-                    self._rows_of_live_records += 1
-            if text in quarantined:
-                report.add_quarantined(
-                    self._quarantined_state(text, quarantined[text], values, row, unchanged)
-                )
-                continue
-            if row is None:
-                report.missing.add(text)
-                continue
-            report.compared += 1
-            if entry.mapping_version != self.mapping_version:
-                report.stale.add(text)
-            differences = self._comparer.differences(text, values, row)
-            if differences:
-                report.different_records += 1
-                for difference in differences:
-                    report.different.add(difference)
+        for position in sorted(differing):
+            report.different_records += 1
+            for difference in differing[position]:
+                report.different.add(difference)
+
+    def _count_rows_met(self, fetched: list[tuple[Any, ...] | None]) -> None:
+        """Counts the destination rows the source pass met (for ``_every_row_met``)."""
+        met = len(fetched) - fetched.count(None)
+        self._rows_met += met
+        if self._soft is None:
+            self._rows_of_live_records += met
+            return
+        soft = len(self._columns)  # the soft-delete column comes last
+        self._rows_of_live_records += sum(
+            1 for row in fetched if row is not None and row[soft] is None
+        )
 
     def _at_last_migrated(
         self,
-        keyed: list[tuple[str, dict[str, Any]]],
+        texts: list[str],
+        rows: list[dict[str, Any]],
         quarantined: Mapping[str, str],
         entries: Mapping[str, MapEntry],
     ) -> set[str]:
         """The quarantined, migrated records whose source holds the content last migrated:
         its content hash and mapping version are those of the record map (one hash read of
         the source per batch, for these keys only)."""
+        if not quarantined:
+            return set()
         spec = self.compiled.spec
         wanted = []
-        for text, row in keyed:
+        for text, row in zip(texts, rows, strict=True):
             entry = entries.get(text)
             if (
                 text in quarantined
@@ -246,7 +313,7 @@ class EntityVerifier:
         key_text: str,
         reason: str,
         values: dict[str, Any] | RowError,
-        row: Mapping[str, Any] | None,
+        row: tuple[Any, ...] | None,
         unchanged: set[str],
     ) -> QuarantinedState:
         """What the destination row of a quarantined, migrated record holds."""
@@ -254,7 +321,8 @@ class EntityVerifier:
             return QuarantinedState(key_text, Q_MISSING, reason)
         if key_text not in unchanged:
             return QuarantinedState(key_text, SOURCE_CHANGED, reason)
-        differences = self._comparer.differences(key_text, values, row)
+        read = dict(zip(self._comparer.row_columns, row, strict=True))
+        differences = self._comparer.differences(key_text, values, read)
         if differences:
             return QuarantinedState(key_text, Q_DIFFERENT, reason, tuple(differences))
         return QuarantinedState(key_text, Q_EQUAL, reason)
@@ -322,3 +390,14 @@ class EntityVerifier:
                 )
             else:
                 report.extra.add(str(record_uuid))
+
+
+_DELETED = attrgetter("deleted")
+_UUID = attrgetter("uuid")
+
+
+def _key_texts(rows: list[dict[str, Any]], key_columns: tuple[str, ...] | list[str]) -> list[str]:
+    """Each row's key text (``ids.encode_key`` of its key values), a column at a time."""
+    if len(key_columns) == 1:
+        return value_key_texts(list(map(itemgetter(key_columns[0]), rows)))
+    return key_texts(list(map(itemgetter(*key_columns), rows)))

@@ -10,13 +10,24 @@ holds where ``values_equal`` would not (the property test of this module checks 
 values), except for JSON, where ``1 == True`` and ``1 == 1.0`` are equal in Python but not
 as JSON documents: JSON columns always take the type-aware way.
 
+``batch_differences`` compares a whole batch a column at a time: the batch's values are
+transposed into columns and each column's pairs are tested by builtins (``map`` of ``==``
+and of the classes; ``==`` itself, never the identity shortcut of a list's comparison, under
+which a NaN would equal itself), so an equal batch runs no code of ours per record. Only the
+records with a field that is not settled that way (or a refused row, or a soft-deleted one)
+go through ``differences``, which decides them exactly as a record alone. A record the column
+pass settles is one ``differences`` finds equal, field by field, by the same test, so the two
+give the same report (a property test checks it).
+
 ``compare_exactly`` is the field-by-field comparison without the shortcut: the reference the
 shortcut is tested against. No Django here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import operator
+from collections.abc import Mapping, Sequence
+from itertools import compress, repeat
 from typing import Any
 
 from .connectors import ColumnInfo
@@ -39,6 +50,88 @@ class RowComparer:
             (name, column, column.kind not in _TYPE_AWARE_ONLY)
             for name, column in self.columns.items()
         ]
+
+    @property
+    def row_columns(self) -> list[str]:
+        """The destination columns a row is read with, in ``batch_differences``' order: the
+        compared ones, then the soft-delete column (when checked)."""
+        return [*self.columns, *([self.soft] if self.soft else [])]
+
+    def batch_differences(
+        self,
+        key_texts: Sequence[str],
+        values: Sequence[dict[str, Any] | RowError],
+        rows: Sequence[Sequence[Any]],
+    ) -> dict[int, list[FieldDifference]]:
+        """``differences`` of each record of a batch, by its position, for the records that
+        have any. ``rows`` are the destination rows as tuples in ``row_columns``' order."""
+        unsettled = self._unsettled(values, rows)
+        if not unsettled:
+            return {}
+        names = self.row_columns
+        found: dict[int, list[FieldDifference]] = {}
+        for position in sorted(unsettled):
+            row = dict(zip(names, rows[position], strict=True))
+            differences = self.differences(key_texts[position], values[position], row)
+            if differences:
+                found[position] = differences
+        return found
+
+    def _unsettled(
+        self, values: Sequence[dict[str, Any] | RowError], rows: Sequence[Sequence[Any]]
+    ) -> set[int]:
+        """The positions whose record the column pass cannot settle as equal."""
+        positions = range(len(values))
+        unsettled: set[int] = set()
+        if not values:
+            return unsettled
+        records: Sequence[Any] = values
+        if set(map(type, values)) - {dict}:
+            # A refused row (RowError) takes the record's own way; a record of NULLs stands
+            # in for it in the columns.
+            unsettled.update(i for i in positions if type(values[i]) is not dict)
+            nulls = dict.fromkeys(self.columns)
+            records = [v if type(v) is dict else nulls for v in values]
+        # The batch a column at a time: each side's tuples transposed by one zip.
+        source_columns = self._source_columns(records)
+        raw_columns = list(zip(*rows, strict=True))
+        if self.soft is not None:
+            soft = raw_columns[len(self.columns)]
+            unsettled.update(compress(positions, map(operator.is_not, soft, repeat(None))))
+        for (_name, _column, shortcut), source, raw in zip(
+            self._fields, source_columns, raw_columns, strict=False
+        ):
+            if not shortcut:
+                # Only NULL on both sides settles a field that has no shortcut.
+                unsettled.update(compress(positions, map(operator.is_not, source, repeat(None))))
+                unsettled.update(compress(positions, map(operator.is_not, raw, repeat(None))))
+                continue
+            try:
+                if all(map(operator.eq, source, raw)) and all(
+                    map(operator.is_, map(type, source), map(type, raw))
+                ):
+                    continue  # the whole column is settled (NULL on both sides is equal too)
+                settled = map(
+                    operator.and_,
+                    map(bool, map(operator.eq, source, raw)),
+                    map(operator.is_, map(type, source), map(type, raw)),
+                )
+                unsettled.update(compress(positions, map(operator.not_, settled)))
+            except ArithmeticError:  # a signalling Decimal NaN: each record decides
+                unsettled.update(positions)
+        return unsettled
+
+    def _source_columns(self, records: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
+        """The records' values of each compared column, in the columns' order."""
+        names = list(self.columns)
+        try:
+            if not names:
+                return []
+            if len(names) == 1:
+                return [list(map(operator.itemgetter(names[0]), records))]
+            return list(zip(*map(operator.itemgetter(*names), records), strict=True))
+        except KeyError:  # a record without some column: None, as ``differences`` reads it
+            return [list(map(dict.get, records, repeat(name))) for name in names]
 
     def differences(
         self, key_text: str, values: dict[str, Any] | RowError, row: Mapping[str, Any]
