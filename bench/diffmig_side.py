@@ -51,7 +51,9 @@ class Diffmig:
             DIFFMIG_BENCH_TARGET_URL=self.dbs.pg_url("target"),
             PYTHONUNBUFFERED="1",
         )
-        env.setdefault("DEBUG", "1")
+        # Development settings without Django's DEBUG (DEBUG unset): with DEBUG=1 Django
+        # keeps every query's SQL in memory, which costs time and memory users do not pay.
+        env.pop("DEBUG", None)
         env["DIFFMIG_LOCAL_PROCESSES"] = str(self.local_processes)
         if workers and self.redis_url:
             env["REDIS_URL"] = self.redis_url
