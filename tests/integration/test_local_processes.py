@@ -8,6 +8,8 @@ must be exactly an uninterrupted one-process run's (tests.integration.test_jobs)
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from migrationsapp.demo.clinic import expected_destination
@@ -49,9 +51,22 @@ def test_a_run_with_helper_processes_writes_exactly_what_one_process_writes(
     codes: list[int] = []
     wait = local_processes.wait
     monkeypatch.setattr(local_processes, "wait", lambda helpers: codes.extend(wait(helpers)))
-    started = start_run(options=RunOptions(batch_size=10), user="test")
+    told = Counter()
+
+    class Bars:
+        def phase_started(self, entity: str, phase: str, total: int) -> None:
+            pass
+
+        def advanced(self, entity: str, phase: str, rows: int) -> None:
+            told[entity] += rows
+
+    started = start_run(options=RunOptions(batch_size=10), user="test", observer=Bars())
     session_id = started.session.migration_session_id
     assert_migrated(clinic, session_id)
+    # The progress bars end at what every process did.
+    for control in MigrationControl.objects.filter(session_id=session_id):
+        done = control.processed_count + control.failed_count + control.skipped_count
+        assert told[control.entity_type] == done, control.entity_type
     partitions = MigrationCheckpoint.objects.filter(unit__startswith="upsert:")
     assert partitions.count() == 3 + 8
     assert set(partitions.values_list("state", flat=True)) == {CheckpointState.COMPLETED}

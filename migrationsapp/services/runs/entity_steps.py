@@ -193,12 +193,13 @@ def run_partitions(ctx: RunContext, control: MigrationControl) -> UnitResult | N
     if not count:
         return take_free_partitions(ctx, control)
     helpers = local_processes.start(ctx.session.migration_session_id, control, count)
-    try:
-        # The observer hears of every process's batches from the control database.
-        with local_processes.progress_from_control(ctx, control):
+    # The observer hears of every process's batches from the control database, until the
+    # last helper has ended.
+    with local_processes.progress_from_control(ctx, control):
+        try:
             how = take_free_partitions(replace(ctx, observer=None), control)
-    finally:
-        local_processes.wait(helpers)
+        finally:
+            local_processes.wait(helpers)
     if how == UnitResult.DONE and not partitions.all_done(control.run_id):
         # What a helper left (it stopped, or died): here, now that none runs.
         how = take_free_partitions(ctx, control)

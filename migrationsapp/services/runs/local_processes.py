@@ -131,6 +131,10 @@ def progress_from_control(ctx: RunContext, control: MigrationControl) -> Iterato
     finally:
         stop.set()
         thread.join()
+    # The batches committed since the thread's last read: the bar ends at what was done.
+    now = _processed(control)
+    if now > counted:
+        observer.advanced(control.entity_type, "upsert", now - counted)
 
 
 def _processed(control: MigrationControl) -> int:
