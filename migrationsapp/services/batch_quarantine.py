@@ -17,7 +17,7 @@ from migrationsapp.engine.outcomes import WRITTEN_ACTIONS, RecordAction
 from migrationsapp.engine.ports import RecordOutcome
 from migrationsapp.models import QuarantinedRecord
 from migrationsapp.services.bulk import copy_available
-from migrationsapp.services.key_probes import probe_ids
+from migrationsapp.services.key_probes import probe_ids, probe_keys
 from migrationsapp.services.record_writes import CHUNK, BatchScope
 
 # The columns an open entry takes from its latest failure.
@@ -110,7 +110,8 @@ def resolve_quarantine(entity: str, key_texts: list[str], now: dt.datetime) -> N
         )
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} SET resolved_at = %s WHERE {picked}", [now, key_texts, entity]
+                f"UPDATE {table} SET resolved_at = %s WHERE {picked}",
+                [now, probe_keys(key_texts, "text"), entity],
             )
         return
     for start in range(0, len(key_texts), CHUNK):

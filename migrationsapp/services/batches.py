@@ -39,7 +39,7 @@ from migrationsapp.services.batch_logs import log_batch
 from migrationsapp.services.batch_quarantine import write_quarantine
 from migrationsapp.services.bulk import copy_available
 from migrationsapp.services.changeset import read_change_rows
-from migrationsapp.services.key_probes import probe_select
+from migrationsapp.services.key_probes import probe_keys, probe_select
 from migrationsapp.services.record_writes import CHUNK, BatchScope, write_events, write_record_map
 
 __all__ = ["CHUNK", "UPSERT_KINDS", "BatchCounts", "ControlRunPorts", "check_deferred_now"]
@@ -107,7 +107,7 @@ class ControlRunPorts:
                 unique=True,
             )
             with connection.cursor() as cursor:
-                cursor.execute(sql, [texts, entity])
+                cursor.execute(sql, [probe_keys(texts, "text"), entity])
                 return dict(cursor.fetchall())
         for start in range(0, len(texts), CHUNK):
             query = RecordMap.objects.filter(

@@ -15,6 +15,11 @@ say. Used on PostgreSQL only; the SQLite paths keep their IN lists.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+
+from migrationsapp.engine.pg_arrays import text_array, uuid_array
+
 # The probe's alias: not a column name of any control table.
 _PROBE = "probe_key"
 
@@ -60,3 +65,9 @@ def probe_ids(
         where=where,
     )
     return f"id = ANY(ARRAY({inner}))"
+
+
+def probe_keys(keys: Sequence[str] | Sequence[uuid.UUID], key_type: str) -> str:
+    """The keys as the probes' array parameter: one array literal (``engine.pg_arrays``),
+    which the driver sends as one string instead of dumping a list element by element."""
+    return uuid_array(keys) if key_type == "uuid" else text_array(keys)  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ from migrationsapp.engine.ports import RecordOutcome
 from migrationsapp.models import RecordEvent, RecordMap
 from migrationsapp.services.bulk import Same, copy_available, copy_upsert
 from migrationsapp.services.control_copy import copy_binary
-from migrationsapp.services.key_probes import probe_ids
+from migrationsapp.services.key_probes import probe_ids, probe_keys
 
 CHUNK = 1000
 M = TypeVar("M", bound=models.Model)
@@ -136,7 +136,7 @@ def write_record_map(
                 cursor.execute(
                     f"UPDATE {table} SET deleted_at = %s, last_session_id = %s, "
                     f"last_migrated_at = %s WHERE {picked}",
-                    [now, scope.session_id, now, deleted, scope.entity],
+                    [now, scope.session_id, now, probe_keys(deleted, "text"), scope.entity],
                 )
         return
     written = [o for o in outcomes if o.action in (RecordAction.CREATED, RecordAction.UPDATED)]

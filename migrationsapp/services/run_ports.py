@@ -50,7 +50,7 @@ from migrationsapp.services.batches import (
     ControlRunPorts,
     check_deferred_now,
 )
-from migrationsapp.services.key_probes import probe_select
+from migrationsapp.services.key_probes import probe_keys, probe_select
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.record_writes import write_events
 
@@ -129,7 +129,7 @@ class EntityRunPorts(ControlRunPorts):
             where=where,
         )
         with connection.cursor() as cursor:
-            cursor.execute(sql, [keys, scope])
+            cursor.execute(sql, [probe_keys(keys, key_type), scope])
             return cursor.fetchall()
 
     # -- the upsert batch's commit, with the links it left for the second pass ------------

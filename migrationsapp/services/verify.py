@@ -18,13 +18,12 @@ from django.db import connection
 from migrationsapp.engine.compile import compile_entity
 from migrationsapp.engine.errors import ConfigurationError
 from migrationsapp.engine.gc_policy import fewer_collections
-from migrationsapp.engine.pg_arrays import text_array, uuid_array
 from migrationsapp.engine.verify import EntityVerifier
 from migrationsapp.engine.verify_report import DEFAULT_CAP, EntityVerification, MapEntry
 from migrationsapp.models import QuarantinedRecord, RecordMap
 from migrationsapp.models.choices import AuditAction, LogLevel, OperationType
 from migrationsapp.services.databases import open_named
-from migrationsapp.services.key_probes import probe_select
+from migrationsapp.services.key_probes import probe_keys, probe_select
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.mappings import load_active_mapping
 
@@ -87,7 +86,7 @@ class ControlVerifyPorts:
                     unique=unique,
                 )
                 # One array literal, not a list the driver dumps element by element.
-                keys = uuid_array(values) if key_type == "uuid" else text_array(values)
+                keys = probe_keys(values, key_type)
                 cursor.execute(sql, [keys, entity])
                 return cursor.fetchall()
             sql = f"SELECT {columns} FROM {table} WHERE entity_type = %s {where} AND {column}"

@@ -51,18 +51,14 @@ from tests.databases import (
     engine_for,
 )
 from tests.factories import MigrationStatusFactory, QuarantinedRecordFactory, RecordMapFactory
+from tests.support.scratch_pair import CONNECTIONS
 from tests.support.workers import ROOT, control_database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-MAPPING = """
-version: 1
-connections:
-  legacy: {url: "${DIFFMIG_LEGACY_URL}"}
-  target: {url: "${DIFFMIG_TARGET_URL}"}
-source: legacy
-destination: target
-entities:
+MAPPING = (
+    CONNECTIONS
+    + """\
   - name: item
     source_table: items
     source_key: [region, code]
@@ -73,6 +69,7 @@ entities:
       - {source: code, destination: code}
       - {source: label, destination: label}
 """
+)
 
 ITEMS = {
     "mysql": "CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, region VARCHAR(10) NULL, "
