@@ -203,7 +203,8 @@ DIFFMIG_ANALYSIS_SLICE_ROWS = env_int("DIFFMIG_ANALYSIS_SLICE_ROWS", 1_000_000)
 DIFFMIG_MAX_ATTEMPTS = env_int("DIFFMIG_MAX_ATTEMPTS", 3)
 DIFFMIG_WATCHDOG_INTERVAL = env_int("DIFFMIG_WATCHDOG_INTERVAL", 10)
 # Without REDIS_URL, processes that run an entity's partitions at once: the executor and
-# this many less one helpers (services.runs.local_processes; a PostgreSQL control database).
+# this many less one helpers (services.runs.local_processes; a PostgreSQL control database);
+# from 2 on, one more helper reads ahead the entities' sources (services.runs.read_ahead).
 DIFFMIG_LOCAL_PROCESSES = env_int("DIFFMIG_LOCAL_PROCESSES", 1)
 
 # Mail (Django's own settings), used by the alerts: a session that fails or completes with

@@ -15,7 +15,7 @@ from django.utils import timezone
 from migrationsapp.engine.connectors import Database
 from migrationsapp.engine.gc_policy import fewer_collections
 from migrationsapp.engine.ports import FaultHook
-from migrationsapp.models import MigrationStatus
+from migrationsapp.models import MigrationControl, MigrationStatus
 from migrationsapp.services.mappings import ActiveMapping, load_active_mapping
 from migrationsapp.services.run_connections import ConnectionOpenError, open_for_run
 from migrationsapp.services.runs.launch import RunOptions
@@ -48,6 +48,11 @@ class RunContext:
     def in_process(self) -> bool:
         """Whether one process walks the whole session (not a unit of an RQ job)."""
         return self.max_batches is None
+
+    def mapping_version_of(self, control: MigrationControl) -> int:
+        """The mapping version the entity runs under: the one it started with, else the
+        active mapping's."""
+        return control.mapping_version or self.active.versions[control.entity_type]
 
 
 @contextmanager

@@ -33,6 +33,7 @@ from migrationsapp.services.runs.entity_runner import announce, entity_runner
 from migrationsapp.services.runs.failures import fail_entity, stop_on_error
 from migrationsapp.services.runs.finish import remaining
 from migrationsapp.services.runs.results import STOPPED_AS_ASKED, UnitResult
+from migrationsapp.services.source_read_locks import source_read_lock
 from migrationsapp.services.state import transition_entity
 
 
@@ -64,15 +65,17 @@ def take_lease(ctx: RunContext, control: MigrationControl) -> bool:
 def _analyze(ctx: RunContext, control: MigrationControl, spec: EntitySpec) -> bool:
     """The entity's change set, counts and partitions; False when the delete guard (or the
     deletes confirmed at launch) refused the entity."""
-    mapping_version = control.mapping_version or ctx.active.versions[spec.name]
+    mapping_version = ctx.mapping_version_of(control)
     # The source first, slice by slice, each slice committed: a worker killed while it reads
-    # leaves the slices read so far, and the next attempt resumes after them.
-    read_entity_source(
-        source=ctx.source,
-        entity=spec,
-        mapping_version=mapping_version,
-        session_id=control.session_id,
-    )
+    # leaves the slices read so far, and the next attempt resumes after them. A read-ahead
+    # helper (runs/read_ahead.py) may be reading it: waiting for it leaves it read.
+    with source_read_lock(control.session_id, spec.name):
+        read_entity_source(
+            source=ctx.source,
+            entity=spec,
+            mapping_version=mapping_version,
+            session_id=control.session_id,
+        )
     # One transaction from the change set to the entity pointing at it: a worker killed in
     # between leaves no change set behind, and the next attempt's is the only one.
     with transaction.atomic():

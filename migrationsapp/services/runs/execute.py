@@ -23,6 +23,7 @@ from migrationsapp.models import MigrationControl, MigrationStatus
 from migrationsapp.models.choices import EntityState, SessionStatus
 from migrationsapp.services import leases
 from migrationsapp.services.run_connections import ConnectionOpenError
+from migrationsapp.services.runs import read_ahead
 from migrationsapp.services.runs.context import RunContext, RunObserver, session_context
 from migrationsapp.services.runs.entity_steps import run_entity_deletes, run_entity_upserts
 from migrationsapp.services.runs.failures import fail_unopened
@@ -71,6 +72,15 @@ def _controls(session_id: uuid.UUID) -> list[MigrationControl]:
 
 
 def _execute(ctx: RunContext) -> MigrationStatus:
+    # The sources of the entities to come read on the other core (read_ahead.py).
+    helper = read_ahead.start(ctx)
+    try:
+        return _execute_entities(ctx)
+    finally:
+        read_ahead.stop(helper)
+
+
+def _execute_entities(ctx: RunContext) -> MigrationStatus:
     session_id = ctx.session.migration_session_id
     runners: dict[str, EntityRunner] = {}
     for control in _controls(session_id):

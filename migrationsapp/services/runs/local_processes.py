@@ -58,7 +58,7 @@ def helper_count(pending_partitions: int) -> int:
     return max(0, min(settings.DIFFMIG_LOCAL_PROCESSES, pending_partitions) - 1)
 
 
-def _control_url() -> str:
+def control_url() -> str:
     """The control database this process uses, as a DATABASE_URL (a test database's name
     included), so that a helper works on the same one."""
     params = connection.get_connection_params()
@@ -70,20 +70,24 @@ def _control_url() -> str:
     return f"postgresql://{auth}{host}{port}/{name}"
 
 
+def spawn(module: str, *args: str) -> subprocess.Popen:
+    """``python -m module args…`` on this process's control database and settings."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": control_url(),
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "diffmig.settings"),
+    }
+    argv = [sys.executable, "-m", module, *args]
+    # Our own interpreter and module, with ids we made: no outside input in argv.
+    return subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR)  # noqa: S603  # nosec B603
+
+
 def start(session_id: uuid.UUID, control: MigrationControl, count: int) -> Helpers:
     """Start ``count`` helpers on the partitions of ``control``'s entity run."""
     helpers = Helpers()
-    env = {
-        **os.environ,
-        "DATABASE_URL": _control_url(),
-        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "diffmig.settings"),
-    }
     for _ in range(count):
         owner = uuid.uuid4().hex
-        argv = [sys.executable, "-m", HELPER_MODULE, str(session_id), str(control.pk), owner]
-        # Our own interpreter and module, with ids we made: no outside input in argv.
-        process = subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR)  # noqa: S603  # nosec B603
-        helpers.processes.append(process)
+        helpers.processes.append(spawn(HELPER_MODULE, str(session_id), str(control.pk), owner))
         helpers.owners.append(owner)
     return helpers
 

@@ -1,0 +1,131 @@
+"""Reading the sources of the entities to come while the executor works on the current one.
+
+An entity's hash analysis starts with a read of its whole source (keys and content hashes)
+into a stage, slice by slice, each slice committed (``services.analysis_slices``); only then
+is it classified against the record map, in the transaction that writes its change set. The
+in-process executor walks the entities one after another, so while it upserts the patients
+the appointments' source waits to be read, and the second core is idle.
+
+With ``DIFFMIG_LOCAL_PROCESSES`` above 1, the executor starts one helper (``python -m
+migrationsapp.read_ahead_helper``) that reads ahead, in the executor's order, the source of
+every hash entity the executor has not started yet. When the executor reaches an entity its
+read resumes the helper's: it finds the slices committed and reads only what is left (none,
+once the helper is through). The two never read the same entity at once
+(``services.source_read_locks``): the executor waits for the helper's read of an entity, the
+helper skips the one the executor reads and goes on to the next.
+
+Nothing changes in what a run finds: a source row changed after the helper read it is the
+next run's change, as one changed after the executor's own read would be, and a child read
+before its parents' source can only find more of its parents there. A read that fails is
+left to the executor, which reads it again and reports what is wrong. The helper stops
+when the session stops running, and the executor ends it when it ends itself; a helper
+killed mid-slice loses that slice only (its transaction rolls back), and the executor reads
+it.
+
+PostgreSQL control databases only (the stage and the lock are PostgreSQL's), and only for the
+in-process executor: RQ workers analyse in the units they run.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess  # nosec B404
+import time
+import uuid
+
+from django.conf import settings
+from django.db import connection
+
+from migrationsapp.engine.outcomes import Phase
+from migrationsapp.models import MigrationControl, MigrationStatus
+from migrationsapp.models.choices import EntityState, SessionStatus
+from migrationsapp.services.analysis import read_entity_source
+from migrationsapp.services.runs import local_processes
+from migrationsapp.services.runs.context import RunContext
+from migrationsapp.services.source_read_locks import source_read_lock
+
+logger = logging.getLogger("diffmig.read_ahead")
+
+HELPER_MODULE = "migrationsapp.read_ahead_helper"
+# How long the executor gives its helper to end once asked, before it kills it.
+STOP_TIMEOUT_S = 10.0
+
+
+def _to_read(session_id: uuid.UUID) -> list[MigrationControl]:
+    """The session's entities whose analysis has not started, in the executor's order."""
+    return list(
+        MigrationControl.objects.filter(
+            session_id=session_id, state=EntityState.PENDING, phase=Phase.ANALYZE
+        ).order_by("position")
+    )
+
+
+def _not_started(control: MigrationControl) -> bool:
+    return MigrationControl.objects.filter(
+        pk=control.pk, state=EntityState.PENDING, phase=Phase.ANALYZE
+    ).exists()
+
+
+def _session_running(session_id: uuid.UUID) -> bool:
+    return MigrationStatus.objects.filter(
+        migration_session_id=session_id, overall_status=SessionStatus.RUNNING
+    ).exists()
+
+
+def read_ahead(ctx: RunContext) -> list[str]:
+    """Read the source of each hash entity of the session the executor has not started,
+    unless another process is reading it; the entities read, in order."""
+    session_id = ctx.session.migration_session_id
+    read: list[str] = []
+    for control in _to_read(session_id):
+        spec = ctx.active.entity(control.entity_type)
+        if spec.detection != "hash":
+            continue
+        if not _session_running(session_id):
+            break
+        with source_read_lock(session_id, spec.name, wait=False) as held:
+            # Under the lock, the executor may have started the entity since the list was
+            # made: its own read then is (or was) under way.
+            if not held or not _not_started(control):
+                continue
+            started = time.monotonic()
+            try:
+                read_entity_source(
+                    source=ctx.source,
+                    entity=spec,
+                    mapping_version=ctx.mapping_version_of(control),
+                    session_id=session_id,
+                )
+            except Exception as error:  # the executor reads it again, and reports what is wrong
+                logger.warning("read ahead of %s stopped: %s", spec.name, error)
+                continue
+        logger.info("read ahead of %s: %.1f s", spec.name, time.monotonic() - started)
+        read.append(spec.name)
+    return read
+
+
+def start(ctx: RunContext) -> subprocess.Popen | None:
+    """The read-ahead helper of an in-process session, when the settings and the session
+    call for one: two or more entities with a hash analysis still to read."""
+    if connection.vendor != "postgresql" or settings.DIFFMIG_LOCAL_PROCESSES < 2:
+        return None
+    session_id = ctx.session.migration_session_id
+    hashed = [
+        c for c in _to_read(session_id) if ctx.active.entity(c.entity_type).detection == "hash"
+    ]
+    if len(hashed) < 2:
+        return None  # the executor starts on the only one at once
+    return local_processes.spawn(HELPER_MODULE, str(session_id))
+
+
+def stop(helper: subprocess.Popen | None) -> int | None:
+    """End the helper (its committed slices stay, for the executor to resume); its exit code."""
+    if helper is None:
+        return None
+    if helper.poll() is None:
+        helper.terminate()
+        try:
+            return helper.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            helper.kill()
+    return helper.wait()
