@@ -3,29 +3,33 @@
 The comparison itself is the engine's (``engine.verify.EntityVerifier``); this module gives
 it its ports on the control database (record map and quarantine, read in batches: on
 PostgreSQL one index probe per key, the batch's keys sent as one array literal,
-``engine.pg_arrays``), runs it per entity in dependency order with rarer garbage collections,
-and logs one ``validation`` entry per entity with the counts.
+``engine.pg_arrays``), runs it per entity with rarer garbage collections (the large entities
+in processes of their own when ``DIFFMIG_LOCAL_PROCESSES`` allows: ``verify_processes.py``),
+and logs one ``validation`` entry per entity with the counts, in dependency order.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 
 from django.db import connection
 
 from migrationsapp.engine.compile import compile_entity
+from migrationsapp.engine.connectors import Database
 from migrationsapp.engine.errors import ConfigurationError
 from migrationsapp.engine.gc_policy import fewer_collections
 from migrationsapp.engine.verify import EntityVerifier
 from migrationsapp.engine.verify_report import DEFAULT_CAP, EntityVerification, MapEntry
 from migrationsapp.models import QuarantinedRecord, RecordMap
 from migrationsapp.models.choices import AuditAction, LogLevel, OperationType
+from migrationsapp.services import verify_processes
 from migrationsapp.services.databases import open_named
 from migrationsapp.services.key_probes import probe_keys, probe_select
 from migrationsapp.services.logs import log_event
-from migrationsapp.services.mappings import load_active_mapping
+from migrationsapp.services.mappings import ActiveMapping, load_active_mapping
 
 # Keys per control-database query: PostgreSQL takes a whole batch as one array parameter;
 # SQLite takes an IN list, well below its limit on bound parameters.
@@ -206,37 +210,57 @@ def verify_entities(
             "there is no active mapping to verify",
             hint="Import one first: diffmig mappings import FILE",
         )
-    source = open_named(active.mapping.source)
-    destination = open_named(active.mapping.destination)
-    ports = ControlVerifyPorts()
-    results = []
+    # The large entities in processes of their own (verify_processes.py), when allowed;
+    # the others, and any a process could not finish, here.
+    results = verify_processes.verify_apart(names, batch_size=batch_size, cap=cap)
+    here = [name for name in names if name not in results]
     try:
-        # Rarer garbage collections while it compares (engine.gc_policy): a batch holds some
-        # hundred thousand objects, which the default thresholds would walk again and again.
-        with fewer_collections():
-            for name in names:
-                spec = active.entity(name)
-                compiled = compile_entity(
-                    spec,
-                    source.require_table(spec.source_table),
-                    destination.require_table(spec.destination_table),
-                    timezone=source.timezone,
-                )
-                result = EntityVerifier(
-                    compiled=compiled,
-                    source=source,
-                    destination=destination,
-                    ports=ports,
-                    mapping_version=active.versions[name],
-                    batch_size=batch_size,
-                    cap=cap,
-                ).run()
-                _log(result, actor=actor)
-                results.append(result)
+        if here:
+            with (
+                closing(open_named(active.mapping.source)) as source,
+                closing(open_named(active.mapping.destination)) as destination,
+            ):
+                for name in here:
+                    results[name] = verify_entity(
+                        active, name, source, destination, batch_size=batch_size, cap=cap
+                    )
     finally:
-        source.close()
-        destination.close()
-    return VerifyReport(entities=results)
+        # What was verified is logged, also when an entity then failed.
+        for name in names:
+            if name in results:
+                _log(results[name], actor=actor)
+    return VerifyReport(entities=[results[name] for name in names])
+
+
+def verify_entity(
+    active: ActiveMapping,
+    name: str,
+    source: Database,
+    destination: Database,
+    *,
+    batch_size: int = VERIFY_BATCH_SIZE,
+    cap: int = DEFAULT_CAP,
+) -> EntityVerification:
+    """One entity's verification through the active mapping (nothing logged)."""
+    spec = active.entity(name)
+    compiled = compile_entity(
+        spec,
+        source.require_table(spec.source_table),
+        destination.require_table(spec.destination_table),
+        timezone=source.timezone,
+    )
+    # Rarer garbage collections while it compares (engine.gc_policy): a batch holds some
+    # hundred thousand objects, which the default thresholds would walk again and again.
+    with fewer_collections():
+        return EntityVerifier(
+            compiled=compiled,
+            source=source,
+            destination=destination,
+            ports=ControlVerifyPorts(),
+            mapping_version=active.versions[name],
+            batch_size=batch_size,
+            cap=cap,
+        ).run()
 
 
 def _log(result: EntityVerification, *, actor: str) -> None:

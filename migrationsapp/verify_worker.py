@@ -1,0 +1,47 @@
+"""A process of ``verify`` (services.verify_processes): it verifies the entities it is given,
+one at a time, on its own connections, and returns each one's ``EntityVerification``.
+
+Nothing of Django is imported here until ``start`` has set the process up: a spawned
+process imports this module before anything else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+logger = logging.getLogger("diffmig.verify_worker")
+
+
+def start(database_url: str) -> None:
+    """Set the process up on the caller's control database."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "diffmig.settings")
+    from diffmig.startup import load_settings
+
+    load_settings()
+    import django
+
+    django.setup()
+
+
+def verify(name: str, batch_size: int, cap: int) -> Any:
+    """The entity's EntityVerification, or None when anything stopped it (the caller then
+    verifies it itself, and reports what stopped it)."""
+    from contextlib import closing
+
+    from migrationsapp.services.databases import open_named
+    from migrationsapp.services.mappings import load_active_mapping
+    from migrationsapp.services.verify import verify_entity
+
+    try:
+        active = load_active_mapping()
+        with (
+            closing(open_named(active.mapping.source)) as source,
+            closing(open_named(active.mapping.destination)) as destination,
+        ):
+            return verify_entity(active, name, source, destination, batch_size=batch_size, cap=cap)
+    except Exception as error:  # the caller verifies it again, and reports what is wrong
+        logger.warning("verify of %s stopped: %s", name, error)
+        return None
