@@ -38,6 +38,7 @@ from migrationsapp.engine.reads_keys import (
     NoMatch,
     bind_value,
     bound_keys,
+    first_column_range,
     identity,
     key_after,
     key_conditions,
@@ -318,6 +319,14 @@ def _rows_of_keys(
     """The rows ``selected`` reads for the ``bound`` keys, and maybe others: the caller
     keeps the exact matches."""
     with db.connect() as conn:
+        ranged = first_column_range(key_cols, key_infos, bound)
+        if ranged is not None:
+            where, cap = ranged
+            rows = conn.execute(sa.select(*selected).where(where).limit(cap + 1)).all()
+            if len(rows) <= cap:
+                yield from rows
+                return
+            # The range holds much more than the keys asked: their lists read them instead.
         for where in key_conditions(key_cols, key_infos, bound):
             yield from conn.execute(sa.select(*selected).where(where)).all()
 

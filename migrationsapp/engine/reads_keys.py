@@ -4,7 +4,12 @@ A key asked for arrives typed (from a stream) or in its stored text form
 (``ids.storage_values``: "12.50", ISO dates, hex for bytes); it is bound in the Python type
 the driver binds for its column (``bind_value``), or left out when no row of that column
 can hold it. The WHERE clauses that read the keys are one ``BETWEEN`` for a dense run of
-integer keys (a baseline's batch), else IN lists of ``FETCH_CHUNK`` keys. The server's
+integer keys (a baseline's batch), else IN lists of ``FETCH_CHUNK`` keys. A key of several
+columns whose first is an integer, in a dense run of first values (a baseline's batch of
+appointments by ``(patient_id, seq)``), is read first as one ``BETWEEN`` on that column
+(``first_column_range``), capped: the range may also hold rows of those first values that
+were not asked for, and past ``RANGE_ROWS_PER_KEY`` rows a key the caller reads the lists
+instead. The server's
 collation may return more than was asked ('ABC' for 'abc', 'a' for 'a '): a row is kept
 only when its key has the same ``identity``, compared in Python.
 """
@@ -23,6 +28,9 @@ from migrationsapp.engine.ids import value_text
 from migrationsapp.engine.introspect import ColumnInfo
 
 FETCH_CHUNK = 1000  # keys per statement
+# A first column's range read stops past this many rows a key asked (the keys' lists read
+# them then): its cost stays within a few times the batch's, however the rows fall.
+RANGE_ROWS_PER_KEY = 4
 
 Identity = tuple[str | None, ...]
 
@@ -166,6 +174,24 @@ def key_conditions(
         return
     for start in range(0, len(bound), FETCH_CHUNK):
         yield _key_condition(key_cols, bound[start : start + FETCH_CHUNK])
+
+
+def first_column_range(
+    key_cols: Sequence[sa.ColumnClause], key_infos: Sequence[ColumnInfo], bound: list[tuple]
+) -> tuple[sa.ColumnElement, int] | None:
+    """``(first column BETWEEN lo AND hi, row cap)`` for keys of several columns whose first
+    values are integers in a dense run, else None. Dense: the range holds at most twice as
+    many first values as the keys have. Reading more rows than the cap means the range holds
+    much that was not asked for: the caller then reads the keys' lists instead."""
+    if len(key_infos) < 2 or key_infos[0].kind != "integer" or len(bound) < 2:
+        return None
+    firsts = {key[0] for key in bound}
+    if not all(type(v) is int for v in firsts):
+        return None  # text forms (SQLite binds them as given) or NULL: the lists read them
+    lo, hi = min(firsts), max(firsts)
+    if hi - lo + 1 > 2 * len(firsts):
+        return None
+    return key_cols[0].between(lo, hi), RANGE_ROWS_PER_KEY * len(bound)
 
 
 def key_after(keys: Sequence[sa.ColumnClause], values: Sequence[Any]) -> sa.ColumnElement:

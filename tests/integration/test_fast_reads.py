@@ -6,8 +6,9 @@
   lose its connection as the engine expects. Where mysqlclient cannot be imported, ``auto``
   reads with PyMySQL and forcing mysqlclient is refused in one line.
 * ``fetch_rows`` reads a dense run of integer keys (a baseline's batch) as one bound
-  ``BETWEEN`` and keeps only the keys asked for; sparse, composite, text or NULL keys are
-  read as IN lists, as before.
+  ``BETWEEN`` and keeps only the keys asked for; a composite key with a dense run of integer
+  first values as one capped ``BETWEEN`` on that column, and as IN lists when the range holds
+  more than the cap; sparse, text or NULL keys are read as IN lists, as before.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def _fill(url: str, *statements: str) -> None:
         engine.dispose()
 
 
+VISITS = "CREATE TABLE visits (patient INT, seq INT, label VARCHAR(20), PRIMARY KEY (patient, seq))"
 KEYED = (
     "CREATE TABLE keyed (id INT PRIMARY KEY, label VARCHAR(20))",
     "CREATE TABLE pair_keyed (a INT, b VARCHAR(5), label VARCHAR(20), PRIMARY KEY (a, b))",
@@ -73,6 +75,11 @@ def mysql_url() -> Iterator[str]:
         "INSERT INTO keyed SELECT seq, CONCAT('row ', seq) FROM seq_1_to_300",
         "INSERT INTO keyed VALUES (-5, 'minus five'), (1000000, 'far')",
         "INSERT INTO pair_keyed VALUES (1, 'a', 'one a'), (1, 'b', 'one b'), (2, 'a', 'two a')",
+        VISITS,
+        # Every patient 1..200 has visits 1 and 2; patient 150 has 50.
+        "INSERT INTO visits SELECT p.seq, v.seq, CONCAT(p.seq, '/', v.seq) "
+        "FROM seq_1_to_200 p, seq_1_to_2 v",
+        "INSERT INTO visits SELECT 150, seq, CONCAT('150/', seq) FROM seq_3_to_50",
         "CREATE TABLE wide (id INT PRIMARY KEY, v VARCHAR(100))",
         "INSERT INTO wide SELECT seq, REPEAT('v', 100) FROM seq_1_to_50000",
     )
@@ -198,6 +205,44 @@ def test_composite_keys_keep_exact_matches_only(mysql_url, tmp_path, monkeypatch
     # The collation holds 'b' = 'B' and 'a' = 'a ': only the exact key comes back.
     assert found == {(1, "a"): {"label": "one a"}}
     assert sorted(hashes) == [(k,) for k in range(10, 30)]
+
+
+def test_a_dense_run_of_composite_keys_is_read_as_one_range_of_their_first_column(
+    mysql_url, tmp_path, monkeypatch, statements
+) -> None:
+    db = _open(mysql_url, tmp_path, monkeypatch)
+    try:
+        wanted = [(p, v) for p in range(10, 61) for v in (1, 2) if (p, v) != (20, 2)]
+        statements.clear()
+        found = db.fetch_rows("visits", ["patient", "seq"], [*wanted, (61, 9)], ["label"])
+    finally:
+        db.close()
+    assert found == {(p, v): {"label": f"{p}/{v}"} for p, v in wanted}
+    (read,) = _reads_of(statements, "visits")
+    assert "BETWEEN" in read[0].upper()
+    assert " IN " not in read[0].upper()
+
+
+def test_a_first_column_range_holding_far_more_rows_than_asked_is_read_as_lists(
+    mysql_url, tmp_path, monkeypatch, statements
+) -> None:
+    """Patient 150 has 50 visits: a range over 149..151 would read 54 rows for 3 keys."""
+    db = _open(mysql_url, tmp_path, monkeypatch)
+    try:
+        statements.clear()
+        found = db.fetch_rows(
+            "visits", ["patient", "seq"], [(149, 1), (150, 7), (151, 2)], ["label"]
+        )
+    finally:
+        db.close()
+    assert found == {
+        (149, 1): {"label": "149/1"},
+        (150, 7): {"label": "150/7"},
+        (151, 2): {"label": "151/2"},
+    }
+    ranged, listed = _reads_of(statements, "visits")
+    assert "BETWEEN" in ranged[0].upper()
+    assert " IN " in listed[0].upper()
 
 
 # --- the driver and its fallback --------------------------------------------------------

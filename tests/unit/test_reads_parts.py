@@ -19,6 +19,7 @@ from migrationsapp.engine.reads_keys import (
     NoMatch,
     bind_value,
     bound_keys,
+    first_column_range,
     identity,
     key_conditions,
 )
@@ -54,6 +55,20 @@ def test_a_dense_run_of_integer_keys_is_read_as_one_range_and_a_sparse_one_as_a_
 
     assert dense == ["id BETWEEN 10 AND 13"]
     assert sparse == ["id IN (10, 100)"]
+
+
+def test_a_dense_run_of_composite_keys_has_a_capped_range_of_its_first_column():
+    key = [sa.column("a"), sa.column("b")]
+    infos = [_column("a", "integer"), _column("b", "integer")]
+
+    where, cap = first_column_range(key, infos, [(10, 1), (10, 2), (11, 1), (13, 5)])
+
+    assert (_sql(where), cap) == ("a BETWEEN 10 AND 13", 4 * 4)
+    assert first_column_range(key, infos, [(1, 1), (100, 1)]) is None  # sparse
+    assert first_column_range(key, infos, [(None, 1), (2, 1)]) is None  # NULL: the lists
+    assert first_column_range(key[:1], infos[:1], [(1,), (2,)]) is None  # one column
+    text_first = [_column("a", "text"), _column("b", "integer")]
+    assert first_column_range(key, text_first, [("x", 1), ("y", 1)]) is None
 
 
 def test_a_null_key_value_is_asked_with_is_null():
