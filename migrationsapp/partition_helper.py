@@ -10,20 +10,13 @@ at what is left).
 
 from __future__ import annotations
 
-import os
-import sys
 import uuid
+
+from migrationsapp.helper_startup import run_helper
 
 
 def main(argv: list[str]) -> int:
     session_id, control_id, owner = uuid.UUID(argv[0]), uuid.UUID(argv[1]), argv[2]
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "diffmig.settings")
-    from diffmig.startup import load_settings
-
-    load_settings()
-    import django
-
-    django.setup()
     from migrationsapp.models import MigrationControl
     from migrationsapp.services.runs.context import session_context
     from migrationsapp.services.runs.entity_steps import take_free_partitions
@@ -36,4 +29,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    run_helper(main)

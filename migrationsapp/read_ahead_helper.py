@@ -8,20 +8,13 @@ could not.
 
 from __future__ import annotations
 
-import os
-import sys
 import uuid
+
+from migrationsapp.helper_startup import run_helper
 
 
 def main(argv: list[str]) -> int:
     session_id = uuid.UUID(argv[0])
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "diffmig.settings")
-    from diffmig.startup import load_settings
-
-    load_settings()
-    import django
-
-    django.setup()
     from migrationsapp.services.runs.context import session_context
     from migrationsapp.services.runs.read_ahead import read_ahead
 
@@ -31,4 +24,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    run_helper(main)

@@ -8,22 +8,16 @@ process imports this module before anything else.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
+
+from migrationsapp.helper_startup import setup_django
 
 logger = logging.getLogger("diffmig.verify_worker")
 
 
 def start(database_url: str) -> None:
     """Set the process up on the caller's control database."""
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "diffmig.settings")
-    from diffmig.startup import load_settings
-
-    load_settings()
-    import django
-
-    django.setup()
+    setup_django(database_url)
 
 
 def verify(name: str, batch_size: int, cap: int) -> Any:
