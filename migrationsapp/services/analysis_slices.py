@@ -38,6 +38,7 @@ from migrationsapp.services.analysis_stage import (
     stage_tables,
     staged_rows,
 )
+from migrationsapp.services.changeset import COLUMNS
 
 # A session in one of these states runs no more: its unfinished analyses will not resume.
 NEVER_RESUMES = (SessionStatus.COMPLETED, SessionStatus.CANCELLED)
@@ -51,6 +52,8 @@ def _reads(entity: EntitySpec, columns: tuple[str, ...]) -> dict[str, object]:
         "source_table": entity.source_table,
         "source_key": list(entity.source_key),
         "hashed_columns": list(columns),
+        # A stage of other columns (an analysis read before an upgrade) is not resumed.
+        "stage_columns": COLUMNS,
     }
 
 

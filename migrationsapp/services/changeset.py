@@ -28,8 +28,12 @@ from migrationsapp.models import AnalysisChange, RecordMap
 
 STAGE = "diffmig_source_keys"
 # The stage's key is made unique once it is full (``index_stage``): one index build costs
-# about three quarters of keeping the index up to date row by row.
-COLUMNS = "key_text text NOT NULL, key_json text NOT NULL, hash text NOT NULL"
+# about three quarters of keeping the index up to date row by row. ``seq`` is a row's place
+# in the stream that staged it: the change set's upserts follow it, so that a batch of
+# changes holds neighbouring rows in the order the source returned them (an InnoDB table's
+# primary key order: integer keys a dense range, read as one, engine.reads_keys), not the
+# scattered order of the keys' texts ('1', '10', '100', '1000', '10000', '10001').
+COLUMNS = "key_text text NOT NULL, key_json text NOT NULL, hash text NOT NULL, seq bigint NOT NULL"
 CHANGES = AnalysisChange._meta.db_table
 
 # The parts the change set's statements share (s: the stage, m: the record map, q: the open
@@ -96,19 +100,22 @@ class ControlChangeSetStore:
     def add_source(self, rows: list[tuple[str, str, str]]) -> None:
         if not rows:
             return
+        first = self.staged  # the stream position of the first row
         self.staged += len(rows)
         stage = self.stage
+        columns = "key_text, key_json, hash, seq"
         with connection.cursor() as cursor:
             if self.vendor != "postgresql":
                 cursor.executemany(
-                    f"INSERT INTO {stage} (key_text, key_json, hash) VALUES (%s, %s, %s)", rows
+                    f"INSERT INTO {stage} ({columns}) VALUES (%s, %s, %s, %s)",
+                    [(*row, seq) for seq, row in enumerate(rows, first)],
                 )
                 return
-            with cursor.cursor.copy(f"COPY {stage} (key_text, key_json, hash) FROM STDIN") as copy:
-                block = copy_text(rows)
+            with cursor.cursor.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
+                block = copy_text(rows, first)
                 if block is None:
-                    for row in rows:
-                        copy.write_row(row)
+                    for seq, row in enumerate(rows, first):
+                        copy.write_row((*row, seq))
                 else:
                     copy.write(block)
 
@@ -210,7 +217,7 @@ class ControlChangeSetStore:
                    ON m.entity_type = %s AND m.legacy_key_text = s.key_text
             {_OPEN_QUARANTINE}
             WHERE {_UPSERT_WANTED}
-            ORDER BY s.key_text
+            ORDER BY s.seq
             """,
             self._classify_params(analysis, baseline, mapping_version),
         )
@@ -237,7 +244,7 @@ class ControlChangeSetStore:
         """``_write_upserts`` then ``_write_deletes`` as one statement: the stage and the
         entity's record map are read once, by one full join (PostgreSQL; hash detection, whose
         stage holds every key of the source). The same rows, kinds and id order: the upserts
-        by key first, then the deletes by key."""
+        in stream order first, then the deletes by key."""
         cursor.execute(
             f"""
             INSERT INTO {CHANGES} (analysis_id, kind, legacy_key, legacy_key_text, content_hash)
@@ -254,22 +261,28 @@ class ControlChangeSetStore:
             {_OPEN_QUARANTINE}
             WHERE CASE WHEN s.key_text IS NULL THEN m.deleted_at IS NULL
                        ELSE {_UPSERT_WANTED} END
-            ORDER BY s.key_text IS NULL, COALESCE(s.key_text, m.legacy_key_text)
+            ORDER BY s.key_text IS NULL, s.seq, m.legacy_key_text
             """,
             self._classify_params(analysis, baseline, mapping_version),
         )
 
 
-def copy_text(rows: Sequence[tuple[str, str, str]]) -> str | None:
-    """``rows`` in COPY's text format as one block, or None when a value holds a character
-    that format escapes (tab, newline, carriage return, backslash), for ``write_row``.
+def copy_text(rows: Sequence[tuple[str, str, str]], first: int = 0) -> str | None:
+    """``rows`` in COPY's text format as one block, each with its stream position (``seq``,
+    from ``first``), or None when a value holds a character that format escapes (tab,
+    newline, carriage return, backslash), for ``write_row``.
 
     Integer keys, ASCII text keys and hex hashes hold none: a batch is one string built by
     one f-string a row, not a ``write_row`` call a row.
     """
-    block = "".join([f"{text}\t{typed}\t{content_hash}\n" for text, typed, content_hash in rows])
+    block = "".join(
+        [
+            f"{text}\t{typed}\t{content_hash}\t{seq}\n"
+            for seq, (text, typed, content_hash) in enumerate(rows, first)
+        ]
+    )
     plain = (
-        block.count("\t") == 2 * len(rows)
+        block.count("\t") == 3 * len(rows)
         and block.count("\n") == len(rows)
         and "\r" not in block
         and "\\" not in block

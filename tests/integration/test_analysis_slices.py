@@ -4,12 +4,12 @@ The source (MariaDB with a case- and accent-insensitive, pad-space collation; Po
 SQLite) holds a two-column key with keys its collation holds equal ('a', 'A', 'a '; two
 emoji), NULL keys, and a record map and quarantine that make every kind of change. The
 change set of an analysis cut into slices of 1, 2, 5 or 1,000 rows must equal the one a
-single stream into the temporary stage writes (``ControlChangeSetStore``), row for row and
-in id order. An analysis killed after slice k (a fault hook raising, or its process killed
-with SIGKILL) resumes at slice k + 1 of the same analysis and gives the same change set; a
-complete analysis never resumes; a stage that lost rows (a crash recovery empties UNLOGGED
-tables) makes it start over; a key on two rows is refused as before; stages that nothing
-will resume are dropped.
+single stream into the temporary stage writes (``ControlChangeSetStore``), row for row, the
+upserts before the deletes. An analysis killed after slice k (a fault hook raising, or its
+process killed with SIGKILL) resumes at slice k + 1 of the same analysis and gives the same
+change set; a complete analysis never resumes; a stage that lost rows (a crash recovery
+empties UNLOGGED tables) makes it start over; a key on two rows is refused as before; stages
+that nothing will resume are dropped.
 """
 
 from __future__ import annotations
@@ -183,11 +183,16 @@ def analyze(source: Source, *, slice_rows: int, session_id=None, **options) -> E
 
 
 def change_set(result: DifferentialAnalysisResult) -> list[tuple]:
-    return list(
-        AnalysisChange.objects.filter(analysis=result)
-        .order_by("id")
-        .values_list("kind", "legacy_key", "legacy_key_text", "content_hash")
-    )
+    """The changes, upserts first then deletes (each in id order, as the runner takes them),
+    every kind's in key order: the upserts' ids follow the order the source returned their
+    rows in, which a slice's range read need not share with a whole-table read."""
+    rows = AnalysisChange.objects.filter(analysis=result).order_by("id")
+    changes = list(rows.values_list("kind", "legacy_key", "legacy_key_text", "content_hash"))
+    kinds = [kind for kind, *_ in changes]
+    upserts = [c for c in changes if c[0] != "deleted"]
+    deletes = [c for c in changes if c[0] == "deleted"]
+    assert kinds == [k for k in kinds if k != "deleted"] + ["deleted"] * len(deletes)
+    return sorted(upserts, key=lambda c: c[2]) + deletes
 
 
 def one_stream(source: Source) -> tuple[list[tuple], dict[str, int]]:

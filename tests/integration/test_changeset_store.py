@@ -140,7 +140,8 @@ ESCAPED = [
 
 
 def test_only_a_batch_without_characters_to_escape_is_one_block():
-    assert copy_text(PLAIN) == "".join(f"{a}\t{b}\t{c}\n" for a, b, c in PLAIN)
+    expected = "".join(f"{a}\t{b}\t{c}\t{seq}\n" for seq, (a, b, c) in enumerate(PLAIN, 40))
+    assert copy_text(PLAIN, 40) == expected
     for row in ESCAPED:
         assert copy_text([*PLAIN, row]) is None
 
@@ -150,8 +151,38 @@ def test_a_batch_is_staged_as_given_whichever_way_it_is_written(postgresql_only,
     result = DifferentialAnalysisResultFactory(entity_type=ENTITY)
     store = ControlChangeSetStore(analysis_id=result.id, entity=ENTITY)
     store.add_source(rows)
+    store.add_source(rows[:1])
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT key_text, key_json, hash FROM {STAGE}")
-        staged = sorted(cursor.fetchall())
-    assert staged == sorted(rows)
-    assert store.staged == len(rows)
+        cursor.execute(f"SELECT key_text, key_json, hash, seq FROM {STAGE} ORDER BY seq")
+        staged = cursor.fetchall()
+    # Each row with its place in the stream, the second call's after the first's.
+    assert staged == [(*row, seq) for seq, row in enumerate([*rows, rows[0]])]
+    assert store.staged == len(rows) + 1
+
+
+@pytest.mark.parametrize("one_statement", [True, False], ids=["one statement", "two"])
+def test_the_upserts_follow_the_order_the_source_returned_them_in(one_statement):
+    """Integer keys streamed 1, 2, 9, 10 (the source's key order) stay in that order, not in
+    their texts' ('1', '10', '2', '9'): a batch of them is a dense range, read as one."""
+    staged = _prepare(
+        [{"key": k, "source": "h1", "map": None, "quarantine": None} for k in KEYS[:4]]
+        + [{"key": "gone", "source": None, "map": ("h1", 1, False), "quarantine": None}]
+    )
+
+    def write(store, analysis_id):
+        if one_statement and connection.vendor == "postgresql":
+            return store.classify(baseline=False, mapping_version=1)
+        with connection.cursor() as cursor:
+            store.index_stage()
+            analysis = analysis_id if connection.vendor == "postgresql" else analysis_id.hex
+            store._write_upserts(cursor, analysis, False, 1)
+            store._write_deletes(cursor, analysis, store.stage)
+
+    changes, _ = _change_set(staged, write)
+    assert [(kind, text) for kind, _key, text, _hash in changes] == [
+        ("new", "1"),
+        ("new", "2"),
+        ("new", "9"),
+        ("new", "10"),
+        ("deleted", "gone"),
+    ]
