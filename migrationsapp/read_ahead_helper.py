@@ -2,7 +2,7 @@
 migrationsapp.read_ahead_helper SESSION``.
 
 It reads the source of each hash entity of the session that the executor has not started,
-in the executor's order, and ends. Its exit code is 0; the executor reads again whatever it
+the last entity first, and ends. Its exit code is 0; the executor reads again whatever it
 could not.
 """
 

@@ -53,7 +53,8 @@ def _reads(session_id) -> dict[str, DifferentialAnalysisResult]:
 def test_the_executor_resumes_every_read_done_ahead_and_writes_exactly(clinic):  # noqa: F811
     session_id = _running_session()
     with session_context(session_id=session_id) as ctx:
-        assert read_ahead.read_ahead(ctx) == list(ENTITIES)
+        # The last first: the executor starts with the first.
+        assert read_ahead.read_ahead(ctx) == list(reversed(ENTITIES))
     ahead = _reads(session_id)
     for entity, analysis in ahead.items():
         read = SliceCheckpoint.from_dict(analysis.slice_checkpoint)
@@ -74,14 +75,24 @@ def test_read_ahead_leaves_alone_what_another_process_reads_or_the_executor_star
 ):
     session_id = _running_session()
     MigrationControl.objects.filter(session_id=session_id, entity_type="office").update(
-        state=EntityState.RUNNING
+        state=EntityState.RUNNING  # the executor is on the first entity
     )
     # Another process reads the patients: it holds their lock on a connection of its own.
     with psycopg.connect(local_processes.control_url(), autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(%s)", [_lock_key(session_id, "patient")])
         with session_context(session_id=session_id) as ctx:
-            assert read_ahead.read_ahead(ctx) == ["doctor", "appointment"]
+            assert read_ahead.read_ahead(ctx) == ["appointment", "doctor"]
     assert set(_reads(session_id)) == {"doctor", "appointment"}
+
+
+def test_read_ahead_stops_at_the_last_entity_the_executor_has_started(clinic):  # noqa: F811
+    session_id = _running_session()
+    MigrationControl.objects.filter(session_id=session_id, entity_type="doctor").update(
+        state=EntityState.RUNNING
+    )
+    with session_context(session_id=session_id) as ctx:
+        assert read_ahead.read_ahead(ctx) == ["appointment", "patient"]
+    assert set(_reads(session_id)) == {"appointment", "patient"}
 
 
 def test_read_ahead_stops_when_the_session_stops_running(clinic):  # noqa: F811

@@ -7,12 +7,15 @@ in-process executor walks the entities one after another, so while it upserts th
 the appointments' source waits to be read, and the second core is idle.
 
 With ``DIFFMIG_LOCAL_PROCESSES`` above 1, the executor starts one helper (``python -m
-migrationsapp.read_ahead_helper``) that reads ahead, in the executor's order, the source of
-every hash entity the executor has not started yet. When the executor reaches an entity its
-read resumes the helper's: it finds the slices committed and reads only what is left (none,
-once the helper is through). The two never read the same entity at once
-(``services.source_read_locks``): the executor waits for the helper's read of an entity, the
-helper skips the one the executor reads and goes on to the next.
+migrationsapp.read_ahead_helper``) that reads ahead the source of every hash entity the
+executor has not started yet, from the last entity backwards: the executor walks forwards,
+so the two meet in the middle, and the helper's reads are the ones the executor would wait
+for longest (reading just ahead of it, the helper would mostly make it wait for a read in
+progress). When the executor reaches an entity its read resumes the helper's: it finds the
+slices committed and reads only what is left (none, once the helper is through). The two
+never read the same entity at once (``services.source_read_locks``): the executor waits
+for the helper's read of an entity, and the helper stops at the first entity the executor
+has started.
 
 Nothing changes in what a run finds: a source row changed after the helper read it is the
 next run's change, as one changed after the executor's own read would be, and a child read
@@ -52,18 +55,23 @@ STOP_TIMEOUT_S = 10.0
 
 
 def _to_read(session_id: uuid.UUID) -> list[MigrationControl]:
-    """The session's entities whose analysis has not started, in the executor's order."""
-    return list(
-        MigrationControl.objects.filter(
-            session_id=session_id, state=EntityState.PENDING, phase=Phase.ANALYZE
-        ).order_by("position")
-    )
+    """The session's entities from the last, up to the last one the executor has started
+    (it walks them in order: those before it are done or under way)."""
+    entities = []
+    for control in MigrationControl.objects.filter(session_id=session_id).order_by("-position"):
+        if not _pending(control):
+            break
+        entities.append(control)
+    return entities
+
+
+def _pending(control: MigrationControl) -> bool:
+    return control.state == EntityState.PENDING and control.phase == Phase.ANALYZE
 
 
 def _not_started(control: MigrationControl) -> bool:
-    return MigrationControl.objects.filter(
-        pk=control.pk, state=EntityState.PENDING, phase=Phase.ANALYZE
-    ).exists()
+    control.refresh_from_db(fields=["state", "phase"])
+    return _pending(control)
 
 
 def _session_running(session_id: uuid.UUID) -> bool:
@@ -74,7 +82,7 @@ def _session_running(session_id: uuid.UUID) -> bool:
 
 def read_ahead(ctx: RunContext) -> list[str]:
     """Read the source of each hash entity of the session the executor has not started,
-    unless another process is reading it; the entities read, in order."""
+    the last first, until one the executor has started; the entities read, in order."""
     session_id = ctx.session.migration_session_id
     read: list[str] = []
     for control in _to_read(session_id):
@@ -84,10 +92,10 @@ def read_ahead(ctx: RunContext) -> list[str]:
         if not _session_running(session_id):
             break
         with source_read_lock(session_id, spec.name, wait=False) as held:
-            # Under the lock, the executor may have started the entity since the list was
-            # made: its own read then is (or was) under way.
-            if not held or not _not_started(control):
-                continue
+            if not _not_started(control):
+                break  # the executor got here: it reads this one and every one before it
+            if not held:
+                continue  # another process reads it
             started = time.monotonic()
             try:
                 read_entity_source(
