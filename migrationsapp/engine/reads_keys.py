@@ -114,6 +114,10 @@ def bound_keys(
 
     Repeated keys are asked once; a key that cannot match the column's type is left out.
     """
+    if all(c.kind == "integer" for c in key_infos):
+        integers = _integer_keys(len(key_infos), keys)
+        if integers is not None:
+            return integers
     wanted: set[Identity] = set()
     bound: list[tuple] = []
     for key in keys:
@@ -129,6 +133,21 @@ def bound_keys(
         wanted.add(ident)
         bound.append(values)
     return wanted, bound
+
+
+def _integer_keys(
+    width: int, keys: Sequence[Sequence[Any]]
+) -> tuple[set[Identity], list[tuple]] | None:
+    """``bound_keys`` for keys of integer columns given as ints (a batch of most tables):
+    each is bound as it is and its identity is its values' ``str``. None when one is not."""
+    bound = list(dict.fromkeys(tuple(key) for key in keys))
+    for key in bound:
+        if len(key) != width:
+            raise ValueError(f"key {key!r} does not have {width} values")
+        for value in key:
+            if type(value) is not int:
+                return None  # text forms, NULL, bool: each key its own way
+    return {tuple(map(str, key)) for key in bound}, bound
 
 
 def _key_condition(key_cols: Sequence[sa.ColumnClause], chunk: list[tuple]) -> sa.ColumnElement:

@@ -343,8 +343,11 @@ def read_change_rows(
             [*params, limit],
         )
         rows = cursor.fetchall()
-    # Django has psycopg load jsonb as text (its JSONField decodes it): decode it the same way.
-    return [
-        (i, k, json.loads(key) if isinstance(key, str) else list(key), t, h)
-        for i, k, key, t, h in rows
-    ]
+    # Django has psycopg load jsonb as text (its JSONField decodes it): decode it the same way,
+    # the batch's keys in one call (a call a key cost about as much as the rest of the read).
+    texts = [key for _, _, key, _, _ in rows]
+    if all(isinstance(key, str) for key in texts):
+        keys = json.loads(f"[{','.join(texts)}]")
+    else:
+        keys = [json.loads(key) if isinstance(key, str) else list(key) for key in texts]
+    return [(i, k, key, t, h) for (i, k, _, t, h), key in zip(rows, keys, strict=True)]

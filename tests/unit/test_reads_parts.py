@@ -89,9 +89,22 @@ def test_keys_are_bound_once_and_a_key_no_row_can_hold_is_left_out():
     assert wanted == {("5",), ("7",)}
 
 
+def test_integer_keys_given_as_ints_are_bound_as_each_key_on_its_own_would_be():
+    infos = [_column("a", "integer"), _column("b", "integer")]
+    keys = [(3, 1), (1, 2), (3, 1), (-7, 0)]
+
+    wanted, bound = bound_keys("mysql", infos, keys)
+
+    assert bound == [(3, 1), (1, 2), (-7, 0)]  # in order, each once
+    assert wanted == {identity(key) for key in keys}
+    # One text form among them: every key goes the general way, with the same outcome.
+    assert bound_keys("mysql", infos, [*keys, ("3", "1")]) == (wanted, bound)
+
+
 def test_a_key_of_the_wrong_length_is_refused():
-    with pytest.raises(ValueError, match="does not have 1 values"):
-        bound_keys("postgresql", [_column("id", "integer")], [(1, 2)])
+    for key in [(1, 2), ("1", "2")]:
+        with pytest.raises(ValueError, match="does not have 1 values"):
+            bound_keys("postgresql", [_column("id", "integer")], [key])
 
 
 def test_stored_text_forms_bind_as_the_column_type_and_mysql_zero_dates_stay_text():
