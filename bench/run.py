@@ -121,7 +121,9 @@ def run_bench(args: argparse.Namespace, dbs: BenchDatabases) -> int:
     )
     section.notes.append(
         f"diffmig's command-line runs with DIFFMIG_LOCAL_PROCESSES={args.local_processes} "
-        "(a large entity's partitions shared by that many processes; the RQ figures use workers)"
+        "(a large entity's partitions shared by that many processes, the sources of the "
+        "entities to come read ahead by a helper, verify's entities checked that many at "
+        "once; the RQ figures use workers)"
     )
 
     say(f"generating the clinic: {sizes.total:,} rows")
