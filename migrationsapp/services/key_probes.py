@@ -22,6 +22,14 @@ from migrationsapp.engine.pg_arrays import text_array, uuid_array
 
 # The probe's alias: not a column name of any control table.
 _PROBE = "probe_key"
+# Key columns indexed together with their scope (the record map's and the quarantine's
+# (entity_type, legacy_key_text), the change set's (analysis_id, legacy_key_text)): a probe
+# takes both from that index. Any other key column has an index of its own (the record
+# map's destination_uuid): the scope is then checked on the row that index finds, written as
+# an expression so that the planner cannot take the scope's index instead. With stale
+# statistics it did, and read every entry of the entity once per key (verify's destination
+# pass of 48,000 records: two seconds a batch).
+_KEYS_INDEXED_WITH_SCOPE = frozenset({"legacy_key_text"})
 
 
 def probe_select(
@@ -43,10 +51,13 @@ def probe_select(
     """
     # OFFSET 0 is the classic fence: like LIMIT, it keeps the subquery from being pulled up.
     stop = "LIMIT 1" if unique else "OFFSET 0"
+    scope = (
+        scope_column if key_column in _KEYS_INDEXED_WITH_SCOPE else f"({scope_column}::text || '')"
+    )
     return (
         f"SELECT {columns} FROM unnest(%s::{key_type}[]) AS probe({_PROBE}) "
         f"CROSS JOIN LATERAL (SELECT * FROM {table} "
-        f"WHERE {scope_column} = %s AND {key_column} = probe.{_PROBE} {where} {stop}) AS t"
+        f"WHERE {scope} = %s AND {key_column} = probe.{_PROBE} {where} {stop}) AS t"
     )
 
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from migrationsapp.models import QuarantinedRecord, RecordMap
 from migrationsapp.services.batch_quarantine import resolve_quarantine
 from migrationsapp.services.batches import ControlRunPorts
-from migrationsapp.services.key_probes import probe_ids, probe_select
+from migrationsapp.services.key_probes import probe_ids, probe_keys, probe_select
 from migrationsapp.services.verify import ControlVerifyPorts
 
 pytestmark = [pytest.mark.django_db]
@@ -67,6 +67,34 @@ def test_the_lookup_probes_the_index_per_key_despite_stale_statistics(stale_reco
     assert "Nested Loop" in plan, plan
     assert "legacy_key_text = probe.probe_key" in plan, plan  # in the index condition
     assert "Hash" not in plan, plan
+
+
+def test_a_lookup_by_uuid_probes_the_uuid_index_per_key_despite_stale_statistics(
+    stale_record_map,
+):
+    """The entity's (entity_type, legacy_key_text) index looks as cheap to a planner that
+    believes the entity has no entries: taken, it reads all 60,000 for each UUID."""
+    uuids = list(
+        RecordMap.objects.filter(
+            entity_type="patient", legacy_key_text__in=stale_record_map
+        ).values_list("destination_uuid", flat=True)
+    )
+    sql = probe_select(
+        MAP,
+        "t.legacy_key_text",
+        scope_column="entity_type",
+        key_column="destination_uuid",
+        key_type="uuid",
+    )
+    plan = _plan(sql, [probe_keys(uuids, "uuid"), "patient"])
+    assert "map_uuid_idx" in plan, plan
+    assert "Index Cond: (destination_uuid = probe.probe_key)" in plan, plan
+    assert "map_entity_key_uniq" not in plan, plan
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [probe_keys(uuids, "uuid"), "patient"])
+        assert sorted(row[0] for row in cursor.fetchall()) == sorted(stale_record_map)
+        cursor.execute(sql, [probe_keys(uuids, "uuid"), "office"])
+        assert cursor.fetchall() == []  # another entity's UUIDs are not this one's
 
 
 def test_an_update_by_keys_probes_the_index_per_key(stale_record_map):
