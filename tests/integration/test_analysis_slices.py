@@ -52,9 +52,10 @@ from tests.databases import (
 )
 from tests.factories import MigrationStatusFactory, QuarantinedRecordFactory, RecordMapFactory
 from tests.support.scratch_pair import CONNECTIONS
+from tests.support.stages import no_stages_left  # noqa: F401 (fixture)
 from tests.support.workers import ROOT, control_database_url
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_stages_left")]
 
 MAPPING = (
     CONNECTIONS
@@ -97,20 +98,6 @@ ROWS = [
     (None, None, "no key"),
 ]
 WHOLE_KEYS = len(ROWS) - 3
-
-
-@pytest.fixture(autouse=True)
-def no_stages_left() -> Iterator[None]:
-    """Stages are no model's tables: the test database's flush leaves them behind."""
-    _drop_every_stage()
-    yield
-    _drop_every_stage()
-
-
-def _drop_every_stage() -> None:
-    for name in stage_tables():
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE {connection.ops.quote_name(name)}")
 
 
 @dataclass

@@ -30,8 +30,13 @@ from migrationsapp.services.runs.execute import execute_session
 from migrationsapp.services.source_read_locks import _lock_key
 from migrationsapp.services.state import transition_session
 from tests.integration.test_jobs import ENTITIES, assert_migrated, clinic  # noqa: F401 (fixture)
+from tests.support.stages import no_stages_left  # noqa: F401 (fixture)
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("no_stages_left"),
+]
 
 
 def _running_session():

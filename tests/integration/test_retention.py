@@ -36,8 +36,15 @@ from tests.factories import (
     RecordMapFactory,
 )
 from tests.integration.conftest import cli
+from tests.support.stages import no_stages_left  # noqa: F401 (fixture)
 
-pytestmark = [pytest.mark.services, pytest.mark.embedded, pytest.mark.django_db]
+# Stages are counted: none left by another module's tests may be.
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.embedded,
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("no_stages_left"),
+]
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 
