@@ -91,10 +91,14 @@ class MigrationCheckpointAdmin(ReadOnlyAdmin):
 
 @admin.register(DifferentialAnalysisResult)
 class DifferentialAnalysisResultAdmin(ReadOnlyAdmin):
+    # An analysis still `reading` its source has no counts yet: its status and the rows it
+    # has read say so, rather than a row of zeros that reads as "nothing changed".
     list_display = (
         "analysis_timestamp",
         "entity_type",
         "detection",
+        "status",
+        "rows_seen",
         "mapping_version",
         "new_count",
         "modified_count",
@@ -104,6 +108,7 @@ class DifferentialAnalysisResultAdmin(ReadOnlyAdmin):
         session_column,
     )
     list_filter = (
+        "status",
         "detection",
         entity_filter(),
         ("analysis_timestamp", admin.DateFieldListFilter),

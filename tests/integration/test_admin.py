@@ -23,6 +23,7 @@ from migrationsapp.models import (
     RecordEvent,
     SchemaMappingDefinition,
 )
+from migrationsapp.models.analysis import AnalysisStatus
 from migrationsapp.roles import ALL_MODELS
 from migrationsapp.services.connections import save_connection
 from migrationsapp.services.mapping_versions import (
@@ -368,6 +369,20 @@ def test_record_events_are_found_by_exact_key_and_filtered_by_entity(auditor_cli
     assert [e.pk for e in by_key_and_entity.context["cl"].result_list] == [wanted.pk]
     by_session = auditor_client.get(url, {"q": str(wanted.session_id)})
     assert [e.pk for e in by_session.context["cl"].result_list] == [wanted.pk]
+
+
+def test_an_analysis_still_reading_its_source_is_listed_as_such(auditor_client):
+    reading = DifferentialAnalysisResultFactory(status=AnalysisStatus.READING, rows_seen=4_000)
+    DifferentialAnalysisResultFactory()  # complete
+    url = admin_url("differentialanalysisresult", "changelist")
+
+    page = auditor_client.get(url)
+    assert page.status_code == 200
+    row = next(r for r in page.context["cl"].result_list if r.pk == reading.pk)
+    assert (row.get_status_display(), row.rows_seen) == ("Reading", 4_000)
+    assert '<td class="field-status">Reading</td>' in page.content.decode()
+    only_reading = auditor_client.get(url, {"status__exact": AnalysisStatus.READING})
+    assert [a.pk for a in only_reading.context["cl"].result_list] == [reading.pk]
 
 
 def test_analysis_change_set_is_listed_through_its_link(auditor_client):
