@@ -10,6 +10,7 @@ the reads it finds, not read them again.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -175,3 +176,16 @@ def test_a_helper_killed_while_it_reads_leaves_what_it_read_to_the_executor(
         # Resumed, not read afresh: the same analysis, its slices read before the kill kept.
         assert after[entity].pk == killed[entity], entity
         assert SliceCheckpoint.from_dict(after[entity].slice_checkpoint).slices >= before.slices
+
+
+def test_an_entity_the_active_mapping_no_longer_has_is_left_to_the_executor(
+    clinic,  # noqa: F811
+):
+    """The mapping changed between the launch and the read (the executor reports it)."""
+    session_id = _running_session()
+    with session_context(session_id=session_id) as ctx:
+        mapping = ctx.active.mapping
+        kept = [e for e in mapping.entities if e.name != "appointment"]
+        ctx.active = replace(ctx.active, mapping=replace(mapping, entities=kept))
+        assert read_ahead.read_ahead(ctx) == ["patient", "doctor", "office"]
+    assert set(_reads(session_id)) == {"patient", "doctor", "office"}

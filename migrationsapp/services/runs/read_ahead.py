@@ -39,6 +39,7 @@ import uuid
 from django.conf import settings
 from django.db import connection
 
+from migrationsapp.engine.mapping import EntitySpec
 from migrationsapp.engine.outcomes import Phase
 from migrationsapp.models import MigrationControl, MigrationStatus
 from migrationsapp.models.choices import EntityState, SessionStatus
@@ -74,6 +75,14 @@ def _not_started(control: MigrationControl) -> bool:
     return _pending(control)
 
 
+def _hashed(ctx: RunContext, control: MigrationControl) -> EntitySpec | None:
+    """The entity's mapping when its analysis reads a hash of the whole source; None for
+    timestamp and hybrid detection (their window is read in the analysis's transaction),
+    and for an entity the active mapping no longer has (the executor reports that)."""
+    spec = ctx.active.mapping.entity(control.entity_type)
+    return spec if spec is not None and spec.detection == "hash" else None
+
+
 def _session_running(session_id: uuid.UUID) -> bool:
     return MigrationStatus.objects.filter(
         migration_session_id=session_id, overall_status=SessionStatus.RUNNING
@@ -86,8 +95,8 @@ def read_ahead(ctx: RunContext) -> list[str]:
     session_id = ctx.session.migration_session_id
     read: list[str] = []
     for control in _to_read(session_id):
-        spec = ctx.active.entity(control.entity_type)
-        if spec.detection != "hash":
+        spec = _hashed(ctx, control)
+        if spec is None:
             continue
         if not _session_running(session_id):
             break
@@ -118,9 +127,7 @@ def start(ctx: RunContext) -> subprocess.Popen | None:
     if connection.vendor != "postgresql" or settings.DIFFMIG_LOCAL_PROCESSES < 2:
         return None
     session_id = ctx.session.migration_session_id
-    hashed = [
-        c for c in _to_read(session_id) if ctx.active.entity(c.entity_type).detection == "hash"
-    ]
+    hashed = [c for c in _to_read(session_id) if _hashed(ctx, c) is not None]
     if len(hashed) < 2:
         return None  # the executor starts on the only one at once
     return local_processes.spawn(HELPER_MODULE, str(session_id))
