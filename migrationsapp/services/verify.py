@@ -215,15 +215,7 @@ def verify_entities(
     results = verify_processes.verify_apart(names, batch_size=batch_size, cap=cap)
     here = [name for name in names if name not in results]
     try:
-        if here:
-            with (
-                closing(open_named(active.mapping.source)) as source,
-                closing(open_named(active.mapping.destination)) as destination,
-            ):
-                for name in here:
-                    results[name] = verify_entity(
-                        active, name, source, destination, batch_size=batch_size, cap=cap
-                    )
+        verify_here(active, here, results, batch_size=batch_size, cap=cap)
     finally:
         # What was verified is logged, also when an entity then failed.
         for name in names:
@@ -232,7 +224,29 @@ def verify_entities(
     return VerifyReport(entities=[results[name] for name in names])
 
 
-def verify_entity(
+def verify_here(
+    active: ActiveMapping,
+    names: Sequence[str],
+    results: dict[str, EntityVerification],
+    *,
+    batch_size: int = VERIFY_BATCH_SIZE,
+    cap: int = DEFAULT_CAP,
+) -> None:
+    """Verify ``names`` in this process, on one connection to each side, adding each
+    entity's verification to ``results`` as it ends (those stay when a later one fails)."""
+    if not names:
+        return
+    with (
+        closing(open_named(active.mapping.source)) as source,
+        closing(open_named(active.mapping.destination)) as destination,
+    ):
+        for name in names:
+            results[name] = _verify_entity(
+                active, name, source, destination, batch_size=batch_size, cap=cap
+            )
+
+
+def _verify_entity(
     active: ActiveMapping,
     name: str,
     source: Database,

@@ -22,14 +22,12 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from django.conf import settings
-from django.db import connection
 from django.db.models import Count
 
 from migrationsapp import verify_worker
 from migrationsapp.engine.verify_report import EntityVerification
 from migrationsapp.models import RecordMap
-from migrationsapp.services.runs.local_processes import control_url
+from migrationsapp.services.runs.local_processes import control_url, process_limit
 
 logger = logging.getLogger("diffmig.verify_processes")
 
@@ -50,8 +48,8 @@ def _sizes(names: Sequence[str]) -> dict[str, int]:
 def process_count(names: Sequence[str]) -> tuple[int, list[str]]:
     """How many processes verify ``names`` (0: none, this process does) and the order the
     entities go to them in, largest first."""
-    allowed = min(settings.DIFFMIG_LOCAL_PROCESSES, len(names))
-    if connection.vendor != "postgresql" or allowed < 2:
+    allowed = min(process_limit(), len(names))
+    if allowed < 2:
         return 0, list(names)
     sizes = _sizes(names)
     if sum(sizes.values()) < FROM_RECORDS:

@@ -51,11 +51,17 @@ class Helpers:
     owners: list[str] = field(default_factory=list)
 
 
+def process_limit() -> int:
+    """How many processes of this command may work at once: ``DIFFMIG_LOCAL_PROCESSES`` on
+    a PostgreSQL control database, which they share; 1 on any other."""
+    return settings.DIFFMIG_LOCAL_PROCESSES if connection.vendor == "postgresql" else 1
+
+
 def helper_count(pending_partitions: int) -> int:
     """How many helpers to start for this many partitions still to do."""
-    if connection.vendor != "postgresql" or pending_partitions < 2:
+    if pending_partitions < 2:
         return 0
-    return max(0, min(settings.DIFFMIG_LOCAL_PROCESSES, pending_partitions) - 1)
+    return max(0, min(process_limit(), pending_partitions) - 1)
 
 
 def control_url() -> str:

@@ -36,9 +36,6 @@ import subprocess  # nosec B404
 import time
 import uuid
 
-from django.conf import settings
-from django.db import connection
-
 from migrationsapp.engine.mapping import EntitySpec
 from migrationsapp.engine.outcomes import Phase
 from migrationsapp.models import MigrationControl, MigrationStatus
@@ -124,7 +121,7 @@ def read_ahead(ctx: RunContext) -> list[str]:
 def start(ctx: RunContext) -> subprocess.Popen | None:
     """The read-ahead helper of an in-process session, when the settings and the session
     call for one: two or more entities with a hash analysis still to read."""
-    if connection.vendor != "postgresql" or settings.DIFFMIG_LOCAL_PROCESSES < 2:
+    if local_processes.process_limit() < 2:
         return None
     session_id = ctx.session.migration_session_id
     hashed = [c for c in _to_read(session_id) if _hashed(ctx, c) is not None]
