@@ -199,6 +199,9 @@ DIFFMIG_PARTITION_ROWS = env_int("DIFFMIG_PARTITION_ROWS", 50_000)
 # A hash analysis reads its source in key slices of this many rows, each committed with its
 # checkpoint: a killed analysis resumes after its last slice (0: the whole table in one).
 DIFFMIG_ANALYSIS_SLICE_ROWS = env_int("DIFFMIG_ANALYSIS_SLICE_ROWS", 1_000_000)
+# An entity with nothing migrated yet reads its source by key range, with no change set
+# (services.key_range_baseline); off: its first baseline writes a change set like any run.
+DIFFMIG_KEY_RANGE_BASELINE = env_bool("DIFFMIG_KEY_RANGE_BASELINE", True)
 # Workers lost (lease expired) on one entity run before the watchdog fails the entity.
 DIFFMIG_MAX_ATTEMPTS = env_int("DIFFMIG_MAX_ATTEMPTS", 3)
 DIFFMIG_WATCHDOG_INTERVAL = env_int("DIFFMIG_WATCHDOG_INTERVAL", 10)

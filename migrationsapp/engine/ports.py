@@ -53,13 +53,17 @@ tests inject crashes there."""
 
 @dataclass(frozen=True)
 class Change:
-    """One key of the change set."""
+    """One key of the change set: for a first baseline read by key range
+    (``engine.reads_key_range``), one source row, whose ``row`` came with it and whose ``id``
+    is its place in the read."""
 
     id: int
     kind: str  # new | modified | retry | deleted
     key: list[Any]
     key_text: str
     content_hash: str
+    # The source row's columns, read with the change (None: the runner fetches them by key).
+    row: Mapping[str, Any] | None = None
 
 
 @dataclass

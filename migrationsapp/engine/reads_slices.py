@@ -85,7 +85,7 @@ def key_hash_slice(
     if rows is not None and (rows < 1 or not _cuttable(db.dialect, key_infos)):
         rows = None
     with db.snapshot() as conn:
-        upper = _cut(conn, keys, whole, lower, rows) if rows else None
+        upper = cut_after(conn, keys, whole, lower, rows) if rows else None
         next_start = None if upper is None else boundary_json(upper)
         if next_start is None:
             upper = None  # a value that cannot be carried: the rest is one slice
@@ -118,7 +118,7 @@ def _cuttable(dialect: str, key_infos: Sequence[ColumnInfo]) -> bool:
     )
 
 
-def _cut(
+def cut_after(
     conn: sa.Connection,
     keys: Sequence[sa.ColumnClause],
     whole: list[sa.ColumnElement],

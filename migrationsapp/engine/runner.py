@@ -118,15 +118,8 @@ class EntityRunner:
     # -- upserts -----------------------------------------------------------------------------
 
     def _upsert_batch(self, changes: Sequence[Change], stages: StageSeconds) -> list[RecordOutcome]:
-        spec = self.compiled.spec
         with stages.measure("read"):
-            fetched = self.source.fetch_rows(
-                spec.source_table,
-                spec.source_key,
-                [tuple(c.key) for c in changes],
-                self.compiled.source_columns,
-            )
-            rows_by_text = dict(zip(key_texts(fetched), fetched.values(), strict=True))
+            rows_by_text = self._rows_of(changes)
             known = self.ports.lookup_uuids(
                 self.entity, [c.key_text for c in changes], include_deleted=True
             )
@@ -184,6 +177,20 @@ class EntityRunner:
                 outcome.changes = field_changes({c: v for c, v in found.items() if c not in held})
             outcomes[change.key_text] = outcome
         return [outcomes[c.key_text] for c in changes]
+
+    def _rows_of(self, changes: Sequence[Change]) -> dict[str, Mapping[str, Any]]:
+        """The source rows of ``changes`` by key text: those that came with them (a baseline
+        read by key range), else fetched by key."""
+        if all(c.row is not None for c in changes):
+            return {c.key_text: c.row for c in changes}  # type: ignore[misc]
+        spec = self.compiled.spec
+        fetched = self.source.fetch_rows(
+            spec.source_table,
+            spec.source_key,
+            [tuple(c.key) for c in changes],
+            self.compiled.source_columns,
+        )
+        return dict(zip(key_texts(fetched), fetched.values(), strict=True))
 
     def _pipeline(self, known: Collection[str]) -> RowPipeline:
         """The batch's checks: references through the record map (`reference: self` parents

@@ -105,7 +105,7 @@ def analyze_into_result(
     deletes slow are warned of.
     """
     now = timezone.now()
-    previous = _last_completed(entity.name)
+    previous = last_completed(entity.name)
     columns = hashed_columns(entity)
     store: ControlChangeSetStore
     if entity.detection == "hash":
@@ -162,23 +162,13 @@ def analyze_into_result(
                 _store_counts(result, counts, baseline, columns, group, detection)
         except IntegrityError as exc:
             raise _repeated_key_error(entity, exc) from exc
-    log_event(
+    log_analyzed(
         session_id=session_id,
-        entity=entity.name,
-        operation=OperationType.BASELINE_ANALYSIS
-        if baseline
-        else OperationType.DIFFERENTIAL_DETECTION,
-        action=AuditAction.ENTITY_ANALYZED,
-        message=(
-            f"{entity.name}: {counts.source_count} source records: {counts.new} new, "
-            f"{counts.modified} modified, {counts.deleted} deleted, {counts.unchanged} unchanged, "
-            f"{counts.retry} retry ({counts.seconds:.2f} s)" + detection_note(detection)
-        ),
-        performance_data={
-            "seconds": round(counts.seconds, 4),
-            "source_records": counts.source_count,
-        },
-        context={"analysis_id": str(result.id), **counts.as_dict()},
+        entity=entity,
+        baseline=baseline,
+        counts=counts,
+        result=result,
+        note=detection_note(detection),
     )
     if counts.null_keys:
         log_event(
@@ -203,6 +193,22 @@ def analyze_into_result(
             message=f"{entity.name}: {store.resolved_gone} quarantined record(s) left the source "
             "and were resolved",
         )
+    notes = warn_of_unindexed_references(
+        session_id=session_id, entity=entity, result=result, counts=counts, destination=destination
+    )
+    return EntityAnalysis(entity=entity.name, result=result, counts=counts, notes=notes)
+
+
+def warn_of_unindexed_references(
+    *,
+    session_id: uuid.UUID | None,
+    entity: EntitySpec,
+    result: DifferentialAnalysisResult,
+    counts: AnalysisCounts,
+    destination: Database | None,
+) -> list[str]:
+    """``unindexed_reference_notes`` kept in the analysis's metadata and logged as warnings;
+    the notes (none without ``destination``)."""
     notes = unindexed_reference_notes(destination=destination, entity=entity) if destination else []
     if notes:
         result.analysis_metadata = {**result.analysis_metadata, "unindexed_references": notes}
@@ -217,7 +223,37 @@ def analyze_into_result(
             message=note,
             context={"analysis_id": str(result.id), "deleted": counts.deleted},
         )
-    return EntityAnalysis(entity=entity.name, result=result, counts=counts, notes=notes)
+    return notes
+
+
+def log_analyzed(
+    *,
+    session_id: uuid.UUID | None,
+    entity: EntitySpec,
+    baseline: bool,
+    counts: AnalysisCounts,
+    result: DifferentialAnalysisResult,
+    note: str = "",
+) -> None:
+    """The analysis's line in the session's log: its counts and seconds, then ``note``."""
+    log_event(
+        session_id=session_id,
+        entity=entity.name,
+        operation=OperationType.BASELINE_ANALYSIS
+        if baseline
+        else OperationType.DIFFERENTIAL_DETECTION,
+        action=AuditAction.ENTITY_ANALYZED,
+        message=(
+            f"{entity.name}: {counts.source_count} source records: {counts.new} new, "
+            f"{counts.modified} modified, {counts.deleted} deleted, {counts.unchanged} unchanged, "
+            f"{counts.retry} retry ({counts.seconds:.2f} s)" + note
+        ),
+        performance_data={
+            "seconds": round(counts.seconds, 4),
+            "source_records": counts.source_count,
+        },
+        context={"analysis_id": str(result.id), **counts.as_dict()},
+    )
 
 
 def read_entity_source(
@@ -242,7 +278,7 @@ def read_entity_source(
             columns=hashed_columns(entity),
             mapping_version=mapping_version,
             session_id=session_id,
-            last_migration_timestamp=_last_completed(entity.name),
+            last_migration_timestamp=last_completed(entity.name),
             progress=progress,
             fault=fault,
         )
@@ -250,7 +286,7 @@ def read_entity_source(
         raise _repeated_key_error(entity, exc) from exc
 
 
-def _last_completed(entity: str) -> dt.datetime | None:
+def last_completed(entity: str) -> dt.datetime | None:
     """When the entity's last completed run finished."""
     return (
         MigrationControl.objects.filter(entity_type=entity, state=EntityState.COMPLETED)

@@ -209,27 +209,12 @@ class ControlRunPorts:
             unit=self.unit if partition else result.phase,
             defaults={"entity_type": self.entity, "state": CheckpointState.ACTIVE},
         )
-        changes = AnalysisChange.objects.filter(
-            analysis_id=self.analysis_id,
-            kind__in=(ChangeKind.DELETED,) if result.phase == Phase.DELETE else UPSERT_KINDS,
-        )
-        if partition:
-            changes = self._in_range(changes)
-        if created:  # the unit's first batch: count what is left, once
-            remaining = changes.filter(id__gt=result.last_change_id).count()
-        else:
-            # Then subtract the changes this batch covered, counted over its own id range:
-            # counting all that remain made every batch cost as much as the rest of the
-            # entity (quadratic on a large one). The checkpoint row moves in this same
-            # transaction, under the lease, so the two numbers cannot drift apart.
-            covered = changes.filter(
-                id__gt=checkpoint.batch_position, id__lte=result.last_change_id
-            ).count()
-            remaining = Greatest(F("records_remaining") - covered, 0)
+        remaining = self._remaining(checkpoint, created, result)
         data = dict(checkpoint.checkpoint_data or {})
         data.update(phase=result.phase, last_change_id=result.last_change_id)
         if partition:
             data.update(lo=self.lo, hi=self.hi)
+        data.update(self._checkpoint_extras(result))
         totals = StageTotals.from_json(data.get(TIMING))
         totals.add_batch(result.stages, seconds)
         data[TIMING] = totals.to_json()
@@ -242,6 +227,31 @@ class ControlRunPorts:
             checkpoint_data=data,
             updated_at=timezone.now(),
         )
+
+    def _remaining(self, checkpoint: MigrationCheckpoint, created: bool, result: BatchResult):
+        """The unit's changes left after ``result``: a number, or an expression on its
+        checkpoint row."""
+        partition = self.partition_id is not None and result.phase != Phase.DELETE
+        changes = AnalysisChange.objects.filter(
+            analysis_id=self.analysis_id,
+            kind__in=(ChangeKind.DELETED,) if result.phase == Phase.DELETE else UPSERT_KINDS,
+        )
+        if partition:
+            changes = self._in_range(changes)
+        if created:  # the unit's first batch: count what is left, once
+            return changes.filter(id__gt=result.last_change_id).count()
+        # Then subtract the changes this batch covered, counted over its own id range:
+        # counting all that remain made every batch cost as much as the rest of the
+        # entity (quadratic on a large one). The checkpoint row moves in this same
+        # transaction, under the lease, so the two numbers cannot drift apart.
+        covered = changes.filter(
+            id__gt=checkpoint.batch_position, id__lte=result.last_change_id
+        ).count()
+        return Greatest(F("records_remaining") - covered, 0)
+
+    def _checkpoint_extras(self, result: BatchResult) -> dict:
+        """What a subclass keeps in the unit's ``checkpoint_data`` with the batch."""
+        return {}
 
 
 @dataclass(frozen=True)

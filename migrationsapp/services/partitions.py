@@ -2,12 +2,15 @@
 
 After its analysis, an entity with more upsert changes than ``DIFFMIG_PARTITION_ROWS`` gets
 one ``MigrationCheckpoint`` per contiguous range of its change set (``AnalysisChange`` ids,
-which follow the key text): unit ``upsert:<i>``, ``checkpoint_data`` ``{"lo", "hi"}`` (both
-included), ``batch_position`` the last change id done (``lo - 1`` at first). Each partition
-has its own lease (``lease_owner``/``lease_heartbeat`` on its checkpoint, services.leases),
-so N workers share the entity (services.dispatch enqueues every free partition); its upsert
-phase is done when every partition is ``completed``. The ``reference: self`` second pass
-and the deletes then run as for any entity, under the entity's lease.
+in the order the source returned their rows): unit ``upsert:<i>``, ``checkpoint_data``
+``{"lo", "hi"}`` (both included), ``batch_position`` the last change id done (``lo - 1`` at
+first). An entity read by key range (services.key_range_baseline) has no change set: its
+partitions are ranges of its source's keys, ``lo`` and ``hi`` the places of their rows.
+Each partition has its own lease (``lease_owner``/``lease_heartbeat`` on its checkpoint,
+services.leases), so N workers share the entity (services.dispatch enqueues every free
+partition); its upsert phase is done when every partition is ``completed``. The
+``reference: self`` second pass and the deletes then run as for any entity, under the
+entity's lease.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from django.db.models import F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from migrationsapp.engine.outcomes import Phase
+from migrationsapp.engine.reads_slices import boundary_json
 from migrationsapp.models import AnalysisChange, MigrationCheckpoint
 from migrationsapp.models.choices import CheckpointState
 from migrationsapp.services.batches import UPSERT_KINDS
@@ -82,6 +86,42 @@ def create(*, run_id: uuid.UUID, analysis_id: uuid.UUID, entity: str) -> int:
         )
     MigrationCheckpoint.objects.bulk_create(rows, ignore_conflicts=True)
     return count
+
+
+def create_key_ranges(
+    *, run_id: uuid.UUID, entity: str, count: int, cuts: list[tuple], every: int
+) -> int:
+    """The partitions of an entity read by key range (services.key_range_baseline): one per
+    range of ``every`` rows between ``cuts``; ``lo`` and ``hi`` the places of its first and
+    last rows in the table's key order, ``start`` and ``end`` its keys (``end`` excluded).
+    How many (0: one unit)."""
+    if not cuts:
+        return 0
+    bounds = [None, *(boundary_json(cut) for cut in cuts), None]
+    rows = []
+    for index in range(len(cuts) + 1):
+        lo = index * every + 1
+        hi = count if index == len(cuts) else (index + 1) * every
+        rows.append(
+            MigrationCheckpoint(
+                entity_type=entity,
+                migration_run_id=run_id,
+                unit=f"{PREFIX}{index}",
+                state=CheckpointState.CREATED,
+                batch_position=lo - 1,
+                records_remaining=max(hi - lo + 1, 0),
+                checkpoint_data={
+                    "phase": Phase.UPSERT,
+                    "lo": lo,
+                    "hi": hi,
+                    "start": bounds[index],
+                    "end": bounds[index + 1],
+                    "last_change_id": lo - 1,
+                },
+            )
+        )
+    MigrationCheckpoint.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
 
 
 def _boundaries(upserts: QuerySet, size: int, total: int) -> dict[int, int]:

@@ -4,7 +4,9 @@ The clinic (MariaDB legacy → PostgreSQL): the entities' hash analyses read ahe
 process, or by the helper process of ``DIFFMIG_LOCAL_PROCESSES``), then the session
 executed: the destination, record map, quarantine and counters must be exactly an
 uninterrupted one-process run's (tests.integration.test_jobs), and the executor must resume
-the reads it finds, not read them again.
+the reads it finds, not read them again. The tests read every entity with a change set
+(``DIFFMIG_KEY_RANGE_BASELINE`` off), but one: an entity whose first baseline reads by key
+range (services.key_range_baseline) has no analysis read to do ahead.
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("no_stages_left"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def change_sets(settings, monkeypatch):
+    """Every entity's analysis reads its source into a stage, in helpers too."""
+    settings.DIFFMIG_KEY_RANGE_BASELINE = False
+    monkeypatch.setenv("DIFFMIG_KEY_RANGE_BASELINE", "0")
 
 
 def _running_session():
@@ -74,6 +83,18 @@ def test_the_executor_resumes_every_read_done_ahead_and_writes_exactly(clinic): 
     assert {a.status for a in after.values()} == {AnalysisStatus.COMPLETE}
     for entity, analysis in after.items():
         assert analysis.slice_checkpoint == ahead[entity].slice_checkpoint, entity
+
+
+def test_entities_read_by_key_range_are_not_read_ahead(clinic, settings):  # noqa: F811
+    settings.DIFFMIG_KEY_RANGE_BASELINE = True
+    session_id = _running_session()
+    with session_context(session_id=session_id) as ctx:
+        # Offices and doctors have integer primary keys, the others text keys.
+        assert read_ahead.read_ahead(ctx) == ["appointment", "patient"]
+    execute_session(session_id=session_id)
+    assert_migrated(clinic, session_id)
+    read = {e: (a.analysis_metadata or {}).get("read", "") for e, a in _reads(session_id).items()}
+    assert read == {"office": "key_range", "doctor": "key_range", "patient": "", "appointment": ""}
 
 
 def test_read_ahead_leaves_alone_what_another_process_reads_or_the_executor_started(

@@ -13,6 +13,7 @@ from migrationsapp.engine.ports import BatchResult
 from migrationsapp.engine.runner import EntityRunner
 from migrationsapp.engine.validation import compile_rules
 from migrationsapp.models import MigrationCheckpoint, MigrationControl
+from migrationsapp.services.key_range_baseline import key_range_ports, read_by_key_range
 from migrationsapp.services.run_ports import EntityRunPorts
 from migrationsapp.services.runs.context import RunContext, RunObserver
 
@@ -34,23 +35,35 @@ def entity_runner(
     writer = TableWriter(
         ctx.destination, ctx.destination.require_table(spec.destination_table), spec.destination_key
     )
-    ports = EntityRunPorts(
-        control_id=control.pk,
-        run_id=control.run_id,
-        session_id=control.session_id,
-        analysis_id=control.analysis_id,
-        entity=spec.name,
-        lease_owner=ctx.owner,
-        mapping_version=control.mapping_version or ctx.active.versions[spec.name],
-        dry_run=ctx.options.dry_run,
-    )
+    compiled = _compile(ctx, spec)
+    arguments = {
+        "control_id": control.pk,
+        "run_id": control.run_id,
+        "session_id": control.session_id,
+        "analysis_id": control.analysis_id,
+        "entity": spec.name,
+        "lease_owner": ctx.owner,
+        "mapping_version": control.mapping_version or ctx.active.versions[spec.name],
+        "dry_run": ctx.options.dry_run,
+    }
+    if read_by_key_range(control.analysis_id):
+        ports: EntityRunPorts = key_range_ports(
+            arguments,
+            source=ctx.source,
+            spec=spec,
+            columns=compiled.source_columns,
+            total=control.new_count,
+            partition=partition,
+        )
+    else:
+        ports = EntityRunPorts(**arguments)
     if partition is not None:
         ports.partition_id = partition.pk
         ports.unit = partition.unit
         ports.lo = int(partition.checkpoint_data["lo"])
         ports.hi = int(partition.checkpoint_data["hi"])
     runners[spec.name] = EntityRunner(
-        compiled=_compile(ctx, spec),
+        compiled=compiled,
         source=ctx.source,
         writer=writer,
         ports=ports,

@@ -15,16 +15,26 @@ from django.db import transaction
 from django.utils import timezone
 
 from migrationsapp.engine.batch_loop import UnitOutcome
-from migrationsapp.engine.diff import check_delete_guard
+from migrationsapp.engine.diff import AnalysisCounts, check_delete_guard
 from migrationsapp.engine.errors import DeleteGuardError, LeaseLostError
 from migrationsapp.engine.mapping import EntitySpec
 from migrationsapp.engine.outcomes import Phase, UnitStatus
 from migrationsapp.engine.runner import EntityRunner
-from migrationsapp.models import MigrationCheckpoint, MigrationControl, MigrationStatus
+from migrationsapp.models import (
+    DifferentialAnalysisResult,
+    MigrationCheckpoint,
+    MigrationControl,
+    MigrationStatus,
+)
 from migrationsapp.models.choices import AuditAction, EntityState, OperationType
 from migrationsapp.services import leases, partitions
 from migrationsapp.services.analysis import analyze_into_result, read_entity_source
 from migrationsapp.services.cursors import announce_cursor, overlap_from_seconds
+from migrationsapp.services.key_range_baseline import (
+    analyze_by_key_range,
+    read_by_key_range,
+    reads_by_key_range,
+)
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.run_ports import checkpoint_position, run_link_phase, unlink_for_deletes
 from migrationsapp.services.runs import local_processes
@@ -64,64 +74,77 @@ def take_lease(ctx: RunContext, control: MigrationControl) -> bool:
 
 def _analyze(ctx: RunContext, control: MigrationControl, spec: EntitySpec) -> bool:
     """The entity's change set, counts and partitions; False when the delete guard (or the
-    deletes confirmed at launch) refused the entity."""
+    deletes confirmed at launch) refused the entity. An entity with nothing migrated yet
+    (services.key_range_baseline) has no change set: its upserts read the source by key
+    range."""
     mapping_version = ctx.mapping_version_of(control)
-    # The source first, slice by slice, each slice committed: a worker killed while it reads
-    # leaves the slices read so far, and the next attempt resumes after them. A read-ahead
-    # helper (runs/read_ahead.py) may be reading it: waiting for it leaves it read.
-    with source_read_lock(control.session_id, spec.name):
-        read_entity_source(
-            source=ctx.source,
-            entity=spec,
-            mapping_version=mapping_version,
-            session_id=control.session_id,
-        )
+    by_key_range = reads_by_key_range(source=ctx.source, entity=spec, dry_run=ctx.options.dry_run)
+    if not by_key_range:
+        # The source first, slice by slice, each slice committed: a worker killed while it
+        # reads leaves the slices read so far, and the next attempt resumes after them. A
+        # read-ahead helper (runs/read_ahead.py) may be reading it: waiting for it leaves it
+        # read.
+        with source_read_lock(control.session_id, spec.name):
+            read_entity_source(
+                source=ctx.source,
+                entity=spec,
+                mapping_version=mapping_version,
+                session_id=control.session_id,
+            )
     # One transaction from the change set to the entity pointing at it: a worker killed in
     # between leaves no change set behind, and the next attempt's is the only one.
     with transaction.atomic():
-        analysis = analyze_into_result(
-            source=ctx.source,
-            entity=spec,
-            mapping_version=mapping_version,
-            session_id=control.session_id,
-            baseline=ctx.options.baseline,
-            resolve_gone=not ctx.options.dry_run,
-            overlap=overlap_from_seconds(ctx.options.timestamp_overlap_s),
-            batch_size=ctx.options.batch_size,
-            destination=ctx.destination,
-        )
-        counts = analysis.counts
+        if by_key_range:
+            by_range = analyze_by_key_range(
+                source=ctx.source,
+                entity=spec,
+                mapping_version=mapping_version,
+                session_id=control.session_id,
+                baseline=ctx.options.baseline,
+                destination=ctx.destination,
+            )
+            result, counts = by_range.result, by_range.counts
+        else:
+            analysis = analyze_into_result(
+                source=ctx.source,
+                entity=spec,
+                mapping_version=mapping_version,
+                session_id=control.session_id,
+                baseline=ctx.options.baseline,
+                resolve_gone=not ctx.options.dry_run,
+                overlap=overlap_from_seconds(ctx.options.timestamp_overlap_s),
+                batch_size=ctx.options.batch_size,
+                destination=ctx.destination,
+            )
+            result, counts = analysis.result, analysis.counts
         try:
             check_delete_guard(spec, counts, max_delete_share=ctx.options.max_delete_share)
             check_confirmed_deletes(spec.name, counts.deleted, ctx.options.confirmed_deletes)
         except DeleteGuardError as error:
             fail_entity(control=control, error=error, refused=True)
             return False
-        # Compare-and-set on the lease: a copy that lost it during a long analysis must not
-        # point the entity at its own change set (nor split it into partitions); its
-        # analysis is rolled back with it.
-        held = MigrationControl.objects.filter(pk=control.pk, lease_owner=ctx.owner).update(
-            analysis=analysis.result,
-            phase=Phase.UPSERT,
-            new_count=counts.new,
-            modified_count=counts.modified,
-            deleted_count=counts.deleted,
-            unchanged_count=counts.unchanged,
-            retry_count=counts.retry,
-        )
-        if not held:
-            raise LeaseLostError(f"entity {spec.name!r}: the lease was lost during the analysis")
-        split = partitions.create(
-            run_id=control.run_id, analysis_id=analysis.result.pk, entity=spec.name
-        )
+        _point_at(ctx, control, result, counts)
+        if by_key_range:
+            split = partitions.create_key_ranges(
+                run_id=control.run_id,
+                entity=spec.name,
+                count=counts.new,
+                cuts=by_range.cuts,
+                every=by_range.every,
+            )
+        else:
+            split = partitions.create(
+                run_id=control.run_id, analysis_id=result.pk, entity=spec.name
+            )
     if split:
+        what = "source rows, by key" if by_key_range else "changes"
         log_event(
             session_id=control.session_id,
             entity=spec.name,
             operation=OperationType.CHECKPOINT_SAVE,
             action=AuditAction.ENTITY_PARTITIONED,
             message=f"{spec.name}: its upserts are split into {split} partitions of "
-            f"at most {settings.DIFFMIG_PARTITION_ROWS} changes",
+            f"at most {settings.DIFFMIG_PARTITION_ROWS} {what}",
             context={"partitions": split},
         )
     MigrationStatus.objects.filter(migration_session_id=control.session_id).update(
@@ -129,6 +152,31 @@ def _analyze(ctx: RunContext, control: MigrationControl, spec: EntitySpec) -> bo
     )
     control.refresh_from_db()
     return True
+
+
+def _point_at(
+    ctx: RunContext,
+    control: MigrationControl,
+    result: DifferentialAnalysisResult,
+    counts: AnalysisCounts,
+) -> None:
+    """Point the entity at its analysis, with its counts, and move it to its upserts."""
+    # Compare-and-set on the lease: a copy that lost it during a long analysis must not
+    # point the entity at its own change set (nor split it into partitions); its analysis
+    # is rolled back with it.
+    held = MigrationControl.objects.filter(pk=control.pk, lease_owner=ctx.owner).update(
+        analysis=result,
+        phase=Phase.UPSERT,
+        new_count=counts.new,
+        modified_count=counts.modified,
+        deleted_count=counts.deleted,
+        unchanged_count=counts.unchanged,
+        retry_count=counts.retry,
+    )
+    if not held:
+        raise LeaseLostError(
+            f"entity {control.entity_type!r}: the lease was lost during the analysis"
+        )
 
 
 def run_entity_upserts(
@@ -300,12 +348,15 @@ def checkpoint(control: MigrationControl, phase: Phase, *, announce: bool = True
     position = checkpoint_position(control, phase)
     # A unit's continuation (ctx.max_batches) is no restore: the watchdog logs a takeover.
     if position and announce:
+        # A change's id, or a row's place in a read by key range.
+        by_key_range = phase == Phase.UPSERT and read_by_key_range(control.analysis_id)
         log_event(
             session_id=control.session_id,
             entity=control.entity_type,
             operation=OperationType.CHECKPOINT_RESTORE,
             action=AuditAction.ENTITY_CONTINUED,
-            message=f"{control.entity_type}: {phase} continues after change {position}",
+            message=f"{control.entity_type}: {phase} continues after "
+            + (f"row {position}" if by_key_range else f"change {position}"),
         )
     return position
 

@@ -41,6 +41,7 @@ from migrationsapp.engine.outcomes import Phase
 from migrationsapp.models import MigrationControl, MigrationStatus
 from migrationsapp.models.choices import EntityState, SessionStatus
 from migrationsapp.services.analysis import read_entity_source
+from migrationsapp.services.key_range_baseline import reads_by_key_range
 from migrationsapp.services.runs import local_processes
 from migrationsapp.services.runs.context import RunContext
 from migrationsapp.services.source_read_locks import source_read_lock
@@ -74,10 +75,15 @@ def _not_started(control: MigrationControl) -> bool:
 
 def _hashed(ctx: RunContext, control: MigrationControl) -> EntitySpec | None:
     """The entity's mapping when its analysis reads a hash of the whole source; None for
-    timestamp and hybrid detection (their window is read in the analysis's transaction),
-    and for an entity the active mapping no longer has (the executor reports that)."""
+        timestamp and hybrid detection (their window is read in the analysis's transaction),
+        for an entity the active mapping no longer has (the executor reports that), and for one
+    whose upserts read its source by key range (services.key_range_baseline)."""
     spec = ctx.active.mapping.entity(control.entity_type)
-    return spec if spec is not None and spec.detection == "hash" else None
+    if spec is None or spec.detection != "hash":
+        return None
+    # A first baseline read by key range has no analysis read to do ahead.
+    by_key_range = reads_by_key_range(source=ctx.source, entity=spec, dry_run=ctx.options.dry_run)
+    return None if by_key_range else spec
 
 
 def _session_running(session_id: uuid.UUID) -> bool:

@@ -1,0 +1,268 @@
+"""A first baseline read by key range: no stage, no change set written and read back.
+
+An entity whose record map holds nothing yet has nothing to compare: every source row is
+new. Its analysis then only counts the source table and cuts it into partitions of
+``DIFFMIG_PARTITION_ROWS`` rows by key (``analyze_by_key_range``); its upserts read the
+table in key order, ``WHERE key > last ORDER BY key LIMIT n``, each row with its content
+hash from the same SELECT (``KeyRangeRunPorts``, engine.reads_key_range), instead of a hash
+read of every key into a stage, a change set of every row, and a fetch of each batch's rows
+by key.
+
+When (``reads_by_key_range``): a run that writes (a dry run keeps its change set to show),
+hash detection, no ``reference: self`` field (its second pass reads the change set), no
+record map row and no open quarantine entry of the entity, and a source table whose primary
+key is the entity's ``source_key`` of integer columns (engine.reads_key_range says why).
+
+A unit's checkpoint (the entity's ``upsert``, or a partition's ``upsert:<i>``) keeps the
+rows it has done as its ``batch_position`` (a change's id is its row's place in the read)
+and the last key done as ``checkpoint_data["after"]``: a crash replays at most the batch
+after it, which writes the same rows with the same UUIDs. The analysis result says
+``"read": "key_range"`` in its metadata, and counts every row as new.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from migrationsapp.engine.connectors import Database
+from migrationsapp.engine.diff import AnalysisCounts
+from migrationsapp.engine.errors import DiffmigError, TerminalError
+from migrationsapp.engine.key_texts import key_texts
+from migrationsapp.engine.mapping import EntitySpec, hashed_columns
+from migrationsapp.engine.mapping.spec import SELF_REFERENCE
+from migrationsapp.engine.outcomes import Phase
+from migrationsapp.engine.ports import BatchResult, Change
+from migrationsapp.engine.reads import SourceHandle
+from migrationsapp.engine.reads_key_range import (
+    key_range_cuts,
+    key_range_refusal,
+    read_key_range,
+)
+from migrationsapp.engine.reads_slices import boundary_json, boundary_values
+from migrationsapp.models import (
+    DifferentialAnalysisResult,
+    MigrationCheckpoint,
+    QuarantinedRecord,
+    RecordMap,
+)
+from migrationsapp.models.choices import ChangeKind
+from migrationsapp.services.analysis import (
+    last_completed,
+    log_analyzed,
+    warn_of_unindexed_references,
+)
+from migrationsapp.services.cursors import hash_metadata
+from migrationsapp.services.run_ports import EntityRunPorts
+
+KEY_RANGE = "key_range"  # analysis_metadata["read"] of an analysis read this way
+
+
+def reads_by_key_range(*, source: SourceHandle, entity: EntitySpec, dry_run: bool) -> bool:
+    """Whether the entity's upserts read its source by key range (see the module;
+    ``DIFFMIG_KEY_RANGE_BASELINE`` off: never)."""
+    if not settings.DIFFMIG_KEY_RANGE_BASELINE or dry_run or entity.detection != "hash":
+        return False
+    if any(f.reference in (SELF_REFERENCE, entity.name) for f in entity.fields):
+        return False
+    if RecordMap.objects.filter(entity_type=entity.name).exists():
+        return False
+    if QuarantinedRecord.objects.filter(entity_type=entity.name, resolved_at__isnull=True).exists():
+        return False
+    try:
+        return key_range_refusal(source, entity.source_table, entity.source_key) is None
+    except DiffmigError:
+        return False  # a table that cannot be read: the analysis reports it, as ever
+
+
+def read_by_key_range(analysis_id: uuid.UUID | None) -> bool:
+    """Whether the analysis ``analysis_id`` was made by ``analyze_by_key_range``."""
+    if analysis_id is None:
+        return False
+    metadata = (
+        DifferentialAnalysisResult.objects.filter(pk=analysis_id)
+        .values_list("analysis_metadata", flat=True)
+        .first()
+    )
+    return bool(metadata) and metadata.get("read") == KEY_RANGE
+
+
+@dataclass
+class KeyRangeAnalysis:
+    """An analysis by key range: its result and counts, and where its partitions start."""
+
+    result: DifferentialAnalysisResult
+    counts: AnalysisCounts
+    cuts: list[tuple]
+    every: int
+
+
+def analyze_by_key_range(
+    *,
+    source: SourceHandle,
+    entity: EntitySpec,
+    mapping_version: int,
+    session_id: uuid.UUID,
+    baseline: bool,
+    destination: Database | None = None,
+) -> KeyRangeAnalysis:
+    """Count the entity's source rows (every one new) and cut them into partitions; store
+    the analysis result. Call it in the transaction that points the entity at it."""
+    every = settings.DIFFMIG_PARTITION_ROWS
+    started = timezone.now()
+    count, cuts = key_range_cuts(source, entity.source_table, entity.source_key, every=every)
+    counts = AnalysisCounts(new=count, source_count=count, mapped_count=0)
+    counts.seconds = (timezone.now() - started).total_seconds()
+    columns = hashed_columns(entity)
+    result = DifferentialAnalysisResult.objects.create(
+        session_id=session_id,
+        entity_type=entity.name,
+        detection=entity.detection,
+        mapping_version=mapping_version,
+        analysis_timestamp=started,
+        last_migration_timestamp=last_completed(entity.name),
+        source_record_count=count,
+        new_count=count,
+        analysis_metadata={
+            "baseline": baseline,
+            "hashed_columns": list(columns),
+            "seconds": round(counts.seconds, 4),
+            "group": "",
+            **hash_metadata(),
+            "null_keys": 0,
+            "read": KEY_RANGE,
+        },
+    )
+    log_analyzed(
+        session_id=session_id,
+        entity=entity,
+        baseline=baseline,
+        counts=counts,
+        result=result,
+        note="; the record map is empty: the upserts read the source by key range, "
+        "with no change set",
+    )
+    warn_of_unindexed_references(
+        session_id=session_id, entity=entity, result=result, counts=counts, destination=destination
+    )
+    return KeyRangeAnalysis(result=result, counts=counts, cuts=cuts, every=every)
+
+
+@dataclass
+class KeyRangeRunPorts(EntityRunPorts):
+    """``EntityRunPorts`` whose upserts come from the source, by key range, not from a
+    change set: ``source`` the source database, ``start`` and ``end`` the unit's keys
+    (``reads_slices.boundary_json``; None: the table's first or last), ``total`` its rows at
+    the analysis. A change's id is its row's place in the read, from ``lo`` (1 at first)."""
+
+    source: SourceHandle | None = None
+    spec: EntitySpec | None = None
+    columns: tuple[str, ...] = ()
+    start: list | None = None
+    end: list | None = None
+    total: int = 0
+    # The key of the last row of the batch read last, by its place: where the next starts.
+    _keys: dict[int, tuple] = field(default_factory=dict)
+
+    @property
+    def first_position(self) -> int:
+        return 0 if self.lo is None else self.lo - 1
+
+    def read_changes(self, *, after_id: int, phase: Phase, limit: int) -> list[Change]:
+        if phase == Phase.DELETE:
+            return super().read_changes(after_id=after_id, phase=phase, limit=limit)
+        spec = self.spec
+        assert spec is not None and self.source is not None
+        rows = read_key_range(
+            self.source,
+            spec.source_table,
+            spec.source_key,
+            self.columns,
+            hashed_columns(spec),
+            after=self._key_after(after_id),
+            start=None if self.start is None else boundary_values(self.start),
+            end=None if self.end is None else boundary_values(self.end),
+            limit=limit,
+        )
+        texts = key_texts([row.key for row in rows])
+        changes = [
+            Change(
+                id=position,
+                kind=ChangeKind.NEW,
+                key=list(row.key),
+                key_text=text,
+                content_hash=row.content_hash,
+                row=row.values,
+            )
+            for position, row, text in zip(
+                range(after_id + 1, after_id + 1 + len(rows)), rows, texts, strict=True
+            )
+        ]
+        if rows:
+            self._keys = {changes[-1].id: rows[-1].key}
+        return changes
+
+    def _key_after(self, position: int) -> tuple | None:
+        """The last key done at ``position`` (None: the unit's start): the batch read last,
+        or the unit's checkpoint."""
+        if position in self._keys:
+            return self._keys[position]
+        if position == self.first_position:
+            return None
+        data = (
+            MigrationCheckpoint.objects.filter(migration_run_id=self.run_id, unit=self._unit_name)
+            .values_list("checkpoint_data", flat=True)
+            .first()
+        ) or {}
+        if data.get("last_change_id") != position or not data.get("after"):
+            raise TerminalError(
+                f"entity {self.entity!r}: its checkpoint at row {position} has no key to "
+                "continue from",
+                hint="Cancel this session and run the baseline again: it writes the same rows.",
+            )
+        return boundary_values(data["after"])
+
+    @property
+    def _unit_name(self) -> str:
+        return self.unit if self.partition_id is not None else Phase.UPSERT
+
+    # -- the checkpoint: rows done and the last key ----------------------------------------
+
+    def _remaining(self, checkpoint: MigrationCheckpoint, created: bool, result: BatchResult):
+        if result.phase == Phase.DELETE:
+            return super()._remaining(checkpoint, created, result)
+        last = self.total if self.hi is None else self.hi
+        return max(last - result.last_change_id, 0)
+
+    def _checkpoint_extras(self, result: BatchResult) -> dict[str, Any]:
+        key = self._keys.get(result.last_change_id)
+        if result.phase == Phase.DELETE or key is None:
+            return {}
+        return {"after": boundary_json(key)}
+
+
+def key_range_ports(
+    ports: dict[str, Any],
+    *,
+    source: SourceHandle,
+    spec: EntitySpec,
+    columns: tuple[str, ...],
+    total: int,
+    partition: MigrationCheckpoint | None,
+) -> KeyRangeRunPorts:
+    """The ports of an entity (or one partition) whose analysis read by key range;
+    ``ports`` are ``EntityRunPorts``'s arguments."""
+    data = partition.checkpoint_data if partition is not None else {}
+    return KeyRangeRunPorts(
+        **ports,
+        source=source,
+        spec=spec,
+        columns=columns,
+        start=data.get("start"),
+        end=data.get("end"),
+        total=total,
+    )
