@@ -154,10 +154,13 @@ class EntityRunner:
         rows = [{key_column: row.uuid, **row.values} for _, row in candidates]
         refused: dict[uuid.UUID, RowError] = {}
         changed: dict[uuid.UUID, RawChanges] = {}
+        # Only an update's event keeps the fields it changed: a batch of new records (a
+        # baseline's) spares the destination a probe of its stored row per row.
+        updates = any(change.key_text in known or row.note for change, row in candidates)
         if not self.dry_run:
             with stages.measure("write"):
                 refused = self.writer.upsert(
-                    rows, self.compiled.destination_columns, changes=changed
+                    rows, self.compiled.destination_columns, changes=changed if updates else None
                 )
         for change, row in candidates:
             if row.uuid in refused:

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.db.models import F
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from migrationsapp.engine.connectors import Database
@@ -47,16 +49,19 @@ from migrationsapp.engine.reads_slices import boundary_json, boundary_values
 from migrationsapp.models import (
     DifferentialAnalysisResult,
     MigrationCheckpoint,
+    MigrationControl,
+    MigrationStatus,
     QuarantinedRecord,
     RecordMap,
 )
-from migrationsapp.models.choices import ChangeKind
+from migrationsapp.models.choices import AuditAction, ChangeKind, OperationType
 from migrationsapp.services.analysis import (
     last_completed,
     log_analyzed,
     warn_of_unindexed_references,
 )
 from migrationsapp.services.cursors import hash_metadata
+from migrationsapp.services.logs import log_event
 from migrationsapp.services.run_ports import EntityRunPorts
 
 KEY_RANGE = "key_range"  # analysis_metadata["read"] of an analysis read this way
@@ -150,6 +155,34 @@ def analyze_by_key_range(
         session_id=session_id, entity=entity, result=result, counts=counts, destination=destination
     )
     return KeyRangeAnalysis(result=result, counts=counts, cuts=cuts, every=every)
+
+
+def settle_counts(control: MigrationControl) -> None:
+    """Once the upserts of an entity read by key range are done: its new records become the
+    rows its read met. The source may have gained or lost rows since the analysis counted
+    them (the rows gained behind the read, and those lost, are the next run's changes);
+    a difference is logged."""
+    control.refresh_from_db()
+    read = control.processed_count + control.failed_count + control.skipped_count
+    if read == control.new_count:
+        return
+    MigrationControl.objects.filter(pk=control.pk).update(new_count=read)
+    MigrationStatus.objects.filter(migration_session_id=control.session_id).update(
+        total_records_remaining=Greatest(
+            F("total_records_remaining") - (control.new_count - read), 0
+        )
+    )
+    log_event(
+        session_id=control.session_id,
+        entity=control.entity_type,
+        operation=OperationType.RECORD_MIGRATION,
+        action=AuditAction.ENTITY_ANALYSIS_NOTE,
+        message=f"{control.entity_type}: its read by key range met {read} source rows, where "
+        f"the analysis counted {control.new_count}: the source changed while it was read; "
+        "the next run compares every row",
+        context={"counted": control.new_count, "read": read},
+    )
+    control.refresh_from_db()
 
 
 @dataclass

@@ -185,6 +185,33 @@ def test_a_crash_between_the_two_commits_of_a_batch_replays_it_from_its_last_key
     ).exists()
 
 
+def test_rows_the_source_gains_or_loses_during_the_read_are_counted_as_read(pair):
+    def change_the_source(reached: str) -> None:
+        # After the first batch of items (rows 1-25): three rows ahead go, one row behind
+        # goes, one row comes in ahead.
+        if reached == "after_control_commit" and RecordMap.objects.count() == 30:
+            pair.delete_items([10, 60, 61, 62])
+            pair.add_items({200: (1, " late ", 2)})
+
+    session = execute_session(
+        session_id=launch(baseline=True, batch_size=25), fault=change_the_source
+    )
+
+    assert session.overall_status == SessionStatus.COMPLETED
+    item = MigrationControl.objects.get(session_id=session.migration_session_id, entity_type="item")
+    assert (item.new_count, item.processed_count, item.failed_count) == (118, 118, 0)
+    assert session.total_records_remaining == 0
+    assert MigrationExecutionLog.objects.filter(
+        session_id=session.migration_session_id,
+        message__contains="its read by key range met 118 source rows, where the analysis "
+        "counted 120",
+    ).exists()
+    # The row that went behind the read is the next run's delete.
+    after = run(batch_size=25)
+    assert counts(after.migration_session_id) == {"grp": (0, 0, 0), "item": (0, 0, 1)}
+    assert_exact(pair)
+
+
 def test_partitions_are_key_ranges_and_a_crash_in_one_resumes_it(pair, settings):
     settings.DIFFMIG_PARTITION_ROWS = 50
     session_id = launch(baseline=True, batch_size=20)

@@ -34,6 +34,7 @@ from migrationsapp.services.key_range_baseline import (
     analyze_by_key_range,
     read_by_key_range,
     reads_by_key_range,
+    settle_counts,
 )
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.run_ports import checkpoint_position, run_link_phase, unlink_for_deletes
@@ -229,6 +230,8 @@ def run_entity_upserts(
         return None
     if outcome.status in STOPPED_AS_ASKED:
         return UnitResult(outcome.status)
+    if read_by_key_range(control.analysis_id):
+        settle_counts(control)
     if not MigrationControl.objects.filter(pk=control.pk, lease_owner=ctx.owner).update(
         phase=Phase.DELETE
     ):
