@@ -28,12 +28,16 @@ from migrationsapp.engine.reads_values import row_converter
 
 
 @dataclass(frozen=True)
-class KeyRangeRow:
-    """One source row: its key as the driver read it, its content hash, the columns asked."""
+class KeyRangeBatch:
+    """Rows of a table in key order, as three lists: each row's key as the driver read it,
+    its content hash, and the columns asked (one dict a row)."""
 
-    key: tuple
-    content_hash: str
-    values: dict[str, Any]
+    keys: list[tuple]
+    hashes: list[str]
+    rows: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.keys)
 
 
 def key_range_refusal(db: SourceHandle, table: str, key_columns: Sequence[str]) -> str | None:
@@ -58,14 +62,16 @@ def read_key_range(
     start: Sequence[Any] | None = None,
     end: Sequence[Any] | None = None,
     limit: int,
-) -> list[KeyRangeRow]:
+) -> KeyRangeBatch:
     """The first ``limit`` rows of ``table`` by key, past ``after`` (None: from ``start``,
     included, or the first key), before ``end`` (excluded; None: to the last key)."""
     info, _ = keyed_table(db, table, key_columns, batch_size=limit)
     t = table_clause(info, [*key_columns, *columns, *hashed_columns])
     keys = [t.c[name] for name in key_columns]
     row_digest = table_digest(db, info, t, table, hashed_columns)
-    read = list(dict.fromkeys([*key_columns, *columns]))
+    # The columns asked first, then the key columns not among them: a row's dict is the
+    # first values of its tuple, zipped with the names asked.
+    read = list(dict.fromkeys([*columns, *key_columns]))
     convert = row_converter(db.dialect, [info.columns[name] for name in read])
     where: list[sa.ColumnElement] = []
     if after is not None:
@@ -78,22 +84,28 @@ def read_key_range(
     if where:
         stmt = stmt.where(*where)
     stmt = stmt.order_by(*keys).limit(limit)
-    key_at = [read.index(name) for name in key_columns]
-    column_at = [(name, read.index(name)) for name in columns]
-    width = len(read)
-    out: list[KeyRangeRow] = []
     with db.connect() as conn:
-        for row in conn.execute(stmt):
-            values = convert(row[:width])
-            key = tuple(values[i] for i in key_at)
-            out.append(
-                KeyRangeRow(
-                    key=key,
-                    content_hash=row_digest.of(key, row[width:]),
-                    values={name: values[i] for name, i in column_at},
-                )
-            )
-    return out
+        fetched = conn.execute(stmt).all()
+    width = len(read)
+    values = [convert(row[:width]) for row in fetched]
+    key_at = [read.index(name) for name in key_columns]
+    if len(key_at) == 1:
+        (at,) = key_at
+        row_keys = [(row[at],) for row in values]
+    else:
+        row_keys = [tuple(row[i] for i in key_at) for row in values]
+    if row_digest.in_python:
+        hashes = [
+            row_digest.of(key, row[width:]) for key, row in zip(row_keys, fetched, strict=True)
+        ]
+    else:
+        hashes = [row[width] for row in fetched]
+        if None in hashes:
+            raise row_digest.too_large(row_keys[hashes.index(None)])
+    names = list(columns)
+    # zip stops at the names: the key columns read after them stay out of the dict.
+    rows = [dict(zip(names, row, strict=False)) for row in values]
+    return KeyRangeBatch(keys=row_keys, hashes=hashes, rows=rows)
 
 
 def key_range_cuts(

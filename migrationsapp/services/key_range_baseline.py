@@ -55,6 +55,7 @@ from migrationsapp.models import (
     RecordMap,
 )
 from migrationsapp.models.choices import AuditAction, ChangeKind, OperationType
+from migrationsapp.services import partitions
 from migrationsapp.services.analysis import (
     last_completed,
     log_analyzed,
@@ -104,6 +105,17 @@ class KeyRangeAnalysis:
     counts: AnalysisCounts
     cuts: list[tuple]
     every: int
+
+    def partition(self, *, run_id: uuid.UUID) -> int:
+        """The entity run's partitions, one per range of ``every`` rows; how many (0: one
+        unit)."""
+        return partitions.create_key_ranges(
+            run_id=run_id,
+            entity=self.result.entity_type,
+            count=self.counts.new,
+            cuts=self.cuts,
+            every=self.every,
+        )
 
 
 def analyze_by_key_range(
@@ -210,7 +222,7 @@ class KeyRangeRunPorts(EntityRunPorts):
             return super().read_changes(after_id=after_id, phase=phase, limit=limit)
         spec = self.spec
         assert spec is not None and self.source is not None
-        rows = read_key_range(
+        batch = read_key_range(
             self.source,
             spec.source_table,
             spec.source_key,
@@ -221,22 +233,21 @@ class KeyRangeRunPorts(EntityRunPorts):
             end=None if self.end is None else boundary_values(self.end),
             limit=limit,
         )
-        texts = key_texts([row.key for row in rows])
+        if not batch:
+            return []
+        new = ChangeKind.NEW
         changes = [
-            Change(
-                id=position,
-                kind=ChangeKind.NEW,
-                key=list(row.key),
-                key_text=text,
-                content_hash=row.content_hash,
-                row=row.values,
-            )
-            for position, row, text in zip(
-                range(after_id + 1, after_id + 1 + len(rows)), rows, texts, strict=True
+            Change(position, new, list(key), text, content_hash, row)
+            for position, key, text, content_hash, row in zip(
+                range(after_id + 1, after_id + 1 + len(batch)),
+                batch.keys,
+                key_texts(batch.keys),
+                batch.hashes,
+                batch.rows,
+                strict=True,
             )
         ]
-        if rows:
-            self._keys = {changes[-1].id: rows[-1].key}
+        self._keys = {changes[-1].id: batch.keys[-1]}
         return changes
 
     def _key_after(self, position: int) -> tuple | None:

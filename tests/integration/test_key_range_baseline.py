@@ -337,26 +337,28 @@ def pairs(request, tmp_path) -> Iterator[Database]:
 
 def test_a_composite_key_read_in_batches_between_bounds(pairs):
     def read_all(start=None, end=None, limit=4):
+        """Every (key, row, hash) from ``start`` to ``end``, a batch of ``limit`` at a time."""
         out, after = [], None
         while True:
-            rows = read_key_range(
+            batch = read_key_range(
                 pairs, "pairs", ["a", "b"], ["label"], ["label"],
                 after=after, start=start, end=end, limit=limit,
             )  # fmt: skip
-            if not rows:
+            if not batch:
                 return out
-            out += rows
-            after = rows[-1].key
+            assert len(batch) <= limit
+            out += zip(batch.keys, batch.rows, batch.hashes, strict=True)
+            after = batch.keys[-1]
 
     every = read_all()
-    assert [(r.key, r.values["label"]) for r in every] == [
-        ((a, b), label) for a, b, label in PAIRS_ROWS
+    assert [(key, row) for key, row, _ in every] == [
+        ((a, b), {"label": label}) for a, b, label in PAIRS_ROWS
     ]
-    hashes = fetch_key_hashes(pairs, "pairs", ["a", "b"], ["label"], [r.key for r in every])
-    assert {r.key: r.content_hash for r in every} == hashes
+    hashes = fetch_key_hashes(pairs, "pairs", ["a", "b"], ["label"], [key for key, _, _ in every])
+    assert {key: content_hash for key, _, content_hash in every} == hashes
 
     middle = read_all(start=(2, 2), end=(4, 1))
-    assert [r.key for r in middle] == [(2, 2), (2, 3), (3, 1), (3, 2), (3, 3)]
+    assert [key for key, _, _ in middle] == [(2, 2), (2, 3), (3, 1), (3, 2), (3, 3)]
 
     count, cuts = key_range_cuts(pairs, "pairs", ["a", "b"], every=4)
     assert (count, cuts) == (15, [(2, 2), (3, 3), (5, 1)])

@@ -216,13 +216,22 @@ class MemoryControl:
 
     # -- building the change set -----------------------------------------------------------
 
-    def add_change(self, kind: str, *key: Any, content_hash: str = "h") -> Change:
+    def add_change(
+        self,
+        kind: str,
+        *key: Any,
+        content_hash: str = "h",
+        row: Mapping[str, Any] | None = None,
+    ) -> Change:
+        """A change of the change set; with ``row``, one read with its source row (a
+        baseline by key range)."""
         change = Change(
             id=len(self.changes) + 1,
             kind=kind,
             key=list(key),
             key_text=encode_key(list(key)),
             content_hash=content_hash,
+            row=row,
         )
         self.changes.append(change)
         return change

@@ -207,6 +207,29 @@ def test_an_upsert_batch_creates_updates_fails_and_skips_each_record_with_its_re
     assert_stage_invariants(control)
 
 
+def test_changes_read_with_their_rows_are_written_without_a_fetch():
+    """A baseline by key range: each change comes with its source row."""
+    source = offices()
+    control = MemoryControl(entity="office")
+    rows = [(1, "  North ", "A@X.ORG"), (2, "East", "not-an-email"), (3, "South", None)]
+    for key, name, email in rows:
+        control.add_change("new", key, row={"id": key, "name": name, "email": email})
+    writer = MemoryTable("office")
+
+    outcome = runner(
+        OFFICE_SPEC, OFFICES, OFFICE, source=source, writer=writer, control=control
+    ).run(phase=UPSERT, after_id=0)
+
+    assert source.fetches == 0
+    assert (outcome.processed, outcome.failed, outcome.skipped) == (2, 1, 0)
+    assert control.actions() == {"1": "created", "2": "failed", "3": "created"}
+    assert writer.rows == {
+        office_uuid(1): {"id": office_uuid(1), "name": "North", "email": "a@x.org", "legacy_id": 1},
+        office_uuid(3): {"id": office_uuid(3), "name": "South", "email": None, "legacy_id": 3},
+    }
+    assert_stage_invariants(control)
+
+
 def test_a_row_the_destination_refuses_fails_alone_naming_its_column():
     source = offices((1, "North", "n@x.org"), (2, "South", "s@x.org"))
     control = MemoryControl(entity="office")

@@ -28,9 +28,14 @@ from migrationsapp.models import (
 )
 from migrationsapp.models.choices import AuditAction, EntityState, OperationType
 from migrationsapp.services import leases, partitions
-from migrationsapp.services.analysis import analyze_into_result, read_entity_source
+from migrationsapp.services.analysis import (
+    EntityAnalysis,
+    analyze_into_result,
+    read_entity_source,
+)
 from migrationsapp.services.cursors import announce_cursor, overlap_from_seconds
 from migrationsapp.services.key_range_baseline import (
+    KeyRangeAnalysis,
     analyze_by_key_range,
     read_by_key_range,
     reads_by_key_range,
@@ -95,47 +100,20 @@ def _analyze(ctx: RunContext, control: MigrationControl, spec: EntitySpec) -> bo
     # One transaction from the change set to the entity pointing at it: a worker killed in
     # between leaves no change set behind, and the next attempt's is the only one.
     with transaction.atomic():
-        if by_key_range:
-            by_range = analyze_by_key_range(
-                source=ctx.source,
-                entity=spec,
-                mapping_version=mapping_version,
-                session_id=control.session_id,
-                baseline=ctx.options.baseline,
-                destination=ctx.destination,
-            )
-            result, counts = by_range.result, by_range.counts
-        else:
-            analysis = analyze_into_result(
-                source=ctx.source,
-                entity=spec,
-                mapping_version=mapping_version,
-                session_id=control.session_id,
-                baseline=ctx.options.baseline,
-                resolve_gone=not ctx.options.dry_run,
-                overlap=overlap_from_seconds(ctx.options.timestamp_overlap_s),
-                batch_size=ctx.options.batch_size,
-                destination=ctx.destination,
-            )
-            result, counts = analysis.result, analysis.counts
+        analysis = _analysis(ctx, control, spec, mapping_version, by_key_range=by_key_range)
+        counts = analysis.counts
         try:
             check_delete_guard(spec, counts, max_delete_share=ctx.options.max_delete_share)
             check_confirmed_deletes(spec.name, counts.deleted, ctx.options.confirmed_deletes)
         except DeleteGuardError as error:
             fail_entity(control=control, error=error, refused=True)
             return False
-        _point_at(ctx, control, result, counts)
-        if by_key_range:
-            split = partitions.create_key_ranges(
-                run_id=control.run_id,
-                entity=spec.name,
-                count=counts.new,
-                cuts=by_range.cuts,
-                every=by_range.every,
-            )
+        _point_at(ctx, control, analysis.result, counts)
+        if isinstance(analysis, KeyRangeAnalysis):
+            split = analysis.partition(run_id=control.run_id)
         else:
             split = partitions.create(
-                run_id=control.run_id, analysis_id=result.pk, entity=spec.name
+                run_id=control.run_id, analysis_id=analysis.result.pk, entity=spec.name
             )
     if split:
         what = "source rows, by key" if by_key_range else "changes"
@@ -153,6 +131,38 @@ def _analyze(ctx: RunContext, control: MigrationControl, spec: EntitySpec) -> bo
     )
     control.refresh_from_db()
     return True
+
+
+def _analysis(
+    ctx: RunContext,
+    control: MigrationControl,
+    spec: EntitySpec,
+    mapping_version: int,
+    *,
+    by_key_range: bool,
+) -> EntityAnalysis | KeyRangeAnalysis:
+    """The entity's analysis, stored: its change set, or (a first baseline by key range)
+    its count and the cuts of its partitions."""
+    if by_key_range:
+        return analyze_by_key_range(
+            source=ctx.source,
+            entity=spec,
+            mapping_version=mapping_version,
+            session_id=control.session_id,
+            baseline=ctx.options.baseline,
+            destination=ctx.destination,
+        )
+    return analyze_into_result(
+        source=ctx.source,
+        entity=spec,
+        mapping_version=mapping_version,
+        session_id=control.session_id,
+        baseline=ctx.options.baseline,
+        resolve_gone=not ctx.options.dry_run,
+        overlap=overlap_from_seconds(ctx.options.timestamp_overlap_s),
+        batch_size=ctx.options.batch_size,
+        destination=ctx.destination,
+    )
 
 
 def _point_at(
