@@ -1,6 +1,5 @@
 """A process of ``verify`` (services.verify_processes): it verifies the entities it is given,
-one at a time, on its own connections, and returns each one's ``EntityVerification`` (or,
-for a range of a large entity's keys, the ``SourcePart`` of its source pass).
+one at a time, on its own connections, and returns each one's ``EntityVerification``.
 
 Nothing of Django is imported here until ``start`` has set the process up: a spawned
 process imports this module before anything else.
@@ -34,19 +33,3 @@ def verify(name: str, batch_size: int, cap: int) -> Any:
         logger.warning("verify of %s stopped: %s", name, error)
         return None
     return found[name]
-
-
-def verify_part(name: str, columns: tuple, start: Any, end: Any, batch_size: int, cap: int) -> Any:
-    """The SourcePart of the entity's keys from ``start`` to ``end`` (``columns``' values;
-    engine.reads.KeyBounds), or None when anything stopped it (the caller then verifies the
-    entity itself)."""
-    from migrationsapp.engine.reads import KeyBounds
-    from migrationsapp.services.mappings import load_active_mapping
-    from migrationsapp.services.verify import verify_part_here
-
-    within = KeyBounds(columns=tuple(columns), start=start, end=end)
-    try:
-        return verify_part_here(load_active_mapping(), name, within, batch_size=batch_size, cap=cap)
-    except Exception as error:  # the caller verifies it again, and reports what is wrong
-        logger.warning("verify of %s (from %r to %r) stopped: %s", name, start, end, error)
-        return None

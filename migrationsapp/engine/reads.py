@@ -3,7 +3,7 @@
 * ``stream_key_hashes`` streams every row's key and content hash (``reads_hash.py``) from
   one consistent snapshot; ``stream_key_hashes_by_timestamp`` does the same for the rows of
   a timestamp window.
-* ``stream_rows`` streams chosen columns from one snapshot (of a range of keys, if asked).
+* ``stream_rows`` streams chosen columns from one snapshot.
 * ``reads_slices.key_hash_slice`` reads the same keys and hashes as ``stream_key_hashes``
   one key range at a time, each from a snapshot of its own (an analysis's slices).
 * ``fetch_rows`` and ``fetch_key_hashes`` read rows by key and keep only exact (binary) key
@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -42,8 +41,6 @@ from migrationsapp.engine.reads_keys import (
     first_column_range,
     identity,
     key_after,
-    key_at_or_after,
-    key_before,
     key_conditions,
 )
 from migrationsapp.engine.reads_values import row_converter
@@ -219,38 +216,15 @@ def stream_key_hashes(
     return hashed_batches(db, table, stmt, batch_size, convert_key, len(key_columns), row_digest)
 
 
-@dataclass(frozen=True)
-class KeyBounds:
-    """A range of a table's keys: from ``start`` (included; None: the first key) to ``end``
-    (excluded; None: past the last), both the key's values in the order of ``columns``."""
-
-    columns: tuple[str, ...]
-    start: tuple | None = None
-    end: tuple | None = None
-
-
 def stream_rows(
-    db: SourceHandle,
-    table: str,
-    columns: Sequence[str],
-    *,
-    batch_size: int = 10_000,
-    within: KeyBounds | None = None,
+    db: SourceHandle, table: str, columns: Sequence[str], *, batch_size: int = 10_000
 ) -> Iterator[list[dict[str, Any]]]:
-    """Batches of ``{column: value}`` for every row of ``table`` (``within`` a range of its
-    keys: those rows only), from one snapshot."""
+    """Batches of ``{column: value}`` for every row of ``table``, from one snapshot."""
     _check_batch_size(batch_size)
     info = db.require_table(table)
     convert = row_converter(db.dialect, _columns(db, info, columns))
-    bounds = () if within is None else within.columns
-    t = table_clause(info, [*columns, *bounds])
+    t = table_clause(info, columns)
     stmt = sa.select(*(t.c[n] for n in columns))
-    if within is not None:
-        keys = [t.c[n] for n in within.columns]
-        if within.start is not None:
-            stmt = stmt.where(key_at_or_after(keys, list(within.start)))
-        if within.end is not None:
-            stmt = stmt.where(key_before(keys, list(within.end)))
     names = list(columns)
 
     def batches() -> Iterator[list[dict[str, Any]]]:

@@ -33,13 +33,11 @@ settled that way takes the record's own, type-aware way. Equality and the values
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .compile import CompiledEntity
 from .connectors import Database
 from .ports import DEFAULT_BATCH_SIZE
-from .reads import KeyBounds
 from .row_pipeline import References, RowPipeline
 from .verify_compare import RowComparer
 from .verify_destination_pass import DestinationPass
@@ -49,18 +47,6 @@ from .verify_reads import read_first_rows as read_first_rows
 from .verify_report import DEFAULT_CAP, EntityVerification, VerifyPorts
 from .verify_source_pass import SourcePass
 from .verify_state import VerifyContext
-
-
-@dataclass
-class SourcePart:
-    """The source pass over one range of keys: its report, the destination rows it met
-    through live records (soft-deleted ones too), those of them not soft-deleted, and the
-    seconds it took."""
-
-    report: EntityVerification
-    rows_met: int
-    rows_of_live_records: int
-    seconds: float
 
 
 @dataclass
@@ -80,10 +66,6 @@ class EntityVerifier:
         return self.compiled.spec.name
 
     def run(self) -> EntityVerification:
-        return self.finish([self.source_part()])
-
-    def source_part(self, within: KeyBounds | None = None) -> SourcePart:
-        """The source pass over the rows ``within`` a range of keys (None: every row)."""
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         started = time.monotonic()
@@ -94,33 +76,13 @@ class EntityVerifier:
         report = EntityVerification(self.entity, self.mapping_version, cap=self.cap)
         source_pass = SourcePass(context, rows)
         try:
-            source_pass.run(report, self.batch_size, within)
+            source_pass.run(report, self.batch_size)
         finally:
             context.table.close()  # start_fetch's thread
-        return SourcePart(
-            report=report,
-            rows_met=source_pass.rows_met,
-            rows_of_live_records=source_pass.rows_of_live_records,
-            seconds=time.monotonic() - started,
-        )
-
-    def finish(self, parts: Sequence[SourcePart]) -> EntityVerification:
-        """The entity's verification from the source pass's ``parts`` (its key ranges, in
-        key order): their reports one after another, then the destination pass, which is
-        skipped when they met every destination row."""
-        started = time.monotonic()
-        report = EntityVerification(self.entity, self.mapping_version, cap=self.cap)
-        for part in parts:
-            report.extend(part.report)
-        rows_met = sum(part.rows_met for part in parts)
-        live = sum(part.rows_of_live_records for part in parts)
-        destination_pass = DestinationPass(self._context())
-        try:
-            if not destination_pass.every_row_met(rows_met):
-                destination_pass.run(report, self.batch_size, live)
-        finally:
-            destination_pass.context.table.close()
-        report.seconds = time.monotonic() - started + sum(part.seconds for part in parts)
+        destination_pass = DestinationPass(context)
+        if not destination_pass.every_row_met(source_pass.rows_met):
+            destination_pass.run(report, self.batch_size, source_pass.rows_of_live_records)
+        report.seconds = time.monotonic() - started
         return report
 
     def _context(self) -> VerifyContext:

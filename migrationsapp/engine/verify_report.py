@@ -90,12 +90,6 @@ class CappedList(Generic[T]):
     def truncated(self) -> bool:
         return self.total > len(self.items)
 
-    def extend(self, other: CappedList[T]) -> None:
-        """``other``'s items after these (as far as the cap allows), and its count."""
-        room = max(self.cap - len(self.items), 0)
-        self.items.extend(other.items[:room])
-        self.total += other.total
-
 
 @dataclass(frozen=True)
 class FieldDifference:
@@ -205,23 +199,6 @@ class EntityVerification:
                 self.quarantined_records,
             )
         )
-
-    def extend(self, part: EntityVerification) -> None:
-        """Add ``part``, the verification of the next key range of the same entity: its
-        counts, and its listed records after these, as one pass over both would list them."""
-        self.compared += part.compared
-        self.quarantined += part.quarantined
-        self.different_records += part.different_records
-        for mine, theirs in (
-            (self.missing, part.missing),
-            (self.extra, part.extra),
-            (self.different, part.different),
-            (self.stale, part.stale),
-            (self.quarantined_records, part.quarantined_records),
-        ):
-            mine.extend(theirs)
-        for state, count in part.quarantined_states.items():
-            self.quarantined_states[state] += count
 
     def counts(self) -> dict[str, int]:
         return {

@@ -29,7 +29,6 @@ from typing import Any, cast
 
 from .errors import RowError
 from .key_texts import key_texts, value_key_texts
-from .reads import KeyBounds
 from .row_pipeline import RowPipeline
 from .verify_record_state import at_last_migrated, quarantined_state
 from .verify_report import NOT_MIGRATED, EntityVerification, MapEntry, QuarantinedState
@@ -47,15 +46,12 @@ class SourcePass:
     rows_met: int = 0
     rows_of_live_records: int = 0
 
-    def run(
-        self, report: EntityVerification, batch_size: int, within: KeyBounds | None = None
-    ) -> None:
-        """Every source row (``within`` a range of keys: those), a batch at a time."""
+    def run(self, report: EntityVerification, batch_size: int) -> None:
         compiled = self.context.compiled
         spec = compiled.spec
         columns = list(dict.fromkeys([*spec.source_key, *compiled.source_columns]))
         for batch in self.context.source.stream_rows(
-            spec.source_table, columns, batch_size=batch_size, within=within
+            spec.source_table, columns, batch_size=batch_size
         ):
             self._batch(batch, report)
 

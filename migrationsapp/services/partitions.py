@@ -64,26 +64,17 @@ def create(*, run_id: uuid.UUID, analysis_id: uuid.UUID, entity: str) -> int:
         return 0
     count = math.ceil(total / size)
     bounds = _boundaries(upserts, size, total)
-    rows = []
-    for index in range(count):
-        lo = bounds[index * size + 1]
-        hi = bounds[min((index + 1) * size, total)]
-        rows.append(
-            MigrationCheckpoint(
-                entity_type=entity,
-                migration_run_id=run_id,
-                unit=f"{PREFIX}{index}",
-                state=CheckpointState.CREATED,
-                batch_position=lo - 1,
-                records_remaining=min(size, total - index * size),
-                checkpoint_data={
-                    "phase": Phase.UPSERT,
-                    "lo": lo,
-                    "hi": hi,
-                    "last_change_id": lo - 1,
-                },
-            )
+    rows = [
+        _partition(
+            run_id,
+            entity,
+            index,
+            lo=bounds[index * size + 1],
+            hi=bounds[min((index + 1) * size, total)],
+            rows=min(size, total - index * size),
         )
+        for index in range(count)
+    ]
     MigrationCheckpoint.objects.bulk_create(rows, ignore_conflicts=True)
     return count
 
@@ -102,26 +93,32 @@ def create_key_ranges(
     for index in range(len(cuts) + 1):
         lo = index * every + 1
         hi = count if index == len(cuts) else (index + 1) * every
-        rows.append(
-            MigrationCheckpoint(
-                entity_type=entity,
-                migration_run_id=run_id,
-                unit=f"{PREFIX}{index}",
-                state=CheckpointState.CREATED,
-                batch_position=lo - 1,
-                records_remaining=max(hi - lo + 1, 0),
-                checkpoint_data={
-                    "phase": Phase.UPSERT,
-                    "lo": lo,
-                    "hi": hi,
-                    "start": bounds[index],
-                    "end": bounds[index + 1],
-                    "last_change_id": lo - 1,
-                },
-            )
-        )
+        keys = {"start": bounds[index], "end": bounds[index + 1]}
+        rows.append(_partition(run_id, entity, index, lo=lo, hi=hi, rows=hi - lo + 1, **keys))
     MigrationCheckpoint.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
+
+
+def _partition(
+    run_id: uuid.UUID, entity: str, index: int, *, lo: int, hi: int, rows: int, **data: object
+) -> MigrationCheckpoint:
+    """Partition ``index`` of an entity run, not started: from ``lo`` to ``hi`` (both
+    included), ``rows`` to do; ``data`` more of its checkpoint data."""
+    return MigrationCheckpoint(
+        entity_type=entity,
+        migration_run_id=run_id,
+        unit=f"{PREFIX}{index}",
+        state=CheckpointState.CREATED,
+        batch_position=lo - 1,
+        records_remaining=max(rows, 0),
+        checkpoint_data={
+            "phase": Phase.UPSERT,
+            "lo": lo,
+            "hi": hi,
+            **data,
+            "last_change_id": lo - 1,
+        },
+    )
 
 
 def _boundaries(upserts: QuerySet, size: int, total: int) -> dict[int, int]:

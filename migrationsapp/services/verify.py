@@ -21,8 +21,7 @@ from migrationsapp.engine.compile import compile_entity
 from migrationsapp.engine.connectors import Database
 from migrationsapp.engine.errors import ConfigurationError
 from migrationsapp.engine.gc_policy import fewer_collections
-from migrationsapp.engine.reads import KeyBounds
-from migrationsapp.engine.verify import EntityVerifier, SourcePart
+from migrationsapp.engine.verify import EntityVerifier
 from migrationsapp.engine.verify_report import DEFAULT_CAP, EntityVerification, MapEntry
 from migrationsapp.models import QuarantinedRecord, RecordMap
 from migrationsapp.models.choices import AuditAction, LogLevel, OperationType
@@ -213,13 +212,7 @@ def verify_entities(
         )
     # The large entities in processes of their own (verify_processes.py), when allowed;
     # the others, and any a process could not finish, here.
-    results = verify_processes.verify_apart(
-        active,
-        names,
-        batch_size=batch_size,
-        cap=cap,
-        finish=lambda name, parts: finish_here(active, name, parts, batch_size=batch_size, cap=cap),
-    )
+    results = verify_processes.verify_apart(names, batch_size=batch_size, cap=cap)
     here = [name for name in names if name not in results]
     try:
         verify_here(active, here, results, batch_size=batch_size, cap=cap)
@@ -263,60 +256,6 @@ def _verify_entity(
     cap: int = DEFAULT_CAP,
 ) -> EntityVerification:
     """One entity's verification through the active mapping (nothing logged)."""
-    verifier = _verifier(active, name, source, destination, batch_size=batch_size, cap=cap)
-    # Rarer garbage collections while it compares (engine.gc_policy): a batch holds some
-    # hundred thousand objects, which the default thresholds would walk again and again.
-    with fewer_collections():
-        return verifier.run()
-
-
-def verify_part_here(
-    active: ActiveMapping,
-    name: str,
-    within: KeyBounds,
-    *,
-    batch_size: int = VERIFY_BATCH_SIZE,
-    cap: int = DEFAULT_CAP,
-) -> SourcePart:
-    """The source pass of one range of an entity's keys, in this process (its connections
-    opened and closed here)."""
-    with (
-        closing(open_named(active.mapping.source)) as source,
-        closing(open_named(active.mapping.destination)) as destination,
-    ):
-        verifier = _verifier(active, name, source, destination, batch_size=batch_size, cap=cap)
-        with fewer_collections():
-            return verifier.source_part(within)
-
-
-def finish_here(
-    active: ActiveMapping,
-    name: str,
-    parts: Sequence[SourcePart],
-    *,
-    batch_size: int = VERIFY_BATCH_SIZE,
-    cap: int = DEFAULT_CAP,
-) -> EntityVerification:
-    """An entity's verification from the source pass's parts (its key ranges, in order) and
-    the destination pass, in this process."""
-    with (
-        closing(open_named(active.mapping.source)) as source,
-        closing(open_named(active.mapping.destination)) as destination,
-    ):
-        verifier = _verifier(active, name, source, destination, batch_size=batch_size, cap=cap)
-        with fewer_collections():
-            return verifier.finish(parts)
-
-
-def _verifier(
-    active: ActiveMapping,
-    name: str,
-    source: Database,
-    destination: Database,
-    *,
-    batch_size: int,
-    cap: int,
-) -> EntityVerifier:
     spec = active.entity(name)
     compiled = compile_entity(
         spec,
@@ -324,15 +263,18 @@ def _verifier(
         destination.require_table(spec.destination_table),
         timezone=source.timezone,
     )
-    return EntityVerifier(
-        compiled=compiled,
-        source=source,
-        destination=destination,
-        ports=ControlVerifyPorts(),
-        mapping_version=active.versions[name],
-        batch_size=batch_size,
-        cap=cap,
-    )
+    # Rarer garbage collections while it compares (engine.gc_policy): a batch holds some
+    # hundred thousand objects, which the default thresholds would walk again and again.
+    with fewer_collections():
+        return EntityVerifier(
+            compiled=compiled,
+            source=source,
+            destination=destination,
+            ports=ControlVerifyPorts(),
+            mapping_version=active.versions[name],
+            batch_size=batch_size,
+            cap=cap,
+        ).run()
 
 
 def _log(result: EntityVerification, *, actor: str) -> None:

@@ -1,7 +1,5 @@
 """`verify` in processes of its own (``DIFFMIG_LOCAL_PROCESSES`` above 1): the report must be
-exactly the one-process report, differences included, in dependency order, also when an
-entity's source pass is shared out in ranges of its keys (the clinic's offices and doctors,
-whose integer primary keys are their source keys)."""
+exactly the one-process report, differences included, in dependency order."""
 
 from __future__ import annotations
 
@@ -20,17 +18,14 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def apart(settings, monkeypatch) -> list[str]:
-    """Processes from the first record on, an entity in ranges of its keys from 5 records
-    on; the entities they verified, in any order."""
+    """Processes from the first record on; the entities they verified, in any order."""
     settings.DIFFMIG_LOCAL_PROCESSES = 2
     monkeypatch.setattr(verify_processes, "FROM_RECORDS", 0)
-    monkeypatch.setattr(verify_processes, "PART_RECORDS", 5)
-    monkeypatch.setattr(verify_processes, "PARTS_PER_PROCESS", 100)
     verified: list[str] = []
     verify_apart = verify_processes.verify_apart
 
-    def spy(*args, **kwargs):
-        results = verify_apart(*args, **kwargs)
+    def spy(names, **kwargs):
+        results = verify_apart(names, **kwargs)
         verified.extend(results)
         return results
 
@@ -38,33 +33,16 @@ def apart(settings, monkeypatch) -> list[str]:
     return verified
 
 
-@pytest.fixture
-def jobs(monkeypatch) -> list[verify_processes.Job]:
-    """The jobs the processes were given."""
-    given: list[verify_processes.Job] = []
-    plan = verify_processes.plan
-
-    def spy(*args, **kwargs):
-        made = plan(*args, **kwargs)
-        given.extend(made)
-        return made
-
-    monkeypatch.setattr(verify_processes, "plan", spy)
-    return given
-
-
 def test_verify_in_processes_reports_exactly_what_one_process_reports(
     migrated,  # noqa: F811
     apart,
-    jobs,
     settings,
 ):
-    doctors = sorted(migrated.expected("doctor"), key=int)
+    doctor = next(iter(migrated.expected("doctor")))
     appointments = list(migrated.expected("appointment"))[:2]
-    for doctor in (doctors[0], doctors[-1]):  # in the first and the last range
-        migrated.target_sql(
-            "UPDATE doctor SET salary = 1.5 WHERE id = :id", id=uuid_of("doctor", doctor)
-        )
+    migrated.target_sql(
+        "UPDATE doctor SET salary = 1.5 WHERE id = :id", id=uuid_of("doctor", doctor)
+    )
     migrated.target_sql(
         "DELETE FROM appointment WHERE id = :id", id=uuid_of("appointment", appointments[0])
     )
@@ -84,16 +62,6 @@ def test_verify_in_processes_reports_exactly_what_one_process_reports(
     found = in_processes.as_dict()["entities"]
     assert found["appointment"]["missing"] == [appointments[0]]
     assert [d["field"] for d in found["appointment"]["different"]] == ["starts_at"]
-    assert [d["key"] for d in found["doctor"]["different"]] == [doctors[0], doctors[-1]]
-    # The doctors' source pass was shared out in ranges of their keys; the text-keyed
-    # entities were verified whole.
-    ranges = [job.within for job in jobs if job.entity == "doctor"]
-    assert len(ranges) > 2 and None not in ranges
-    assert {job.entity for job in jobs if job.within is None} == {
-        "office",
-        "patient",
-        "appointment",
-    }
     # One log entry per entity and verify, in dependency order.
     logged = MigrationExecutionLog.objects.filter(action=AuditAction.VERIFY_FINISHED)
     assert [e.entity_type for e in logged.order_by("timestamp", "pk")] == [*ENTITIES, *ENTITIES]
