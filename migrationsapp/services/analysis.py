@@ -133,7 +133,7 @@ def analyze_into_result(
             )
             counts.seconds += time.monotonic() - started
             result.status = AnalysisStatus.COMPLETE
-            _store_counts(result, counts, baseline, columns, group, detection)
+            store_counts(result, counts, baseline, columns, group, detection)
     else:
         try:
             with transaction.atomic():
@@ -159,7 +159,7 @@ def analyze_into_result(
                     batch_size=batch_size,
                     progress=progress,
                 )
-                _store_counts(result, counts, baseline, columns, group, detection)
+                store_counts(result, counts, baseline, columns, group, detection)
         except IntegrityError as exc:
             raise _repeated_key_error(entity, exc) from exc
     log_analyzed(
@@ -312,7 +312,7 @@ def _repeated_key_error(entity: EntitySpec, exc: IntegrityError) -> MappingError
     )
 
 
-def _store_counts(
+def store_counts(
     result: DifferentialAnalysisResult,
     counts: AnalysisCounts,
     baseline: bool,
@@ -320,6 +320,8 @@ def _store_counts(
     group: str,
     detection: dict,
 ) -> None:
+    """The analysis's counts, the first keys of each kind of its change set, and its
+    metadata (``detection``: what the detection mode sees, and more the caller adds)."""
     samples: dict[str, list[str]] = {}
     truncated = False
     for kind in (ChangeKind.NEW, ChangeKind.MODIFIED, ChangeKind.DELETED):

@@ -206,7 +206,7 @@ class ControlRunPorts:
         partition = self.partition_id is not None and result.phase != Phase.DELETE
         checkpoint, created = MigrationCheckpoint.objects.get_or_create(
             migration_run_id=self.run_id,
-            unit=self.unit if partition else result.phase,
+            unit=self.unit_of(result.phase),
             defaults={"entity_type": self.entity, "state": CheckpointState.ACTIVE},
         )
         remaining = self._remaining(checkpoint, created, result)
@@ -227,6 +227,11 @@ class ControlRunPorts:
             checkpoint_data=data,
             updated_at=timezone.now(),
         )
+
+    def unit_of(self, phase: Phase) -> str:
+        """The checkpoint unit of this copy's ``phase``: its partition's for the upserts of
+        a partition, else the phase's own."""
+        return self.unit if self.partition_id is not None and phase != Phase.DELETE else phase
 
     def _remaining(self, checkpoint: MigrationCheckpoint, created: bool, result: BatchResult):
         """The unit's changes left after ``result``: a number, or an expression on its

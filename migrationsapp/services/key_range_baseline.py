@@ -59,6 +59,7 @@ from migrationsapp.services import partitions
 from migrationsapp.services.analysis import (
     last_completed,
     log_analyzed,
+    store_counts,
     warn_of_unindexed_references,
 )
 from migrationsapp.services.cursors import hash_metadata
@@ -134,7 +135,6 @@ def analyze_by_key_range(
     count, cuts = key_range_cuts(source, entity.source_table, entity.source_key, every=every)
     counts = AnalysisCounts(new=count, source_count=count, mapped_count=0)
     counts.seconds = (timezone.now() - started).total_seconds()
-    columns = hashed_columns(entity)
     result = DifferentialAnalysisResult.objects.create(
         session_id=session_id,
         entity_type=entity.name,
@@ -142,17 +142,15 @@ def analyze_by_key_range(
         mapping_version=mapping_version,
         analysis_timestamp=started,
         last_migration_timestamp=last_completed(entity.name),
-        source_record_count=count,
-        new_count=count,
-        analysis_metadata={
-            "baseline": baseline,
-            "hashed_columns": list(columns),
-            "seconds": round(counts.seconds, 4),
-            "group": "",
-            **hash_metadata(),
-            "null_keys": 0,
-            "read": KEY_RANGE,
-        },
+    )
+    # What any hash analysis stores, and how this one read its source.
+    store_counts(
+        result,
+        counts,
+        baseline,
+        hashed_columns(entity),
+        group="",
+        detection={**hash_metadata(), "read": KEY_RANGE},
     )
     log_analyzed(
         session_id=session_id,
@@ -200,15 +198,15 @@ def settle_counts(control: MigrationControl) -> None:
 @dataclass
 class KeyRangeRunPorts(EntityRunPorts):
     """``EntityRunPorts`` whose upserts come from the source, by key range, not from a
-    change set: ``source`` the source database, ``start`` and ``end`` the unit's keys
-    (``reads_slices.boundary_json``; None: the table's first or last), ``total`` its rows at
+    change set: ``source`` the source database, ``start`` and ``end`` the unit's keys (the
+    key's values; None: the table's first or last), ``total`` its rows at
     the analysis. A change's id is its row's place in the read, from ``lo`` (1 at first)."""
 
     source: SourceHandle | None = None
     spec: EntitySpec | None = None
     columns: tuple[str, ...] = ()
-    start: list | None = None
-    end: list | None = None
+    start: tuple | None = None
+    end: tuple | None = None
     total: int = 0
     # The key of the last row of the batch read last, by its place: where the next starts.
     _keys: dict[int, tuple] = field(default_factory=dict)
@@ -229,8 +227,8 @@ class KeyRangeRunPorts(EntityRunPorts):
             self.columns,
             hashed_columns(spec),
             after=self._key_after(after_id),
-            start=None if self.start is None else boundary_values(self.start),
-            end=None if self.end is None else boundary_values(self.end),
+            start=self.start,
+            end=self.end,
             limit=limit,
         )
         if not batch:
@@ -258,7 +256,9 @@ class KeyRangeRunPorts(EntityRunPorts):
         if position == self.first_position:
             return None
         data = (
-            MigrationCheckpoint.objects.filter(migration_run_id=self.run_id, unit=self._unit_name)
+            MigrationCheckpoint.objects.filter(
+                migration_run_id=self.run_id, unit=self.unit_of(Phase.UPSERT)
+            )
             .values_list("checkpoint_data", flat=True)
             .first()
         ) or {}
@@ -269,10 +269,6 @@ class KeyRangeRunPorts(EntityRunPorts):
                 hint="Cancel this session and run the baseline again: it writes the same rows.",
             )
         return boundary_values(data["after"])
-
-    @property
-    def _unit_name(self) -> str:
-        return self.unit if self.partition_id is not None else Phase.UPSERT
 
     # -- the checkpoint: rows done and the last key ----------------------------------------
 
@@ -301,12 +297,13 @@ def key_range_ports(
     """The ports of an entity (or one partition) whose analysis read by key range;
     ``ports`` are ``EntityRunPorts``'s arguments."""
     data = partition.checkpoint_data if partition is not None else {}
+    start, end = data.get("start"), data.get("end")
     return KeyRangeRunPorts(
         **ports,
         source=source,
         spec=spec,
         columns=columns,
-        start=data.get("start"),
-        end=data.get("end"),
+        start=None if start is None else boundary_values(start),
+        end=None if end is None else boundary_values(end),
         total=total,
     )
