@@ -33,6 +33,7 @@ from typing import Any
 from migrationsapp.engine.columnar import BatchColumns
 from migrationsapp.engine.errors import RowError
 from migrationsapp.engine.key_texts import value_key_text
+from migrationsapp.engine.row_columns import RowColumns, SourceRows
 
 Step = Callable[[Mapping[str, Any]], Any]
 NONE_TYPE = type(None)
@@ -63,27 +64,43 @@ class BatchField:
     apply: Callable[[Any], Any] | None = None
 
 
-def transform_rows(
+def transform_columns(
     fields: Sequence[BatchField],
     rows: Sequence[Mapping[str, Any]],
     columns: BatchColumns | None,
-) -> list[dict[str, Any] | RowError]:
-    """Each row's destination values, or the RowError of its first failing field."""
+) -> tuple[RowColumns, dict[int, RowError]]:
+    """Each field's destination values, a column at a time, and the RowError of each row
+    whose transform fails (by index; its first failing field's). A failed row holds NULL in
+    every column."""
+    source = rows if isinstance(rows, SourceRows) else SourceRows(rows)
     failed: dict[int, RowError] = {}
     computed: list[list[Any]] = []
     for position, field in enumerate(fields):
         values = columns.values.get(position) if columns is not None else None
         if values is not None:
             assert columns is not None
-            computed.append(_finished(field, values, columns.unsure.get(position), rows, failed))
+            column = _finished(field, values, columns.unsure.get(position), source, failed)
         elif field.source is not None:
-            computed.append(_copied(field, field.source, rows, failed))
+            column = _copied(field, field.source, source, failed)
         else:
-            computed.append(_each_row(field, rows, failed))
-    names = [field.destination for field in fields]
+            column = _each_row(field, source.rows(), failed)
+        computed.append(column)
+    for index in failed:
+        for column in computed:
+            column[index] = None
+    return RowColumns([field.destination for field in fields], computed, len(source)), failed
+
+
+def transform_rows(
+    fields: Sequence[BatchField],
+    rows: Sequence[Mapping[str, Any]],
+    columns: BatchColumns | None,
+) -> list[dict[str, Any] | RowError]:
+    """Each row's destination values, or the RowError of its first failing field."""
+    values, failed = transform_columns(fields, rows, columns)
     outputs: list[Any] = (
-        [dict(zip(names, values, strict=True)) for values in zip(*computed, strict=True)]
-        if computed
+        [dict(zip(values.names, row, strict=True)) for row in zip(*values.values, strict=True)]
+        if values.names
         else [{} for _ in rows]
     )
     for index, error in failed.items():
@@ -135,7 +152,7 @@ def _finished(
     field: BatchField,
     values: list[Any],
     unsure: list[bool] | None,
-    rows: Sequence[Mapping[str, Any]],
+    source: SourceRows,
     failed: dict[int, RowError],
 ) -> list[Any]:
     """A field computed on columns, finished by its last steps; unsure rows by the closure."""
@@ -146,10 +163,11 @@ def _finished(
             return kept
         return _gather(
             field.destination,
-            len(rows),
+            len(values),
             lambda start: map(tail, islice(values, start, None)),
             failed,
         )
+    rows = source.rows()
 
     def values_from(start: int) -> Iterable[Any]:
         rest = islice(zip(values, unsure, rows, strict=True), start, None)
@@ -174,22 +192,25 @@ def _kept(field: BatchField, values: list[Any]) -> list[Any] | None:
 
 
 def _copied(
-    field: BatchField, source: str, rows: Sequence[Mapping[str, Any]], failed: dict[int, RowError]
+    field: BatchField, name: str, source: SourceRows, failed: dict[int, RowError]
 ) -> list[Any]:
     """A plain field: its source column (through a lone text transform), kept or made
     references when the whole batch allows, else each value through the field's last steps."""
     try:
-        raw = [row[source] for row in rows]
+        # A list of the field's own: later steps write into a batch's columns (references).
+        raw = list(source.column(name))
     except Exception:  # a row without the column: the row closure says so, as before
-        return _each_row(field, rows, failed)
+        return _each_row(field, source.rows(), failed)
+    count = len(raw)
     apply = field.apply
     if apply is not None:
         if not set(map(type, raw)) <= _TEXT:
-            return _each_row(field, rows, failed)  # the row path says what fails, and how
+            # The row path says what fails, and how.
+            return _each_row(field, source.rows(), failed)
         source_values = raw
         raw = _gather(
             field.destination,
-            len(rows),
+            count,
             lambda start: map(apply, islice(source_values, start, None)),
             failed,
         )
@@ -198,5 +219,5 @@ def _copied(
         return kept
     tail = field.tail
     return _gather(
-        field.destination, len(rows), lambda start: map(tail, islice(raw, start, None)), failed
+        field.destination, count, lambda start: map(tail, islice(raw, start, None)), failed
     )

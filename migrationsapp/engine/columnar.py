@@ -41,6 +41,7 @@ from migrationsapp.engine.columnar_types import (
     either,
 )
 from migrationsapp.engine.expressions import Library
+from migrationsapp.engine.row_columns import SourceRows
 
 log = logging.getLogger(__name__)
 
@@ -184,11 +185,12 @@ class ColumnarEntity:
         """The fields that run on columns for these rows, or None when none does."""
         if not self._fields or not rows:
             return None
+        source = rows if isinstance(rows, SourceRows) else SourceRows(rows)
         columns: dict[str, list[Any]] = {}
         kinds: dict[str, str] = {}
         for name in self._reads:
             try:
-                columns[name] = [row[name] for row in rows]
+                columns[name] = source.column(name)
             except KeyError:  # the row path says which name is missing
                 kinds[name] = "other"
                 continue

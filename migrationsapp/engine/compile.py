@@ -34,7 +34,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from migrationsapp.engine.batch_transform import NONE_TYPE, BatchField, transform_rows
+from migrationsapp.engine.batch_transform import (
+    NONE_TYPE,
+    BatchField,
+    transform_columns,
+    transform_rows,
+)
 from migrationsapp.engine.builtin_functions import BUILTIN_FUNCTIONS
 from migrationsapp.engine.columnar import ROW_WINS, ColumnarEntity, FieldTrees
 from migrationsapp.engine.connectors import ColumnInfo, TableInfo
@@ -51,6 +56,7 @@ from migrationsapp.engine.mapping import (
     check_entity,
     hashed_columns,
 )
+from migrationsapp.engine.row_columns import RowColumns, SourceRows
 from migrationsapp.engine.transforms import (
     Expression,
     FunctionLibrary,
@@ -154,6 +160,15 @@ class CompiledEntity:
         gives row by row, with the fields that have a column form computed on columns."""
         columns = self._columnar.evaluate(rows) if self._columnar is not None else None
         return transform_rows(self._batch_fields, rows, columns)
+
+    def transform_columns(
+        self, rows: Sequence[Mapping[str, Any]] | SourceRows
+    ) -> tuple[RowColumns, dict[int, RowError]]:
+        """``transform_batch`` a column at a time: the destination columns' values (NULL in
+        every column of a failed row), and the RowError of each failed row by index."""
+        source = rows if isinstance(rows, SourceRows) else SourceRows(rows)
+        columns = self._columnar.evaluate(source) if self._columnar is not None else None
+        return transform_columns(self._batch_fields, source, columns)
 
     def __repr__(self) -> str:
         return f"CompiledEntity({self.spec.name!r}, {len(self._steps)} fields)"

@@ -31,8 +31,9 @@ from .changes import RawChanges
 from .database import Database
 from .errors import RowError
 from .introspect import TableInfo
-from .load_target import Batch, Row, Target, as_uuid, chunks
+from .load_target import Row, Target, as_uuid, chunks
 from .refusals import database_reason, find_refused
+from .row_columns import RowColumns
 
 __all__ = ["Row", "TableWriter"]
 
@@ -55,7 +56,14 @@ class TableWriter:
         *,
         changes: dict[uuid.UUID, RawChanges] | None = None,
     ) -> dict[uuid.UUID, RowError]:
-        """Insert or update ``rows`` (each holding the key column and ``columns``).
+        """``upsert_columns`` of ``rows``, each holding the key column and ``columns``."""
+        names = [self.key_column, *columns]
+        return self.upsert_columns(RowColumns.of_rows(rows, names), changes=changes)
+
+    def upsert_columns(
+        self, batch: RowColumns, *, changes: dict[uuid.UUID, RawChanges] | None = None
+    ) -> dict[uuid.UUID, RowError]:
+        """Insert or update the rows of ``batch``, whose first column is the key column.
 
         Returns the rows the database refused, by UUID, each as a ``RowError`` (rule
         ``destination``) with the database's reason and the column when it names one; the
@@ -63,10 +71,12 @@ class TableWriter:
         existed before: its columns whose value differs from the one written, each as (before,
         after) as the database holds them (empty: the row was rewritten unchanged).
         """
-        if not rows:
+        if not batch:
             return {}
+        if batch.names[0] != self.key_column:
+            raise ValueError(f"the batch's first column must be the key {self.key_column!r}")
         writes = load_postgresql if self.database.dialect == "postgresql" else load_sqlite
-        return writes.upsert(self._target, Batch.of(rows, self.key_column, columns), changes)
+        return writes.upsert(self._target, batch, changes)
 
     # -- second pass of `reference: self`, and adoption (`match_on`) ---------------------------
 
@@ -79,7 +89,9 @@ class TableWriter:
         if not rows or not columns:
             return {}
         writes = load_sqlite if self._target.is_sqlite else load_postgresql
-        return writes.update_columns(self._target, Batch.of(rows, self.key_column, columns))
+        return writes.update_columns(
+            self._target, RowColumns.of_rows(rows, [self.key_column, *columns])
+        )
 
     def clear_columns(
         self, uuids: Sequence[uuid.UUID], columns: Sequence[str]

@@ -27,8 +27,9 @@ import sqlalchemy as sa
 from .changes import RawChanges
 from .copy_text import Dump, Encoded, encode_columns
 from .errors import RowError
-from .load_target import Batch, Target, as_uuid
+from .load_target import Target, as_uuid
 from .refusals import Attempt, database_reason, find_refused, row_refusal
+from .row_columns import RowColumns
 
 # The staging table's name: PostgreSQL's messages about a value COPY refused name it.
 STAGE = "diffmig_stage"
@@ -37,7 +38,7 @@ Collect = Callable[[sa.CursorResult], None]
 
 
 def upsert(
-    target: Target, batch: Batch, changes: dict[uuid.UUID, RawChanges] | None
+    target: Target, batch: RowColumns, changes: dict[uuid.UUID, RawChanges] | None
 ) -> dict[uuid.UUID, RowError]:
     """``TableWriter.upsert`` on PostgreSQL."""
     quoted = ", ".join(target.quote(c) for c in batch.names)
@@ -50,22 +51,23 @@ def upsert(
         merge = _merge_reporting_changes(target, merge, batch.names[1:])
         collect = _collect_changes(batch.names[1:], changes)
     unsendable, refused = _write_staged(target, batch, merge, collect)
+    keys = batch.values[0]  # the key column
     failures = {
-        batch.key(i): RowError(
+        keys[i]: RowError(
             f"destination refused the row: {reason}",
             field=column,
             rule="destination",
-            value=batch.rows[i].get(column),
+            value=batch.column(column)[i],
         )
         for i, (column, reason) in unsendable.items()
     }
     failures.update(
-        (batch.key(i), row_refusal(exc, batch.rows[i], batch.names)) for i, exc in refused.items()
+        (keys[i], row_refusal(exc, batch.row(i), batch.names)) for i, exc in refused.items()
     )
     return failures
 
 
-def update_columns(target: Target, batch: Batch) -> dict[uuid.UUID, str]:
+def update_columns(target: Target, batch: RowColumns) -> dict[uuid.UUID, str]:
     """``TableWriter.update_columns`` on PostgreSQL."""
     key = target.quote(target.key_column)
     sets = ", ".join(f"{target.quote(c)} = s.{target.quote(c)}" for c in batch.names[1:])
@@ -74,11 +76,12 @@ def update_columns(target: Target, batch: Batch) -> dict[uuid.UUID, str]:
         f"WHERE t.{key} = s.{key}"
     )
     unsendable, refused = _write_staged(target, batch, statement)
+    keys = batch.values[0]  # the key column
     failures = {
-        batch.key(i): f"destination refused the row: {reason} ({column})"
+        keys[i]: f"destination refused the row: {reason} ({column})"
         for i, (column, reason) in unsendable.items()
     }
-    failures.update((batch.key(i), database_reason(e)) for i, e in refused.items())
+    failures.update((keys[i], database_reason(e)) for i, e in refused.items())
     return failures
 
 
@@ -136,7 +139,7 @@ def _collect_changes(columns: Sequence[str], changes: dict[uuid.UUID, RawChanges
 
 
 def _write_staged(
-    target: Target, batch: Batch, statement: str, collect: Collect | None = None
+    target: Target, batch: RowColumns, statement: str, collect: Collect | None = None
 ) -> tuple[dict[int, tuple[str, str]], dict[int, sa.exc.DBAPIError]]:
     """Stage the batch and run ``statement`` from the stage, in one transaction that commits.
 

@@ -18,8 +18,9 @@ import sqlalchemy as sa
 
 from .changes import RawChanges
 from .errors import RowError
-from .load_target import Batch, Target, as_uuid, chunks, sqlite_value
+from .load_target import Target, as_uuid, chunks, sqlite_value
 from .refusals import database_reason, find_refused, row_refusal
+from .row_columns import RowColumns
 
 # SQLite binds at most 32,766 parameters per statement.
 MAX_PARAMETERS = 30_000
@@ -39,7 +40,7 @@ def write_each(
 
 
 def upsert(
-    target: Target, batch: Batch, changes: dict[uuid.UUID, RawChanges] | None
+    target: Target, batch: RowColumns, changes: dict[uuid.UUID, RawChanges] | None
 ) -> dict[uuid.UUID, RowError]:
     """``TableWriter.upsert`` on SQLite."""
     quoted = ", ".join(target.quote(c) for c in batch.names)
@@ -52,15 +53,14 @@ def upsert(
         before = _changes(target, conn, batch.names, params) if changes is not None else {}
         refused = write_each(conn, sql, params)
         conn.commit()
-    failures = {
-        batch.key(i): row_refusal(exc, batch.rows[i], batch.names) for i, exc in refused.items()
-    }
+    keys = batch.values[0]  # the key column
+    failures = {keys[i]: row_refusal(exc, batch.row(i), batch.names) for i, exc in refused.items()}
     if changes is not None:
         changes.update((u, found) for u, found in before.items() if u not in failures)
     return failures
 
 
-def update_columns(target: Target, batch: Batch) -> dict[uuid.UUID, str]:
+def update_columns(target: Target, batch: RowColumns) -> dict[uuid.UUID, str]:
     """``TableWriter.update_columns`` on SQLite."""
     sets = ", ".join(f"{target.quote(c)} = ?" for c in batch.names[1:])
     sql = f"UPDATE {target.qualified} SET {sets} WHERE {target.quote(target.key_column)} = ?"
@@ -71,7 +71,8 @@ def update_columns(target: Target, batch: Batch) -> dict[uuid.UUID, str]:
     with target.connect() as conn:
         refused = write_each(conn, sql, params)
         conn.commit()
-    return {batch.key(i): database_reason(exc) for i, exc in refused.items()}
+    keys = batch.values[0]  # the key column
+    return {keys[i]: database_reason(exc) for i, exc in refused.items()}
 
 
 def _changes(

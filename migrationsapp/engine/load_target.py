@@ -2,8 +2,8 @@
 
 ``Target`` is what ``load.TableWriter`` and the dialects' writes (``load_postgresql``,
 ``load_sqlite``) share: the table's quoted and schema-qualified name, the key column, the
-parameter mark and value forms of the dialect, and a connection set up for writing. A
-``Batch`` is the rows of one write, also a column at a time.
+parameter mark and value forms of the dialect, and a connection set up for writing. The
+rows of one write come as ``row_columns.RowColumns``, the key column first.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -96,35 +95,6 @@ class Target:
                     )
                 )
         return found
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Rows to write, and their values a column at a time; ``names[0]`` is the key column."""
-
-    rows: Sequence[Row]
-    names: list[str]
-    values: list[Sequence[Any]]
-
-    @classmethod
-    def of(cls, rows: Sequence[Row], key_column: str, columns: Sequence[str]) -> Batch:
-        names = [key_column, *columns]
-        return cls(rows, names, columns_of(rows, names))
-
-    def key(self, index: int) -> uuid.UUID:
-        """The UUID of the row at ``index``."""
-        return self.rows[index][self.names[0]]
-
-
-def columns_of(rows: Sequence[Row], names: Sequence[str]) -> list[Sequence[Any]]:
-    """The rows' values a column at a time (a row without a column holds NULL there)."""
-    if len(names) == 1:
-        return [[row.get(names[0]) for row in rows]]
-    try:
-        # itemgetter and zip transpose in C: no Python step per value.
-        return list(zip(*map(itemgetter(*names), rows), strict=True))
-    except KeyError:
-        return [[row.get(c) for row in rows] for c in names]
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

@@ -6,7 +6,8 @@ The batch loop (``engine.runner``, and the second pass of ``reference: self`` in
 * ``SourceReader``: the source rows of a batch's keys (``connectors.Database``);
 * ``DestinationWriter``: idempotent writes keyed by destination UUID, and the few reads the
   checks need (``load.TableWriter``);
-* ``ChangeSetReader``: the entity's change set, by ascending change id;
+* ``ChangeSetReader``: the entity's change set, by ascending change id (a ``ChangeBatch``
+  when the rows came with the changes, as columns);
 * ``RecordMapLookup``: legacy key ↔ destination UUID;
 * ``CheckpointStore``: the batch's control commit (record map, events, quarantine,
   checkpoint, counters, stage seconds), atomic;
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 from .changes import FieldChanges, RawChanges
 from .errors import RowError
 from .outcomes import WRITTEN_ACTIONS, Phase, RecordAction, StopRequest
+from .row_columns import RowColumns
 from .stages import StageSeconds, clock, close_control
 
 # The phases of an entity's run, as the change-set reader and the checkpoints name them.
@@ -54,16 +56,25 @@ tests inject crashes there."""
 @dataclass(frozen=True)
 class Change:
     """One key of the change set: for a first baseline read by key range
-    (``engine.reads_key_range``), one source row, whose ``row`` came with it and whose ``id``
-    is its place in the read."""
+    (``engine.reads_key_range``), one source row, whose ``id`` is its place in the read."""
 
     id: int
     kind: str  # new | modified | retry | deleted
     key: list[Any]
     key_text: str
     content_hash: str
-    # The source row's columns, read with the change (None: the runner fetches them by key).
-    row: Mapping[str, Any] | None = None
+
+
+class ChangeBatch(list[Change]):
+    """Changes read with their source rows: ``source`` holds the rows' columns, in the order
+    of the changes (a first baseline read by key range). The runner fetches the rows of any
+    other batch of changes by key."""
+
+    def __init__(self, changes: Iterable[Change], source: RowColumns) -> None:
+        super().__init__(changes)
+        if len(self) != len(source):
+            raise ValueError("one source row per change")
+        self.source = source
 
 
 @dataclass
@@ -184,17 +195,14 @@ class DestinationWriter(Protocol):
 
     key_column: str
 
-    def upsert(
-        self,
-        rows: Sequence[Row],
-        columns: Sequence[str],
-        *,
-        changes: dict[uuid.UUID, RawChanges] | None = None,
+    def upsert_columns(
+        self, batch: RowColumns, *, changes: dict[uuid.UUID, RawChanges] | None = None
     ) -> dict[uuid.UUID, RowError]:
-        """Insert or update ``rows`` (each holds the key column and ``columns``); the rows the
-        database refused, by UUID, each with its reason (rule ``destination``). ``changes``,
-        when given, is filled with each written row that existed before: its columns whose
-        value differs from the one written, as (before, after); empty when none does."""
+        """Insert or update the rows of ``batch`` (its first column the key column); the rows
+        the database refused, by UUID, each with its reason (rule ``destination``).
+        ``changes``, when given, is filled with each written row that existed before: its
+        columns whose value differs from the one written, as (before, after); empty when none
+        does."""
 
     def owners_of_values(self, column: str, values: Iterable[Any]) -> dict[Any, uuid.UUID]:
         """For a `unique` rule: which destination row holds each value now."""

@@ -25,16 +25,17 @@ from migrationsapp.engine.reads import SourceHandle, keyed_table, table_clause, 
 from migrationsapp.engine.reads_keys import key_after, key_at_or_after, key_before
 from migrationsapp.engine.reads_slices import cut_after
 from migrationsapp.engine.reads_values import row_converter
+from migrationsapp.engine.row_columns import RowColumns
 
 
 @dataclass(frozen=True)
 class KeyRangeBatch:
-    """Rows of a table in key order, as three lists: each row's key as the driver read it,
-    its content hash, and the columns asked (one dict a row)."""
+    """Rows of a table in key order: each row's key as the driver read it, its content hash,
+    and the columns asked, a column at a time."""
 
     keys: list[tuple]
     hashes: list[str]
-    rows: list[dict[str, Any]]
+    columns: RowColumns
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -102,10 +103,14 @@ def read_key_range(
         hashes = [row[width] for row in fetched]
         if None in hashes:
             raise row_digest.too_large(row_keys[hashes.index(None)])
-    names = list(columns)
-    # zip stops at the names: the key columns read after them stay out of the dict.
-    rows = [dict(zip(names, row, strict=False)) for row in values]
-    return KeyRangeBatch(keys=row_keys, hashes=hashes, rows=rows)
+    # The columns asked are the first of each row's values: the key columns read after them
+    # stay out (zip transposes in C).
+    asked = [list(column) for column in zip(*values, strict=True)][: len(columns)]
+    if not values:
+        asked = [[] for _ in columns]
+    return KeyRangeBatch(
+        keys=row_keys, hashes=hashes, columns=RowColumns(list(columns), asked, len(values))
+    )
 
 
 def key_range_cuts(

@@ -37,8 +37,9 @@ from typing import Any, Protocol
 from .adopt import Adoption
 from .compile import CompiledEntity, ReferenceValue
 from .errors import RowError
+from .row_columns import RowColumns, SourceRows
 from .stages import StageSeconds
-from .validation import CompiledRule, batch_unique_violations, unique_rules, validate_batch
+from .validation import CompiledRule, unique_rules, unique_violations, validate_columns
 from .values import UnresolvedReference
 
 ParentLookup = Callable[[str, Collection[str]], Mapping[str, uuid.UUID]]
@@ -139,6 +140,47 @@ class PipelineRow:
 
 
 @dataclass
+class CheckedBatch:
+    """A batch out, a column at a time: each row's destination values (``values``, NULL
+    throughout a row whose transform failed), and by row index what fails a row, what
+    `reference: self` columns it holds back and why it is written as it is."""
+
+    keys: Sequence[str]
+    # The UUID each row is written under (adoption may have changed it).
+    uuids: list[uuid.UUID]
+    values: RowColumns
+    errors: dict[int, RowError]
+    # Rows whose transform failed: they have no values (a preview shows none).
+    untransformed: Collection[int] = ()
+    links: dict[int, dict[str, str]] = field(default_factory=dict)
+    notes: dict[int, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def passing(self) -> list[int]:
+        """The indexes of the rows no step has failed, in order."""
+        errors = self.errors
+        if not errors:
+            return list(range(len(self.keys)))
+        return [index for index in range(len(self.keys)) if index not in errors]
+
+    def row(self, index: int) -> PipelineRow:
+        """Row ``index`` as one ``PipelineRow``."""
+        return PipelineRow(
+            self.keys[index],
+            self.uuids[index],
+            {} if index in self.untransformed else self.values.row(index),
+            self.errors.get(index),
+            self.links.get(index),
+            self.notes.get(index, ""),
+        )
+
+    def rows(self) -> list[PipelineRow]:
+        return [self.row(index) for index in range(len(self.keys))]
+
+
+@dataclass
 class RowPipeline:
     """The checks of one entity's batches; see the module docstring for the steps."""
 
@@ -164,15 +206,39 @@ class RowPipeline:
     ) -> list[PipelineRow]:
         """Each row's values or error, in the order of ``rows``; ``stages`` (when given)
         counts the transform and the checks (``validate``)."""
+        return self.check(rows, stages=stages).rows()
+
+    def check(
+        self, rows: Sequence[SourceRow], *, stages: StageSeconds | None = None
+    ) -> CheckedBatch:
+        """``run``'s rows as one batch of columns."""
+        return self.check_source(
+            [key for key, _, _ in rows],
+            [record_uuid for _, record_uuid, _ in rows],
+            SourceRows([source for _, _, source in rows]),
+            stages=stages,
+        )
+
+    def check_source(
+        self,
+        keys: Sequence[str],
+        uuids: Sequence[uuid.UUID],
+        source: SourceRows,
+        *,
+        stages: StageSeconds | None = None,
+    ) -> CheckedBatch:
+        """``check`` of rows given as their key texts, their UUIDs and their source values
+        (as columns, or one dict a row)."""
         stages = stages if stages is not None else StageSeconds()
         with stages.measure("transform"):
-            results = self.compiled.transform_batch([source for _, _, source in rows])
-            batch = [
-                PipelineRow(key, record_uuid, {}, result)
-                if isinstance(result, RowError)
-                else PipelineRow(key, record_uuid, result)
-                for (key, record_uuid, _), result in zip(rows, results, strict=True)
-            ]
+            values, failed = self.compiled.transform_columns(source)
+            batch = CheckedBatch(
+                keys=keys,
+                uuids=list(uuids),
+                values=values,
+                errors=dict(failed),
+                untransformed=frozenset(failed),
+            )
         with stages.measure("validate"):
             self._validate(batch)
             self._resolve_references(batch)
@@ -180,26 +246,25 @@ class RowPipeline:
             self._check_unique(batch)
         return batch
 
-    def _validate(self, batch: list[PipelineRow]) -> None:
+    def _validate(self, batch: CheckedBatch) -> None:
         """The rules of each row (all but `unique`, which needs the whole batch)."""
         if not self.rules:
             return
-        passing = _passing(batch)
-        errors = validate_batch(self.rules, [row.values for row in passing], today=self.today)
-        for row, error in zip(passing, errors, strict=True):
-            row.error = error
+        found = validate_columns(self.rules, batch.values, batch.passing(), today=self.today)
+        batch.errors.update(found)
 
-    def _resolve_references(self, batch: list[PipelineRow]) -> None:
+    def _resolve_references(self, batch: CheckedBatch) -> None:
+        """Each reference column's parent keys become their UUIDs, a column at a time; a
+        parent not found is looked at row by row (held back, shown, or failing the row)."""
         fields = self.compiled.reference_fields
         if not fields or self.references is None:
             return
         references = self.references
+        columns = {column: batch.values.column(column) for column in fields}
         wanted: dict[str, set[str]] = {}
-        for row in batch:
-            for column in fields:
-                ref = row.values.get(column)
-                if isinstance(ref, ReferenceValue):
-                    wanted.setdefault(ref.entity, set()).add(ref.key_text)
+        for column, parent in fields.items():
+            texts = {ref.key_text for ref in columns[column] if isinstance(ref, ReferenceValue)}
+            wanted.setdefault(parent, set()).update(texts)
         resolved = {parent: references.lookup(parent, keys) for parent, keys in wanted.items()}
         entity = self.compiled.spec.name
         coming: Collection[str] = ()
@@ -207,73 +272,89 @@ class RowPipeline:
             unresolved = wanted.get(entity, set()) - set(resolved.get(entity, {}))
             coming = references.coming(unresolved) if unresolved else ()
         required: dict[str, bool] = {}
-        for row in batch:
-            values = row.values
-            for column, parent in fields.items():
-                ref = values.get(column)
-                if not isinstance(ref, ReferenceValue):
-                    continue
-                parent_uuid = resolved.get(ref.entity, {}).get(ref.key_text)
-                if parent_uuid is None and ref.entity == entity and ref.key_text in coming:
+        errors = batch.errors
+        show = references.show
+        missing_by_column: list[tuple[str, str, list[int]]] = []
+        for column, parent in fields.items():
+            values = columns[column]
+            found = resolved.get(parent, {})
+            missing: list[int] = []
+            for index, ref in enumerate(values):
+                if isinstance(ref, ReferenceValue):
+                    parent_uuid = found.get(ref.key_text)
+                    if parent_uuid is None:
+                        missing.append(index)
+                    elif show is uuid_or_unresolved:
+                        values[index] = parent_uuid
+                    else:
+                        values[index] = show(ref, parent_uuid)
+            if missing:
+                missing_by_column.append((column, parent, missing))
+        # A row fails on its first missing parent in the order of the fields, as it reads.
+        for column, parent, missing in missing_by_column:
+            values = columns[column]
+            for index in missing:
+                ref = values[index]
+                if ref.entity == entity and ref.key_text in coming:
                     # Written NULL now, set by the second pass once every upsert is done.
-                    row.links = {**(row.links or {}), column: ref.key_text}
-                    values[column] = None
+                    batch.links[index] = {**batch.links.get(index, {}), column: ref.key_text}
+                    values[index] = None
                     continue
-                values[column] = references.show(ref, parent_uuid)
-                if parent_uuid is None and row.error is None:
+                values[index] = show(ref, None)
+                if index not in errors:
                     if parent not in required:
                         required[parent] = references.required(parent)
                     if required[parent]:
-                        row.error = RowError(
+                        errors[index] = RowError(
                             f"missing parent: {parent} {ref.key_text!r} has not been migrated",
                             field=column,
                             rule="reference",
                             value=ref.key_text,
                         )
 
-    def _adopt(self, batch: list[PipelineRow]) -> None:
-        passing = _passing(batch)
+    def _adopt(self, batch: CheckedBatch) -> None:
+        passing = batch.passing()
         if self.adopt is None or not passing:
             return
-        adoption = self.adopt([(row.key_text, row.uuid, row.values) for row in passing])
-        for row in passing:
-            error = adoption.errors.get(row.key_text)
+        adoption = self.adopt(
+            [(batch.keys[index], batch.uuids[index], batch.values.row(index)) for index in passing]
+        )
+        for index in passing:
+            key = batch.keys[index]
+            error = adoption.errors.get(key)
             if error is not None:
-                row.error = error
+                batch.errors[index] = error
                 continue
-            row.uuid = adoption.uuids.get(row.key_text, row.uuid)
-            row.note = adoption.notes.get(row.key_text, "")
+            batch.uuids[index] = adoption.uuids.get(key, batch.uuids[index])
+            note = adoption.notes.get(key, "")
+            if note:
+                batch.notes[index] = note
 
-    def _check_unique(self, batch: list[PipelineRow]) -> None:
+    def _check_unique(self, batch: CheckedBatch) -> None:
         """Within the batch first, then against the rows the destination holds."""
         rules = self._unique
-        passing = _passing(batch)
+        passing = batch.passing()
         if not rules or not passing:
             return
-        in_batch = batch_unique_violations(rules, [(r.key_text, r.values) for r in passing])
-        for row in passing:
-            row.error = in_batch.get(row.key_text)
-        passing = _passing(passing)
+        batch.errors.update(unique_violations(rules, batch.values, passing, batch.keys))
+        passing = batch.passing()
         assert self.owners is not None  # __post_init__
+        columns = {rule.field: batch.values.column(rule.field) for rule in rules}
         owners = {
             rule.field: self.owners.owners_of_values(
-                rule.field, [row.values.get(rule.field) for row in passing]
+                rule.field, [columns[rule.field][index] for index in passing]
             )
             for rule in rules
         }
-        for row in passing:
+        for index in passing:
             for rule in rules:
-                value = row.values.get(rule.field)
+                value = columns[rule.field][index]
                 owner = owners[rule.field].get(value) if value is not None else None
-                if owner is not None and owner != row.uuid:
-                    row.error = RowError(
+                if owner is not None and owner != batch.uuids[index]:
+                    batch.errors[index] = RowError(
                         f"unique: {value!r} is already used by another destination record",
                         field=rule.field,
                         rule="unique",
                         value=value,
                     )
                     break
-
-
-def _passing(rows: Iterable[PipelineRow]) -> list[PipelineRow]:
-    return [row for row in rows if row.error is None]

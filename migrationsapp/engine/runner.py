@@ -37,6 +37,7 @@ from .ports import (
     UPSERT,
     BatchResult,
     Change,
+    ChangeBatch,
     DestinationWriter,
     FaultHook,
     ProgressSink,
@@ -45,7 +46,8 @@ from .ports import (
     SourceReader,
     StopRequest,
 )
-from .row_pipeline import Adopter, PipelineRow, References, RowPipeline
+from .row_columns import SourceRows
+from .row_pipeline import Adopter, References, RowPipeline
 from .stages import StageSeconds, clock
 from .validation import CompiledRule
 
@@ -119,73 +121,75 @@ class EntityRunner:
 
     def _upsert_batch(self, changes: Sequence[Change], stages: StageSeconds) -> list[RecordOutcome]:
         with stages.measure("read"):
-            rows_by_text = self._rows_of(changes)
+            present, source = self._rows_of(changes)
             known = self.ports.lookup_uuids(
                 self.entity, [c.key_text for c in changes], include_deleted=True
             )
         outcomes: dict[str, RecordOutcome] = {}
-        present: list[tuple[Change, uuid.UUID]] = []
         with stages.measure("transform"):
             new_uuid = DestinationUUIDs(self.entity)
-            for change in changes:
-                record_uuid = known.get(change.key_text) or new_uuid(change.key_text)
-                if change.key_text not in rows_by_text:
-                    # Gone from the source since the analysis: the next analysis sees the delete.
-                    outcomes[change.key_text] = self._outcome(
-                        change,
-                        RecordAction.SKIPPED,
-                        record_uuid,
-                        RowError("gone from the source since the analysis", rule="source"),
-                    )
-                    continue
-                present.append((change, record_uuid))
+            record_uuids = [known.get(c.key_text) or new_uuid(c.key_text) for c in present]
+            if len(present) < len(changes):
+                read = {c.key_text for c in present}
+                for change in changes:
+                    if change.key_text not in read:
+                        # Gone from the source since the analysis: the next analysis sees the
+                        # delete.
+                        outcomes[change.key_text] = self._outcome(
+                            change,
+                            RecordAction.SKIPPED,
+                            known.get(change.key_text) or new_uuid(change.key_text),
+                            RowError("gone from the source since the analysis", rule="source"),
+                        )
         # Transform, validate, references, adoption, unique: the pipeline times its stages.
-        checked = self._pipeline(known).run(
-            [(c.key_text, u, rows_by_text[c.key_text]) for c, u in present], stages=stages
+        checked = self._pipeline(known).check_source(
+            [c.key_text for c in present], record_uuids, source, stages=stages
         )
-        candidates: list[tuple[Change, PipelineRow]] = []
-        for (change, _), row in zip(present, checked, strict=True):
-            if row.error is not None:
-                self._fail(outcomes, change, row.uuid, row.error)
-            else:
-                candidates.append((change, row))
+        for index, error in checked.errors.items():
+            self._fail(outcomes, present[index], checked.uuids[index], error)
+        passing = checked.passing()
+        notes, links, uuids = checked.notes, checked.links, checked.uuids
 
-        key_column = self.compiled.spec.destination_key
-        rows = [{key_column: row.uuid, **row.values} for _, row in candidates]
         refused: dict[uuid.UUID, RowError] = {}
         changed: dict[uuid.UUID, RawChanges] = {}
         # Only an update's event keeps the fields it changed: a batch of new records (a
         # baseline's) spares the destination a probe of its stored row per row.
-        updates = any(change.key_text in known or row.note for change, row in candidates)
-        if not self.dry_run:
+        updates = bool(notes) or any(present[index].key_text in known for index in passing)
+        if not self.dry_run and passing:
             with stages.measure("write"):
-                refused = self.writer.upsert(
-                    rows, self.compiled.destination_columns, changes=changed if updates else None
-                )
-        for change, row in candidates:
-            if row.uuid in refused:
+                # The batch goes to the writer as the columns the pipeline made.
+                written = checked.values.take(passing)
+                key_column = self.compiled.spec.destination_key
+                batch = written.with_first(key_column, [uuids[index] for index in passing])
+                refused = self.writer.upsert_columns(batch, changes=changed if updates else None)
+        for index in passing:
+            change = present[index]
+            record_uuid = uuids[index]
+            if record_uuid in refused:
                 # The database's reason, and its column when named.
-                self._fail(outcomes, change, row.uuid, refused[row.uuid])
+                self._fail(outcomes, change, record_uuid, refused[record_uuid])
                 continue
-            updated = change.key_text in known or bool(row.note)
+            note = notes.get(index, "")
+            updated = change.key_text in known or bool(note)
             action = RecordAction.UPDATED if updated else RecordAction.CREATED
-            outcome = self._outcome(change, action, row.uuid)
-            outcome.note = row.note
-            outcome.links = row.links
-            if updated and row.uuid in changed:
+            outcome = self._outcome(change, action, record_uuid)
+            outcome.note = note
+            outcome.links = links.get(index)
+            if updated and record_uuid in changed:
                 # A `reference: self` column held back for the second pass was written
                 # NULL for now: its value before is not what this run changes it to.
-                held = row.links or {}
-                found = changed[row.uuid]
+                held = outcome.links or {}
+                found = changed[record_uuid]
                 outcome.changes = field_changes({c: v for c, v in found.items() if c not in held})
             outcomes[change.key_text] = outcome
         return [outcomes[c.key_text] for c in changes]
 
-    def _rows_of(self, changes: Sequence[Change]) -> dict[str, Mapping[str, Any]]:
-        """The source rows of ``changes`` by key text: those that came with them (a baseline
-        read by key range), else fetched by key."""
-        if all(c.row is not None for c in changes):
-            return {c.key_text: c.row for c in changes}  # type: ignore[misc]
+    def _rows_of(self, changes: Sequence[Change]) -> tuple[list[Change], SourceRows]:
+        """The changes whose source row was read, and those rows in the same order: the
+        columns that came with them (a baseline read by key range), else fetched by key (a
+        row gone from the source since the analysis leaves its change out)."""
+        if isinstance(changes, ChangeBatch):
+            return list(changes), SourceRows(columns=changes.source)
         spec = self.compiled.spec
         fetched = self.source.fetch_rows(
             spec.source_table,
@@ -193,7 +197,9 @@ class EntityRunner:
             [tuple(c.key) for c in changes],
             self.compiled.source_columns,
         )
-        return dict(zip(key_texts(fetched), fetched.values(), strict=True))
+        by_text = dict(zip(key_texts(fetched), fetched.values(), strict=True))
+        present = [c for c in changes if c.key_text in by_text]
+        return present, SourceRows([by_text[c.key_text] for c in present])
 
     def _pipeline(self, known: Collection[str]) -> RowPipeline:
         """The batch's checks: references through the record map (`reference: self` parents

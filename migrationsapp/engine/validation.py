@@ -3,8 +3,9 @@
 Rules come from an entity's ``validation:`` list and apply to the destination row after
 transforms and type conversion. ``compile_rules`` refuses a bad rule list at import, naming
 every problem at once; ``validate_row`` returns the first rule a row breaks as a ``RowError``
-(the row is quarantined), and ``validate_batch`` the same for each row of a batch, a rule at
-a time over its field's column. ``unique`` is checked across rows: ``batch_unique_violations``
+(the row is quarantined), and ``validate_batch`` (``validate_columns`` on a batch kept as
+columns) the same for each row of a batch, a rule at a time over its field's column.
+``unique`` is checked across rows: ``batch_unique_violations`` (``unique_violations``)
 within one source batch here, against the destination by the writer.
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 from migrationsapp.engine.convert import show_value as show
 from migrationsapp.engine.errors import MappingError, MappingProblem, RowError
 from migrationsapp.engine.patterns import PatternError, UserPattern, compile_pattern
+from migrationsapp.engine.row_columns import RowColumns
 
 RULES = ("required", "unique", "format", "range")
 _PARAMS = {"required": set(), "unique": set(), "format": {"pattern"}, "range": {"min", "max"}}
@@ -254,24 +256,37 @@ def validate_batch(
     rules: Sequence[CompiledRule], rows: Sequence[Mapping[str, Any]], *, today: dt.date
 ) -> list[RowError | None]:
     """``validate_row`` of each row, a rule at a time over its field's values."""
-    errors: list[RowError | None] = [None] * len(rows)
+    fields = list(dict.fromkeys(rule.field for rule in rules))
+    found = validate_columns(rules, RowColumns.of_rows(rows, fields), range(len(rows)), today=today)
+    return [found.get(index) for index in range(len(rows))]
+
+
+def validate_columns(
+    rules: Sequence[CompiledRule], batch: RowColumns, indexes: Sequence[int], *, today: dt.date
+) -> dict[int, RowError]:
+    """``validate_row`` of the rows at ``indexes`` of ``batch``, a rule at a time over its
+    field's column: the error of each row that breaks a rule, by index."""
+    errors: dict[int, RowError] = {}
+    every = len(indexes) == len(batch)
     for rule in rules:
         if rule.rule == "unique":
             continue
-        values = [row.get(rule.field) for row in rows]
+        column = batch.column(rule.field)
+        values = column if every else [column[index] for index in indexes]
         if rule.rule == "required":
             # The rule's own check only where it fails: None, or text of only whitespace.
             breaking = [
-                index
-                for index, value in enumerate(values)
+                at
+                for at, value in enumerate(values)
                 if value is None or (isinstance(value, str) and not value.strip())
             ]
         else:
             reasons = map(rule.check, values, repeat(today))
-            breaking = [index for index, reason in enumerate(reasons) if reason is not None]
-        for index in breaking:
-            if errors[index] is None:
-                value = values[index]
+            breaking = [at for at, reason in enumerate(reasons) if reason is not None]
+        for at in breaking:
+            index = indexes[at]
+            if index not in errors:
+                value = values[at]
                 reason = rule.check(value, today)
                 assert reason is not None  # the same check, the same value
                 errors[index] = RowError(reason, field=rule.field, rule=rule.rule, value=value)
@@ -298,18 +313,34 @@ def batch_unique_violations(
 
     The first row with a value keeps it; each later one fails, naming the first's key.
     """
-    failures: dict[str, RowError] = {}
+    fields = list(dict.fromkeys(rule.field for rule in unique_rules(rules)))
+    batch = RowColumns.of_rows([row for _, row in rows], fields)
+    keys = [key for key, _ in rows]
+    found = unique_violations(rules, batch, range(len(rows)), keys)
+    return {keys[index]: error for index, error in found.items()}
+
+
+def unique_violations(
+    rules: Sequence[CompiledRule],
+    batch: RowColumns,
+    indexes: Sequence[int],
+    keys: Sequence[str],
+) -> dict[int, RowError]:
+    """``batch_unique_violations`` of the rows at ``indexes`` of ``batch`` (``keys`` the key
+    texts of every row), by index."""
+    failures: dict[int, RowError] = {}
     for rule in unique_rules(rules):
         first_key: dict[Any, str] = {}
-        for key, row in rows:
-            value = row.get(rule.field)
+        column = batch.column(rule.field)
+        for index in indexes:
+            value = column[index]
             if value is None:
                 continue
             identity = _identity(value)
             if identity not in first_key:
-                first_key[identity] = key
-            elif key not in failures:
-                failures[key] = RowError(
+                first_key[identity] = keys[index]
+            elif index not in failures:
+                failures[index] = RowError(
                     f"unique: duplicate value {show(value)} (also in record {first_key[identity]})",
                     field=rule.field,
                     rule="unique",

@@ -38,7 +38,7 @@ from migrationsapp.engine.key_texts import key_texts
 from migrationsapp.engine.mapping import EntitySpec, hashed_columns
 from migrationsapp.engine.mapping.spec import SELF_REFERENCE
 from migrationsapp.engine.outcomes import Phase
-from migrationsapp.engine.ports import BatchResult, Change
+from migrationsapp.engine.ports import BatchResult, Change, ChangeBatch
 from migrationsapp.engine.reads import SourceHandle
 from migrationsapp.engine.reads_key_range import (
     key_range_cuts,
@@ -234,17 +234,19 @@ class KeyRangeRunPorts(EntityRunPorts):
         if not batch:
             return []
         new = ChangeKind.NEW
-        changes = [
-            Change(position, new, list(key), text, content_hash, row)
-            for position, key, text, content_hash, row in zip(
-                range(after_id + 1, after_id + 1 + len(batch)),
-                batch.keys,
-                key_texts(batch.keys),
-                batch.hashes,
-                batch.rows,
-                strict=True,
-            )
-        ]
+        changes = ChangeBatch(
+            (
+                Change(position, new, list(key), text, content_hash)
+                for position, key, text, content_hash in zip(
+                    range(after_id + 1, after_id + 1 + len(batch)),
+                    batch.keys,
+                    key_texts(batch.keys),
+                    batch.hashes,
+                    strict=True,
+                )
+            ),
+            batch.columns,
+        )
         self._keys = {changes[-1].id: batch.keys[-1]}
         return changes
 

@@ -11,6 +11,7 @@ from migrationsapp.engine.compile import CompiledEntity, compile_entity
 from migrationsapp.engine.connectors import ColumnInfo, TableInfo
 from migrationsapp.engine.errors import RowError
 from migrationsapp.engine.mapping import EntitySpec, FieldSpec
+from migrationsapp.engine.row_columns import RowColumns, SourceRows
 
 # text, text, int, int, bool, mixed, dates (with datetimes and text), decimals
 SOURCE_COLUMNS = ("id", "s", "t", "n", "m", "f", "x", "d", "p")
@@ -95,4 +96,16 @@ def row_path(compiled: CompiledEntity, rows: Sequence[Mapping[str, Any]]) -> lis
 
 
 def batch_path(compiled: CompiledEntity, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-    return [outcome(result) for result in compiled.transform_batch(rows)]
+    """The batch's outcomes from its rows as dicts; the same, when every row has the same
+    columns, from those rows read as columns (a key-range read's batch)."""
+    results = [outcome(result) for result in compiled.transform_batch(rows)]
+    names = list(rows[0]) if rows else []
+    if all(list(row) == names for row in rows):
+        source = SourceRows(columns=RowColumns.of_rows(rows, names))
+        values, failed = compiled.transform_columns(source)
+        from_columns = [
+            outcome(failed[index] if index in failed else values.row(index))
+            for index in range(len(rows))
+        ]
+        assert from_columns == results
+    return results

@@ -24,10 +24,12 @@ from migrationsapp.engine.ports import (
     UPSERT,
     BatchResult,
     Change,
+    ChangeBatch,
     LinkBatchResult,
     PendingLink,
     StopRequest,
 )
+from migrationsapp.engine.row_columns import RowColumns
 from migrationsapp.engine.stages import StageTotals, clock
 
 # -- the source --------------------------------------------------------------------------------
@@ -82,16 +84,16 @@ class MemoryTable:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def upsert(
+    def upsert_columns(
         self,
-        rows: Sequence[Mapping[str, Any]],
-        columns: Sequence[str],
+        batch: RowColumns,
         *,
         changes: dict[uuid.UUID, Mapping[str, tuple[Any, Any]]] | None = None,
     ) -> dict[uuid.UUID, RowError]:
         self.writes.append("upsert")
         failures: dict[uuid.UUID, RowError] = {}
-        for row in rows:
+        columns = batch.names[1:]
+        for row in map(batch.row, range(len(batch))):
             key = row[self.key_column]
             bad = next((c for c in columns if (c, row.get(c)) in self.refuse), None)
             if bad is not None:
@@ -213,6 +215,8 @@ class MemoryControl:
     timing: dict[str, StageTotals] = field(default_factory=dict)
     links: dict[int, PendingLink] = field(default_factory=dict)
     stop_checks: int = 0
+    # Source rows read with their changes (a baseline by key range), by change id.
+    rows_read: dict[int, Mapping[str, Any]] = field(default_factory=dict)
 
     # -- building the change set -----------------------------------------------------------
 
@@ -231,9 +235,10 @@ class MemoryControl:
             key=list(key),
             key_text=encode_key(list(key)),
             content_hash=content_hash,
-            row=row,
         )
         self.changes.append(change)
+        if row is not None:
+            self.rows_read[change.id] = row
         return change
 
     def migrated(self, entity: str, key_text: str, record_uuid: uuid.UUID) -> None:
@@ -243,7 +248,11 @@ class MemoryControl:
 
     def read_changes(self, *, after_id: int, phase: Phase, limit: int) -> list[Change]:
         wanted = ("deleted",) if phase == DELETE else ("new", "modified", "retry")
-        return [c for c in self.changes if c.id > after_id and c.kind in wanted][:limit]
+        batch = [c for c in self.changes if c.id > after_id and c.kind in wanted][:limit]
+        if batch and all(c.id in self.rows_read for c in batch):
+            rows = [self.rows_read[c.id] for c in batch]
+            return ChangeBatch(batch, RowColumns.of_rows(rows, list(rows[0])))
+        return batch
 
     def in_change_set(self, key_texts: Collection[str]) -> set[str]:
         upserts = {c.key_text for c in self.changes if c.kind != "deleted"}

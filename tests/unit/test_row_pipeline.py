@@ -217,6 +217,40 @@ def test_rows_come_out_in_the_batchs_order_with_values_or_an_error():
     assert by_key["17"].uuid == clinic.own
 
 
+def test_a_checked_batch_keeps_its_values_as_columns_with_the_failing_rows_by_index():
+    clinic = Clinic()
+    pipeline = RowPipeline(
+        clinic.compiled,
+        rules_of(DOCTOR_SPEC),
+        TODAY,
+        references=References.for_run(clinic.control.live_uuids, lambda keys: ()),
+        owners=clinic.writer,
+    )
+
+    checked = pipeline.check(clinic.rows())
+
+    keys = [str(k) for k, *_ in DOCTOR_ROWS]
+    assert list(checked.keys) == keys
+    assert {keys[i]: e.rule for i, e in checked.errors.items()} == {
+        key: rule for key, (rule, _, _) in EXPECTED_ERRORS.items()
+    }
+    assert [keys[i] for i in checked.passing()] == ["10", "17"]
+    assert checked.values.names == ["office_id", "name", "email"]
+    # A reference column holds the parents' UUIDs; a row whose transform failed, NULLs.
+    at_10, at_15 = keys.index("10"), keys.index("15")
+    assert checked.values.row(at_10) == {
+        "office_id": clinic.office,
+        "name": "Ann",
+        "email": "ann@x.org",
+    }
+    assert checked.values.row(at_15) == dict.fromkeys(["office_id", "name", "email"])
+    assert checked.row(at_15).values == {} and checked.row(at_15).error is not None
+    # The same rows as ``run`` gives them one at a time.
+    assert [row.values for row in checked.rows()] == [
+        row.values for row in pipeline.run(clinic.rows())
+    ]
+
+
 def test_the_preview_holds_no_missing_parent_against_a_row_before_its_entity_is_migrated():
     clinic = Clinic()
 

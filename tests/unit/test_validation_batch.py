@@ -8,7 +8,14 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from migrationsapp.engine.validation import RuleSpec, compile_rules, validate_batch, validate_row
+from migrationsapp.engine.row_columns import RowColumns
+from migrationsapp.engine.validation import (
+    RuleSpec,
+    compile_rules,
+    validate_batch,
+    validate_columns,
+    validate_row,
+)
 
 FIELDS = ("a", "b", "c")
 TODAY = dt.date(2026, 12, 7)
@@ -72,3 +79,22 @@ def test_required_fails_none_and_whitespace_only_and_the_first_rule_wins():
         ("b", "range: 0 is below min 1"),
         None,
     ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    specs=st.lists(st.tuples(st.sampled_from(FIELDS), RULES), max_size=5),
+    rows=st.lists(st.dictionaries(st.sampled_from(FIELDS), VALUES), max_size=10),
+    picked=st.lists(st.booleans(), min_size=10, max_size=10),
+)
+def test_columns_checked_at_some_rows_fail_those_rows_as_row_by_row(specs, rows, picked):
+    rules = compile_rules(
+        "thing", [RuleSpec(field, rule, params) for field, (rule, params) in specs], FIELDS
+    )
+    indexes = [index for index in range(len(rows)) if picked[index]]
+    batch = RowColumns.of_rows(rows, FIELDS)
+    found = validate_columns(rules, batch, indexes, today=TODAY)
+    assert set(found) <= set(indexes)
+    for index in indexes:
+        expected = validate_row(rules, rows[index], today=TODAY)
+        assert _shown(found.get(index)) == _shown(expected)
