@@ -55,15 +55,22 @@ class TableWriter:
         columns: Sequence[str],
         *,
         changes: dict[uuid.UUID, RawChanges] | None = None,
+        fresh: bool = False,
     ) -> dict[uuid.UUID, RowError]:
         """``upsert_columns`` of ``rows``, each holding the key column and ``columns``."""
-        names = [self.key_column, *columns]
-        return self.upsert_columns(RowColumns.of_rows(rows, names), changes=changes)
+        batch = RowColumns.of_rows(rows, [self.key_column, *columns])
+        return self.upsert_columns(batch, changes=changes, fresh=fresh)
 
     def upsert_columns(
-        self, batch: RowColumns, *, changes: dict[uuid.UUID, RawChanges] | None = None
+        self,
+        batch: RowColumns,
+        *,
+        changes: dict[uuid.UUID, RawChanges] | None = None,
+        fresh: bool = False,
     ) -> dict[uuid.UUID, RowError]:
         """Insert or update the rows of ``batch``, whose first column is the key column.
+        ``fresh``: the rows are believed new (no record of them), so that on PostgreSQL they
+        are COPYed straight into the table, as long as none is there or refused already.
 
         Returns the rows the database refused, by UUID, each as a ``RowError`` (rule
         ``destination``) with the database's reason and the column when it names one; the
@@ -75,8 +82,9 @@ class TableWriter:
             return {}
         if batch.names[0] != self.key_column:
             raise ValueError(f"the batch's first column must be the key {self.key_column!r}")
-        writes = load_postgresql if self.database.dialect == "postgresql" else load_sqlite
-        return writes.upsert(self._target, batch, changes)
+        if self.database.dialect == "postgresql":
+            return load_postgresql.upsert(self._target, batch, changes, fresh=fresh)
+        return load_sqlite.upsert(self._target, batch, changes)
 
     # -- second pass of `reference: self`, and adoption (`match_on`) ---------------------------
 

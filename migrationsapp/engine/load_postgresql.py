@@ -18,10 +18,12 @@ were inserted.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 
 from .changes import RawChanges
@@ -34,13 +36,21 @@ from .row_columns import RowColumns
 # The staging table's name: PostgreSQL's messages about a value COPY refused name it.
 STAGE = "diffmig_stage"
 
+log = logging.getLogger(__name__)
+
 Collect = Callable[[sa.CursorResult], None]
 
 
 def upsert(
-    target: Target, batch: RowColumns, changes: dict[uuid.UUID, RawChanges] | None
+    target: Target,
+    batch: RowColumns,
+    changes: dict[uuid.UUID, RawChanges] | None,
+    *,
+    fresh: bool = False,
 ) -> dict[uuid.UUID, RowError]:
-    """``TableWriter.upsert`` on PostgreSQL."""
+    """``TableWriter.upsert_columns`` on PostgreSQL."""
+    if fresh and changes is None and _copied_straight(target, batch):
+        return {}
     quoted = ", ".join(target.quote(c) for c in batch.names)
     merge = (
         f"INSERT INTO {target.qualified} ({quoted}) SELECT {quoted} FROM {target.quote(STAGE)} "
@@ -136,6 +146,31 @@ def _collect_changes(columns: Sequence[str], changes: dict[uuid.UUID, RawChanges
 
 
 # -- the stage ----------------------------------------------------------------------------------
+
+
+def _copied_straight(target: Target, batch: RowColumns) -> bool:
+    """COPY rows believed new straight into the table, in a transaction that commits:
+    whether it did. A row the table holds already (a batch replayed after a crash), a row
+    it refuses or a value that cannot be sent takes the whole COPY back, and the batch then
+    goes through the stage, which upserts and names each refused row."""
+    with target.connect() as conn:
+        encoded = _encode(target, conn, batch.names, batch.values)
+        if encoded.refused:
+            return False
+        raw = conn.connection.driver_connection
+        quoted = ", ".join(target.quote(c) for c in batch.names)
+        copy_sql = f"COPY {target.qualified} ({quoted}) FROM STDIN"
+        try:
+            # Begun through SQLAlchemy, so that its commit commits the raw COPY; a deferred
+            # foreign key speaks at that commit, an error takes everything back.
+            with conn.begin(), raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                copy.write(encoded.lines())
+        except (psycopg.DatabaseError, sa.exc.DBAPIError) as exc:
+            # Whatever the reason (a trigger's own error too), the stage's path tells the
+            # rows apart; a lost connection is raised there.
+            log.debug("%s: COPY refused (%s); upserting through the stage", target.qualified, exc)
+            return False
+    return True
 
 
 def _write_staged(

@@ -196,13 +196,18 @@ class DestinationWriter(Protocol):
     key_column: str
 
     def upsert_columns(
-        self, batch: RowColumns, *, changes: dict[uuid.UUID, RawChanges] | None = None
+        self,
+        batch: RowColumns,
+        *,
+        changes: dict[uuid.UUID, RawChanges] | None = None,
+        fresh: bool = False,
     ) -> dict[uuid.UUID, RowError]:
         """Insert or update the rows of ``batch`` (its first column the key column); the rows
         the database refused, by UUID, each with its reason (rule ``destination``).
         ``changes``, when given, is filled with each written row that existed before: its
         columns whose value differs from the one written, as (before, after); empty when none
-        does."""
+        does. ``fresh``: the rows are believed new (a hint: a row there already is updated
+        all the same)."""
 
     def owners_of_values(self, column: str, values: Iterable[Any]) -> dict[Any, uuid.UUID]:
         """For a `unique` rule: which destination row holds each value now."""

@@ -161,7 +161,9 @@ class EntityRunner:
                 written = checked.values.take(passing)
                 key_column = self.compiled.spec.destination_key
                 batch = written.with_first(key_column, [uuids[index] for index in passing])
-                refused = self.writer.upsert_columns(batch, changes=changed if updates else None)
+                refused = self.writer.upsert_columns(
+                    batch, changes=changed if updates else None, fresh=not updates
+                )
         for index in passing:
             change = present[index]
             record_uuid = uuids[index]

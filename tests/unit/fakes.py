@@ -89,6 +89,7 @@ class MemoryTable:
         batch: RowColumns,
         *,
         changes: dict[uuid.UUID, Mapping[str, tuple[Any, Any]]] | None = None,
+        fresh: bool = False,
     ) -> dict[uuid.UUID, RowError]:
         self.writes.append("upsert")
         failures: dict[uuid.UUID, RowError] = {}
