@@ -167,13 +167,13 @@ def _finished(
             lambda start: map(tail, islice(values, start, None)),
             failed,
         )
-    rows = source.rows()
+    row = source.row  # only an unsure row is looked at as one dict
 
     def values_from(start: int) -> Iterable[Any]:
-        rest = islice(zip(values, unsure, rows, strict=True), start, None)
-        return (step(row) if doubt else tail(value) for value, doubt, row in rest)
+        rest = islice(enumerate(zip(values, unsure, strict=True)), start, None)
+        return (step(row(i)) if doubt else tail(value) for i, (value, doubt) in rest)
 
-    return _gather(field.destination, len(rows), values_from, failed)
+    return _gather(field.destination, len(values), values_from, failed)
 
 
 def _kept(field: BatchField, values: list[Any]) -> list[Any] | None:

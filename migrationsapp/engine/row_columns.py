@@ -112,6 +112,13 @@ class SourceRows(Sequence[Mapping[str, Any]]):
             made = self._made[name] = [row[name] for row in self._rows]
         return made
 
+    def row(self, index: int) -> Mapping[str, Any]:
+        """Row ``index`` as one dict (made alone when the rows are columns)."""
+        if self._rows is not None:
+            return self._rows[index]
+        assert self._columns is not None
+        return self._columns.row(index)
+
     def rows(self) -> Sequence[Mapping[str, Any]]:
         """One dict a row."""
         if self._rows is None:

@@ -55,6 +55,35 @@ SourceRow = tuple[str, uuid.UUID, Mapping[str, Any]]
 """One row in: its key text, the UUID it is (or would be) written under, its source values."""
 
 
+class RememberedParents:
+    """A ``ParentLookup`` that remembers the UUIDs it found, up to ``limit`` keys a parent
+    entity, so that a parent many children share (a doctor of thousands of patients) is
+    looked up once a run, not once a batch. A run writes a parent entity before its children
+    and a record keeps its UUID, so what was found stays true for the run's upserts. A key
+    not found is asked again every time: a `reference: self` parent may be written since."""
+
+    __slots__ = ("_found", "_limit", "_lookup")
+
+    def __init__(self, lookup: ParentLookup, *, limit: int = 50_000) -> None:
+        self._lookup = lookup
+        self._limit = limit
+        self._found: dict[str, dict[str, uuid.UUID]] = {}
+
+    def __call__(self, parent: str, keys: Collection[str]) -> Mapping[str, uuid.UUID]:
+        known = self._found.setdefault(parent, {})
+        found = {key: known[key] for key in keys if key in known}
+        asked = [key for key in keys if key not in found]
+        if asked:
+            fetched = self._lookup(parent, asked)
+            found.update(fetched)
+            room = self._limit - len(known)
+            if room >= len(fetched):
+                known.update(fetched)
+            elif room > 0:
+                known.update(dict(list(fetched.items())[:room]))
+        return found
+
+
 class ValueOwners(Protocol):
     def owners_of_values(self, column: str, values: Iterable[Any]) -> dict[Any, uuid.UUID]:
         """Which destination row holds each value now (``DestinationWriter``'s)."""

@@ -47,7 +47,7 @@ from .ports import (
     StopRequest,
 )
 from .row_columns import SourceRows
-from .row_pipeline import Adopter, References, RowPipeline
+from .row_pipeline import Adopter, References, RememberedParents, RowPipeline
 from .stages import StageSeconds, clock
 from .validation import CompiledRule
 
@@ -81,6 +81,12 @@ class EntityRunner:
     fault: FaultHook | None = None
     # Told of every committed batch (progress bars, live pages).
     progress: ProgressSink | None = None
+    _parents: RememberedParents = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._parents = RememberedParents(
+            lambda parent, keys: self.ports.lookup_uuids(parent, keys, include_deleted=False)
+        )
 
     @property
     def entity(self) -> str:
@@ -211,10 +217,7 @@ class EntityRunner:
             self.compiled,
             self.rules,
             self.today,
-            references=References.for_run(
-                lambda parent, keys: self.ports.lookup_uuids(parent, keys, include_deleted=False),
-                self.ports.in_change_set,
-            ),
+            references=References.for_run(self._parents, self.ports.in_change_set),
             owners=self.writer,
             adopt=self._adopter(known) if self.compiled.spec.match_on else None,
         )

@@ -53,6 +53,7 @@ def test_source_rows_give_columns_and_dicts_from_either_form():
         assert source.column("a") == [1, 2]
         assert list(source) == [{"a": 1, "b": "x"}, {"a": 2, "b": None}]
         assert source[1] == {"a": 2, "b": None}
+        assert source.row(0) == {"a": 1, "b": "x"}
         with pytest.raises(KeyError):
             source.column("c")
     with pytest.raises(KeyError):  # a row without the column, as a dict would say

@@ -19,7 +19,12 @@ from migrationsapp.engine.errors import RowError
 from migrationsapp.engine.ids import destination_uuid
 from migrationsapp.engine.mapping.spec import EntitySpec, FieldSpec
 from migrationsapp.engine.ports import UPSERT
-from migrationsapp.engine.row_pipeline import PipelineRow, References, RowPipeline
+from migrationsapp.engine.row_pipeline import (
+    PipelineRow,
+    References,
+    RememberedParents,
+    RowPipeline,
+)
 from migrationsapp.engine.stages import StageSeconds
 from migrationsapp.engine.validation import RuleSpec, compile_rules
 from migrationsapp.engine.values import UnresolvedReference, describe_reference
@@ -378,3 +383,27 @@ def test_a_pipeline_without_what_its_mapping_needs_is_refused():
         RowPipeline(compiled_of(OFFICE_SPEC, OFFICES, OFFICE), rules_of(OFFICE_SPEC))
     with pytest.raises(ValueError, match="references"):
         RowPipeline(compiled_of(DOCTOR_SPEC, DOCTORS, DOCTOR))
+
+
+def test_remembered_parents_are_looked_up_once_and_missing_ones_every_time():
+    asked: list[tuple[str, list[str]]] = []
+    stored = {"1": uuid.uuid4(), "2": uuid.uuid4(), "3": uuid.uuid4()}
+
+    def lookup(parent, keys):
+        asked.append((parent, sorted(keys)))
+        return {key: stored[key] for key in keys if key in stored}
+
+    parents = RememberedParents(lookup, limit=2)
+
+    assert parents("office", ["1", "2", "9"]) == {"1": stored["1"], "2": stored["2"]}
+    assert parents("office", ["1", "2", "9"]) == {"1": stored["1"], "2": stored["2"]}
+    stored["9"] = uuid.uuid4()  # written since: found now
+    assert parents("office", ["2", "9", "3"]) == {k: stored[k] for k in ("2", "9", "3")}
+    # Each parent entity its own; the limit keeps the first keys found, asks for the rest.
+    assert parents("doctor", ["1"]) == {"1": stored["1"]}
+    assert asked == [
+        ("office", ["1", "2", "9"]),
+        ("office", ["9"]),
+        ("office", ["3", "9"]),
+        ("doctor", ["1"]),
+    ]
