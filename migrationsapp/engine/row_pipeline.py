@@ -4,13 +4,14 @@ A run (``runner.py``), ``verify`` (``verify.py``) and the mapping preview
 (``services/preview.py``) put a batch of source rows through these same steps, so that a row
 fails the same way, with the same rule, field and message, wherever it is looked at:
 
-1. **transform**: ``CompiledEntity.transform_batch`` (columns where the mapping has a column
-   form, the exact row-wise fallback elsewhere); a row whose transform or conversion fails
-   keeps that ``RowError``;
-2. **validate**: every rule but ``unique`` (``validate_batch``); the first rule broken fails
+1. **transform**: ``CompiledEntity.transform_columns`` (columns where the mapping has a
+   column form, the exact row-wise fallback elsewhere); a row whose transform or conversion
+   fails keeps that ``RowError``;
+2. **validate**: every rule but ``unique`` (``validate_columns``); the first rule broken fails
    the row;
 3. **references**: each ``ReferenceValue`` becomes its parent's UUID, looked up in the
-   record map (one lookup per parent entity and batch). What a parent with no live entry
+   record map (one lookup per parent entity and batch; a run remembers what it found,
+   ``RememberedParents``). What a parent with no live entry
    does is the caller's ``References``: it fails the row (rule ``reference``) in a run,
    unless it is a `reference: self` parent the run has yet to write (held for the second
    pass, ``selfref.py``); in a preview it fails the row only once the parent entity has been
@@ -23,7 +24,9 @@ fails the same way, with the same rule, field and message, wherever it is looked
 
 Each step looks at the rows still passing, so a row keeps its first error. References are
 resolved on every row the transform produced, a failing one too (a preview shows them), but
-only a passing row fails on one. No Django here.
+only a passing row fails on one. The batch stays columns throughout (``CheckedBatch``: the
+values as ``RowColumns``, what fails a row by its index); ``run`` gives it as one
+``PipelineRow`` a row, for verify and the preview. No Django here.
 """
 
 from __future__ import annotations
@@ -57,14 +60,14 @@ SourceRow = tuple[str, uuid.UUID, Mapping[str, Any]]
 
 class RememberedParents:
     """A ``ParentLookup`` that remembers the UUIDs it found, up to ``limit`` keys a parent
-    entity, so that a parent many children share (a doctor of thousands of patients) is
+    entity (a few MB), so that a parent many children share (a doctor of thousands of patients) is
     looked up once a run, not once a batch. A run writes a parent entity before its children
     and a record keeps its UUID, so what was found stays true for the run's upserts. A key
     not found is asked again every time: a `reference: self` parent may be written since."""
 
     __slots__ = ("_found", "_limit", "_lookup")
 
-    def __init__(self, lookup: ParentLookup, *, limit: int = 50_000) -> None:
+    def __init__(self, lookup: ParentLookup, *, limit: int = 25_000) -> None:
         self._lookup = lookup
         self._limit = limit
         self._found: dict[str, dict[str, uuid.UUID]] = {}

@@ -22,6 +22,7 @@ import datetime as dt
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from .adopt import Adoption, adopt_existing
@@ -84,9 +85,10 @@ class EntityRunner:
     _parents: RememberedParents = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._parents = RememberedParents(
-            lambda parent, keys: self.ports.lookup_uuids(parent, keys, include_deleted=False)
-        )
+        # Bound to the ports, not to this runner: a runner referring to itself would live
+        # until the next full garbage collection, which a run makes rare (engine.gc_policy),
+        # and keep what its parents' lookup remembered.
+        self._parents = RememberedParents(partial(self.ports.lookup_uuids, include_deleted=False))
 
     @property
     def entity(self) -> str:

@@ -9,7 +9,9 @@ The same behaviours against the real databases are in tests/integration/.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import uuid
+import weakref
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -281,6 +283,28 @@ def test_references_resolve_through_the_record_map_and_a_missing_parent_fails_th
     doctor = destination_uuid("doctor", "10")
     assert writer.rows[doctor]["office_id"] == office
     assert writer.rows[destination_uuid("doctor", "12")]["office_id"] is None
+
+
+def test_a_runner_is_freed_with_what_it_remembered_as_soon_as_it_is_dropped():
+    """No reference cycle: a run collects cycles rarely (engine.gc_policy), and a runner of
+    every unit kept until then, each with its parents' UUIDs, grew with the table."""
+    source = MemorySource({"doctors": [{"id": 10, "office_id": 1, "name": "Ann"}]})
+    control = MemoryControl(entity="doctor")
+    control.add_change("new", 10)
+    control.migrated("office", "1", uuid.uuid4())
+    unit = runner(
+        DOCTOR_SPEC, DOCTORS, DOCTOR, source=source, writer=MemoryTable("doctor"), control=control
+    )
+    unit.run(phase=UPSERT, after_id=0)
+    gone = weakref.ref(unit)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del unit
+        assert gone() is None
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def test_unique_values_are_checked_in_the_batch_and_against_the_destination():
