@@ -1,5 +1,10 @@
 """PostgreSQL's set-based writes: a batch COPYed into a stage, then one statement from it.
 
+A batch of rows believed new (``fresh``: a baseline's, no record of any) is first COPYed
+straight into the table, which checks its keys, foreign keys and constraints as the upsert
+would; should any row be there already or be refused, that transaction is taken back and
+the batch goes the stage's way below, which upserts and tells the refused rows apart.
+
 A batch is encoded column by column into one COPY buffer (``copy_text``), COPYed into a
 temporary staging table that has the destination columns' types, and written by one
 statement from the stage: the upsert's ``INSERT … SELECT … ON CONFLICT (key) DO UPDATE``,
