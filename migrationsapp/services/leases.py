@@ -25,7 +25,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, Model, Q, QuerySet
+from django.db.models import Exists, F, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from migrationsapp.models import MigrationCheckpoint, MigrationControl
@@ -86,11 +86,16 @@ def acquire_partition(*, checkpoint_id: uuid.UUID, owner: str) -> bool:
     """Take the lease of a partition that nobody holds (or that ``owner`` holds already), of
     an entity run that is running; False when another executor holds it, or it is done."""
     now = timezone.now()
+    # The run's state through EXISTS, not a join: an UPDATE with a join is made
+    # ``WHERE id IN (SELECT … JOIN …)``, whose subquery PostgreSQL does not evaluate again
+    # when a concurrent UPDATE of the same row commits first. Two executors then both took
+    # a free partition; on the row's own columns the second sees the first's owner.
+    running = MigrationControl.objects.filter(
+        run_id=OuterRef("migration_run_id"), state=EntityState.RUNNING
+    )
     return (
         MigrationCheckpoint.objects.filter(
-            pk=checkpoint_id,
-            lease_owner__in=("", owner),
-            migration_run__state=EntityState.RUNNING,
+            Exists(running), pk=checkpoint_id, lease_owner__in=("", owner)
         )
         .exclude(state=CheckpointState.COMPLETED)
         .update(lease_owner=owner, lease_heartbeat=now, updated_at=now)
