@@ -25,14 +25,6 @@ class RowColumns:
     count: int
 
     @classmethod
-    def of(cls, names: Sequence[str], values: Sequence[list[Any]]) -> RowColumns:
-        """Columns of equal length (at least one)."""
-        count = len(values[0]) if values else 0
-        if any(len(column) != count for column in values):
-            raise ValueError("columns of different lengths")
-        return cls(list(names), values, count)
-
-    @classmethod
     def of_rows(cls, rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> RowColumns:
         """The rows' ``names``, a column at a time (a row without a column holds NULL there)."""
         if len(names) < 2 or not rows:

@@ -28,7 +28,7 @@ from migrationsapp.models.choices import (
     LogLevel,
     OperationType,
 )
-from migrationsapp.services.analysis_slices import read_source
+from migrationsapp.services.analysis_slices import new_analysis, read_source
 from migrationsapp.services.changeset import ControlChangeSetStore
 from migrationsapp.services.cursors import (
     WindowControlStore,
@@ -137,10 +137,9 @@ def analyze_into_result(
     else:
         try:
             with transaction.atomic():
-                result = DifferentialAnalysisResult.objects.create(
+                result = new_analysis(
                     session_id=session_id,
-                    entity_type=entity.name,
-                    detection=entity.detection,
+                    entity=entity,
                     mapping_version=mapping_version,
                     analysis_timestamp=now,
                     last_migration_timestamp=previous,

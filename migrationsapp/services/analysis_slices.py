@@ -76,15 +76,36 @@ def reading_analysis(
             if _resumable(found, mapping_version=mapping_version, reads=reads):
                 return found
             abandon(found.pk)
-    return DifferentialAnalysisResult.objects.create(
+    return new_analysis(
         session_id=session_id,
-        entity_type=entity.name,
-        detection=Detection.HASH,
+        entity=entity,
         mapping_version=mapping_version,
         analysis_timestamp=analysis_timestamp,
         last_migration_timestamp=last_migration_timestamp,
+        detection=Detection.HASH,
         status=AnalysisStatus.READING,
         analysis_metadata={"reads": reads},
+    )
+
+
+def new_analysis(
+    *,
+    session_id: uuid.UUID | None,
+    entity: EntitySpec,
+    mapping_version: int,
+    analysis_timestamp: dt.datetime,
+    last_migration_timestamp: dt.datetime | None,
+    **fields: object,
+) -> DifferentialAnalysisResult:
+    """A new analysis result of ``entity`` (its detection unless ``fields`` says otherwise),
+    which every kind of analysis starts from."""
+    return DifferentialAnalysisResult.objects.create(
+        session_id=session_id,
+        entity_type=entity.name,
+        mapping_version=mapping_version,
+        analysis_timestamp=analysis_timestamp,
+        last_migration_timestamp=last_migration_timestamp,
+        **{"detection": entity.detection, **fields},
     )
 
 

@@ -62,6 +62,7 @@ from migrationsapp.services.analysis import (
     store_counts,
     warn_of_unindexed_references,
 )
+from migrationsapp.services.analysis_slices import new_analysis
 from migrationsapp.services.cursors import hash_metadata
 from migrationsapp.services.logs import log_event
 from migrationsapp.services.run_ports import EntityRunPorts
@@ -135,10 +136,9 @@ def analyze_by_key_range(
     count, cuts = key_range_cuts(source, entity.source_table, entity.source_key, every=every)
     counts = AnalysisCounts(new=count, source_count=count, mapped_count=0)
     counts.seconds = (timezone.now() - started).total_seconds()
-    result = DifferentialAnalysisResult.objects.create(
+    result = new_analysis(
         session_id=session_id,
-        entity_type=entity.name,
-        detection=entity.detection,
+        entity=entity,
         mapping_version=mapping_version,
         analysis_timestamp=started,
         last_migration_timestamp=last_completed(entity.name),
